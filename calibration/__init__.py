@@ -1,0 +1,1 @@
+"""Camera intrinsics, hand-eye, motor offsets and latency calibration."""

@@ -1,0 +1,1 @@
+"""ROS 2 node shells: each converts messages and calls a library object that knows no ROS."""

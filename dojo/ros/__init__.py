@@ -1,0 +1,1 @@
+"""Conversions between the schema types and ROS 2 messages."""

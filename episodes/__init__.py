@@ -1,0 +1,1 @@
+"""The zarr episode store, replay sampling and LeRobotDataset import/export."""

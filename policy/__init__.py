@@ -1,0 +1,1 @@
+"""VLA models, action chunking at inference, supervised fine-tuning and the RL learner."""

@@ -1,0 +1,1 @@
+"""Teleop devices, intervention arbitration rules, and scripted operators for the twin."""
