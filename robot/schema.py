@@ -381,3 +381,18 @@ def features_for(spec: RobotSpec) -> dict[str, FeatureSpec]:
             key, "uint8", (cam.height, cam.width, 3), ("height", "width", "channel"), "rgb"
         )
     return feats
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectPose:
+    """Ground-truth pose of a scene object (the twin) or a perceived one (a detector).
+
+    ``position``: ``(3,)`` m in the robot base frame; ``quaternion``: ``(4,)`` w, x, y, z;
+    ``size``: ``(3,)`` full extents in m, for display; ``rgba``: ``(4,)`` in [0, 1].
+    """
+
+    name: str
+    position: np.ndarray
+    quaternion: np.ndarray
+    size: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    rgba: np.ndarray = field(default_factory=lambda: np.ones(4))
