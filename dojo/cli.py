@@ -1,0 +1,110 @@
+"""``dojo``: the command line of vla-dojo.
+
+    dojo run [key=value ...]     start the node graph (e.g. robot=sim_panda task=push duration=30)
+    dojo demo [key=value ...]    run scripted pick-and-place episodes in the twin, write a report
+    dojo config [key=value ...]  print the resolved config
+    dojo graph [key=value ...]   print the nodes and the command line of each
+
+Overrides are hydra's ``key=value``; presets live in ``dojo/conf/<group>/``. A bad value fails
+before any node starts, naming the key (and the nearest valid name for a typo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from dojo import conf
+
+log = logging.getLogger("dojo")
+
+
+def _load(overrides: list[str]):
+    try:
+        return conf.load(overrides)
+    except conf.ConfigError as err:
+        print(f"dojo: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_config(overrides: list[str]) -> int:
+    print(conf.to_yaml(_load(overrides)), end="")
+    return 0
+
+
+def cmd_graph(overrides: list[str]) -> int:
+    from dojo import graph
+
+    cfg = _load(overrides)
+    for node in graph.build(cfg, Path(cfg.out) / "config.yaml"):
+        print(f"{node.name}: {' '.join(node.command(cfg.ros.namespace, cfg.ros.log_level))}")
+    return 0
+
+
+def cmd_run(overrides: list[str]) -> int:
+    from dojo import graph
+    from dojo.ros.env import node_env
+    from dojo.supervisor import Supervisor
+
+    cfg = _load(overrides)
+    out = Path(cfg.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.out = str(out)
+    config_file = out / "config.yaml"
+    config_file.write_text(conf.to_yaml(cfg))
+    domain = cfg.ros.domain_id if cfg.ros.domain_id >= 0 else None
+    env = node_env(domain)
+    env.setdefault("MUJOCO_GL", "egl")
+    nodes = graph.build(cfg, config_file)
+    print(
+        f"dojo run: robot={cfg.robot.name} task={cfg.task.name} clock={cfg.sim.clock} "
+        f"episodes={cfg.episodes} domain={env.get('ROS_DOMAIN_ID', '0')} out={out}",
+        flush=True,
+    )
+    supervisor = Supervisor(nodes, env, namespace=cfg.ros.namespace, log_level=cfg.ros.log_level)
+    supervisor.start()
+    try:
+        outcome = supervisor.wait()
+    finally:
+        supervisor.stop()
+    print(f"dojo run: {outcome.reason}", flush=True)
+    return outcome.code
+
+
+def cmd_demo(overrides: list[str]) -> int:
+    defaults = ["episodes=5", "out=runs/demo"]
+    keys = {o.split("=", 1)[0] for o in overrides}
+    code = cmd_run([d for d in defaults if d.split("=", 1)[0] not in keys] + overrides)
+    out = Path(next((o.split("=", 1)[1] for o in overrides if o.startswith("out=")), "runs/demo"))
+    summary = out / "episodes.json"
+    if summary.exists():
+        data = json.loads(summary.read_text())
+        print(f"\n{data['succeeded']}/{data['total']} episodes succeeded")
+        for ep in data["episodes"]:
+            mark = "ok  " if ep["success"] else "FAIL"
+            print(f"  [{mark}] {ep['episode']:>2}  {ep['duration_s']:6.1f} s  {ep['instruction']}")
+        print(f"report: {summary}\ncontact sheet: {out / 'contact_sheet.png'}")
+    return code
+
+
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "config": cmd_config, "graph": cmd_graph}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="dojo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("overrides", nargs="*", help="hydra key=value overrides")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    raise SystemExit(COMMANDS[args.command](args.overrides))
+
+
+if __name__ == "__main__":
+    main()

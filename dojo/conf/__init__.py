@@ -1,0 +1,302 @@
+"""Hydra structured configs: a dataclass schema per group, YAML presets that fill it in.
+
+Groups (a folder of presets each): ``robot``, ``task``, ``teleop``. Sections without presets
+(``sim``, ``executor``, ``ros``) take ``key=value`` overrides. Libraries never see hydra: after
+composition, :func:`validate` turns the config into the plain objects the libraries take
+(``RobotSpec``, ``ExecutorConfig``, ...), and a bad value fails here, before any node starts or
+any hardware moves, with a message that names the key. A misspelt preset or key names the
+nearest valid one.
+
+No ``eval`` resolvers: only OmegaConf's plain interpolation is available.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
+
+from robot.executor import ExecutorConfig
+from robot.schema import RobotSpec, SchemaError
+from robot.sim.tasks import TaskConfig
+from teleop.scripted import ScriptedConfig
+
+CONF_DIR = Path(__file__).resolve().parent
+GROUPS = ("robot", "task", "teleop")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid. The message names the key and, where it can, a fix."""
+
+
+@dataclass
+class LimitsConfig:
+    position_lower: list[float] = MISSING
+    position_upper: list[float] = MISSING
+    velocity: list[float] = MISSING
+    acceleration: list[float] = MISSING
+    max_step: list[float] = MISSING
+
+
+@dataclass
+class WorkspaceConfig:
+    lower: list[float] = MISSING
+    upper: list[float] = MISSING
+
+
+@dataclass
+class CameraConfig:
+    name: str = MISSING
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+
+
+@dataclass
+class RobotConfig:
+    """A robot preset. ``driver`` picks the Arm implementation; ``sim`` is the MuJoCo twin."""
+
+    name: str = MISSING
+    driver: str = "sim"
+    model: str = MISSING
+    joint_names: list[str] = MISSING
+    joint_units: list[str] = field(default_factory=list)
+    gripper_joint: str | None = None
+    ee_site: str = ""
+    control_hz: float = MISSING
+    home: list[float] = MISSING
+    limits: LimitsConfig = MISSING
+    workspace: WorkspaceConfig = MISSING
+    cameras: list[CameraConfig] = field(default_factory=list)
+
+
+@dataclass
+class SimConfig:
+    """The MuJoCo twin's clock and rendering.
+
+    ``clock``: ``realtime`` paces physics to the wall clock; ``lockstep`` advances one control
+    period per tick as fast as the machine allows, and waits (at most ``lockstep_wait`` wall
+    seconds) for the policy whenever fewer than ``lockstep_min_horizon`` seconds of actions are
+    queued, so a slow policy sees the same world as a fast one.
+    """
+
+    clock: str = "lockstep"
+    physics_dt: float = 0.002
+    render: bool = True
+    lockstep_min_horizon: float = 0.06
+    lockstep_wait: float = 2.0
+
+
+@dataclass
+class TeleopConfig:
+    """Who or what stands in for the operator. ``scripted``: the twin's IK operator."""
+
+    name: str = MISSING
+    scripted: ScriptedConfig = field(default_factory=ScriptedConfig)
+    replan_margin: float = 0.1
+
+
+@dataclass
+class DriverConfig:
+    status_hz: float = 2.0
+    command_deadline: float = 0.5
+
+
+@dataclass
+class RosConfig:
+    domain_id: int = -1  # -1: take ROS_DOMAIN_ID from the environment (default 0)
+    namespace: str = ""
+    log_level: str = "info"
+
+
+@dataclass
+class DojoConfig:
+    robot: RobotConfig = MISSING
+    task: TaskConfig = MISSING
+    teleop: TeleopConfig = MISSING
+    sim: SimConfig = field(default_factory=SimConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    driver: DriverConfig = field(default_factory=DriverConfig)
+    ros: RosConfig = field(default_factory=RosConfig)
+    episodes: int = 3
+    duration: float = 0.0  # ROS seconds the run may last; 0: until the episodes are done
+    seed: int = 0
+    out: str = "runs/latest"
+
+
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if _registered:
+        return
+    cs = ConfigStore.instance()
+    cs.store(name="dojo_schema", node=DojoConfig)
+    cs.store(group="robot", name="robot_schema", node=RobotConfig)
+    cs.store(group="task", name="task_schema", node=TaskConfig)
+    cs.store(group="teleop", name="teleop_schema", node=TeleopConfig)
+    _registered = True
+
+
+def presets(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _top_level_keys() -> list[str]:
+    return sorted(DojoConfig.__dataclass_fields__)
+
+
+def _check_overrides(overrides: list[str]) -> None:
+    """Catch the common typos before hydra does, and suggest the nearest valid name."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        key = key.lstrip("+~")
+        if key in GROUPS:
+            valid = presets(key)
+            if value not in valid:
+                near = difflib.get_close_matches(value, valid, n=1)
+                hint = f"; did you mean '{key}={near[0]}'?" if near else ""
+                raise ConfigError(f"unknown {key} preset '{value}'{hint} (valid: {valid})")
+        top = key.split(".", 1)[0]
+        if top not in _top_level_keys():
+            near = difflib.get_close_matches(top, _top_level_keys(), n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ConfigError(f"unknown config key '{top}'{hint} (valid: {_top_level_keys()})")
+
+
+def load(overrides: list[str] | None = None) -> DictConfig:
+    """Compose the config from the presets and ``key=value`` overrides, then validate it."""
+    overrides = list(overrides or [])
+    _check_overrides(overrides)
+    _register()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = compose(config_name="config", overrides=overrides)
+    except (ConfigCompositionException, MissingConfigException, ValidationError) as err:
+        cause = err.__cause__ or err
+        msg = str(cause)
+        near = ""
+        if "Key '" in msg:
+            bad = msg.split("Key '", 1)[1].split("'", 1)[0]
+            fields = _nearest_key(overrides, bad)
+            near = f"; did you mean '{fields}'?" if fields else ""
+        raise ConfigError(f"config: {msg.splitlines()[0]}{near}") from err
+    validate(cfg)
+    return cfg
+
+
+def _nearest_key(overrides: list[str], bad: str) -> str | None:
+    """For an override whose last part ``bad`` is not a field, the nearest valid full key."""
+    import dataclasses
+    import typing
+
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        parts = key.split(".")
+        if parts[-1] != bad:
+            continue
+        node: Any = DojoConfig
+        for part in parts[:-1]:
+            fields = (
+                {f.name: f for f in dataclasses.fields(node)}
+                if dataclasses.is_dataclass(node)
+                else {}
+            )
+            if part not in fields:
+                return None
+            hints = typing.get_type_hints(node)
+            node = hints[part]
+        if not dataclasses.is_dataclass(node):
+            return None
+        names = [f.name for f in dataclasses.fields(node)]
+        near = difflib.get_close_matches(bad, names, n=1)
+        return ".".join([*parts[:-1], near[0]]) if near else None
+    return None
+
+
+def _require_complete(cfg: DictConfig) -> None:
+    try:
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        key = err.full_key
+        extra = " (a robot config must state its limits)" if key.startswith("robot.limits") else ""
+        raise ConfigError(f"config: '{key}' is missing{extra}") from err
+    except (ConfigKeyError, ValidationError) as err:
+        raise ConfigError(f"config: {err}") from err
+
+
+def robot_spec(cfg: DictConfig) -> RobotSpec:
+    try:
+        return RobotSpec.from_mapping(OmegaConf.to_container(cfg.robot, resolve=True))
+    except SchemaError as err:
+        raise ConfigError(f"config 'robot': {err}") from err
+
+
+def executor_config(cfg: DictConfig) -> ExecutorConfig:
+    try:
+        return ExecutorConfig(**OmegaConf.to_container(cfg.executor, resolve=True))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config 'executor': {err}") from err
+
+
+def task_config(cfg: DictConfig) -> TaskConfig:
+    try:
+        return TaskConfig(**OmegaConf.to_container(cfg.task, resolve=True))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config 'task': {err}") from err
+
+
+def scripted_config(cfg: DictConfig) -> ScriptedConfig:
+    try:
+        return ScriptedConfig(**OmegaConf.to_container(cfg.teleop.scripted, resolve=True))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config 'teleop.scripted': {err}") from err
+
+
+def validate(cfg: DictConfig) -> None:
+    """Everything a node will build from the config, built once here so errors come first."""
+    _require_complete(cfg)
+    spec = robot_spec(cfg)
+    executor_config(cfg)
+    task_config(cfg)
+    scripted_config(cfg)
+    if cfg.sim.clock not in ("realtime", "lockstep"):
+        raise ConfigError(f"config 'sim.clock': {cfg.sim.clock!r} is not 'realtime' or 'lockstep'")
+    if cfg.robot.driver != "sim":
+        raise ConfigError(
+            f"config 'robot.driver': {cfg.robot.driver!r} has no driver yet (available: ['sim'])"
+        )
+    period = spec.control_period
+    steps = period / cfg.sim.physics_dt
+    if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
+        raise ConfigError(
+            f"config 'sim.physics_dt': {cfg.sim.physics_dt} s does not divide the control period "
+            f"{period} s (robot.control_hz={spec.control_hz})"
+        )
+    if cfg.episodes < 0:
+        raise ConfigError(f"config 'episodes': {cfg.episodes} must be >= 0")
+    if cfg.duration < 0:
+        raise ConfigError(f"config 'duration': {cfg.duration} must be >= 0")
+    if cfg.teleop.name != "scripted":
+        raise ConfigError(f"config 'teleop.name': {cfg.teleop.name!r} (available: ['scripted'])")
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def from_yaml_file(path: str | Path) -> DictConfig:
+    """Read back a resolved config written by ``dojo run`` (what each node process receives)."""
+    _register()
+    base = OmegaConf.structured(DojoConfig)
+    return OmegaConf.merge(base, OmegaConf.load(str(path)))

@@ -1,0 +1,60 @@
+"""What every node process shares: reading the resolved config, spinning, shutting down.
+
+Each node gets one parameter, ``config_file``: the resolved config that ``dojo run`` (or a
+launch file) wrote with ``dojo.graph``. Reading the whole config, instead of dozens of flat
+parameters, is what keeps ``dojo run`` and the launch files from drifting apart.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+
+import rclpy
+from omegaconf import DictConfig
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from dojo import conf
+
+
+def node_config(node: Node) -> DictConfig:
+    """The resolved config named by the node's ``config_file`` parameter, validated."""
+    if not node.has_parameter("config_file"):
+        node.declare_parameter("config_file", "")
+    path = node.get_parameter("config_file").get_parameter_value().string_value
+    if not path:
+        raise conf.ConfigError(f"node '{node.get_name()}': parameter 'config_file' is not set")
+    cfg = conf.from_yaml_file(path)
+    conf.validate(cfg)
+    return cfg
+
+
+def spin_node(make_node: Callable[[], Node], *, threads: int = 4) -> int:
+    """Create the node, spin it on a multi-threaded executor, shut down cleanly on SIGINT/TERM.
+
+    Returns the process exit code: 0 on a clean stop, 1 when the node raised.
+    """
+    rclpy.init(args=sys.argv)
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    node = None
+    code = 0
+    try:
+        node = make_node()
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as err:  # a node that dies says why, then the supervisor reports it
+        print(f"[{getattr(node, 'get_name', lambda: '?')()}] fatal: {err}", file=sys.stderr)
+        code = 1
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return getattr(node, "exit_code", code) or code

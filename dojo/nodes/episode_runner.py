@@ -1,0 +1,191 @@
+"""``episode_runner``: runs episodes in the twin and reports them.
+
+For each episode: ``sim/reset`` (a new seeded scene; the response carries the instruction),
+then wait, in ROS time, until ``task/success`` or the task's ``max_duration``. It logs each
+result as it happens, keeps a few camera frames per episode, and at the end writes
+``<out>/episodes.json`` and ``<out>/contact_sheet.png``, then exits 0 so ``dojo run`` stops the
+graph. ``duration > 0`` ends the run after that many ROS seconds even mid-episode.
+
+The episode logic runs on its own thread and only waits on events with timeouts; callbacks
+just record what arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from dojo.nodes.base import node_config, spin_node
+from dojo.ros import convert, qos
+
+FRAMES_PER_EPISODE = 5
+SERVICE_WAIT_S = 30.0  # wall seconds to wait for the driver to come up
+
+
+class EpisodeRunnerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("episode_runner")
+        cfg = node_config(self)
+        self._cfg = cfg
+        self._out = Path(cfg.out)
+        self._out.mkdir(parents=True, exist_ok=True)
+        self._cameras = [c.name for c in cfg.robot.cameras]
+        self._success = threading.Event()
+        self._frames: dict[str, deque] = {
+            c: deque(maxlen=int(cfg.task.max_duration * 2) + 2) for c in self._cameras
+        }
+        self._last_frame_t: dict[str, float] = {c: -1.0 for c in self._cameras}
+        self._recording = False
+        self._results: list[dict] = []
+        self.exit_code = 0
+        self._reset = self.create_client(Trigger, "sim/reset")
+        self.create_subscription(Bool, "task/success", self._on_success, qos.LATCHED)
+        for cam in self._cameras:
+            self.create_subscription(
+                Image,
+                f"camera/{cam}/image_raw",
+                lambda msg, cam=cam: self._on_image(cam, msg),
+                qos.SENSOR,
+            )
+        threading.Thread(target=self._run_guarded, name="episodes", daemon=True).start()
+
+    # -- callbacks ----------------------------------------------------------------------------
+
+    def _on_success(self, msg: Bool) -> None:
+        if msg.data:
+            self._success.set()
+
+    def _on_image(self, cam: str, msg: Image) -> None:
+        stamp = convert.from_time(msg.header.stamp)
+        if not self._recording or stamp - self._last_frame_t[cam] < 0.5:
+            return  # 2 frames per second of ROS time are plenty for a contact sheet
+        image, _ = convert.image_from_msg(msg)
+        self._frames[cam].append((stamp, image))
+        self._last_frame_t[cam] = stamp
+
+    # -- the episodes -------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _run_guarded(self) -> None:
+        try:
+            self._run()
+        except Exception as err:
+            self.get_logger().error(f"episode runner failed: {err}")
+            self.exit_code = 1
+        finally:
+            self._write_outputs()
+            rclpy.try_shutdown()
+
+    def _run(self) -> None:
+        if not self._reset.wait_for_service(timeout_sec=SERVICE_WAIT_S):
+            raise RuntimeError(f"service sim/reset did not appear within {SERVICE_WAIT_S} s")
+        n = int(self._cfg.episodes)
+        max_duration = float(self._cfg.task.max_duration)
+        run_end = float(self._cfg.duration) or float("inf")
+        t_start_run = None
+        for i in range(n):
+            self._success.clear()
+            response = self._call_reset()
+            instruction = response.message
+            self._success.clear()  # a success latched from the previous scene does not count
+            for frames in self._frames.values():
+                frames.clear()
+            self._last_frame_t = {c: -1.0 for c in self._cameras}
+            t0 = self._wait_for_time_after(0.0)
+            t_start_run = t0 if t_start_run is None else t_start_run
+            self._recording = True
+            outcome = "timeout"
+            while rclpy.ok():
+                if self._success.wait(timeout=0.05):
+                    outcome = "success"
+                    break
+                now = self._now()
+                if now - t0 >= max_duration:
+                    break
+                if now - t_start_run >= run_end:
+                    outcome = "stopped"
+                    break
+            self._recording = False
+            elapsed = self._now() - t0
+            result = {
+                "episode": i + 1,
+                "instruction": instruction,
+                "success": outcome == "success",
+                "outcome": outcome,
+                "duration_s": round(elapsed, 3),
+                "frames": self._take_frames(),
+            }
+            self._results.append(result)
+            self.get_logger().info(
+                f"episode {i + 1}/{n}: '{instruction}': "
+                f"{'SUCCESS' if result['success'] else outcome.upper()} in {elapsed:.1f} s"
+            )
+            if outcome == "stopped":
+                break
+        done = sum(r["success"] for r in self._results)
+        self.get_logger().info(f"done: {done}/{len(self._results)} episodes succeeded")
+
+    def _call_reset(self):
+        future = self._reset.call_async(Trigger.Request())
+        end = time.monotonic() + 30.0
+        while not future.done():
+            if time.monotonic() > end or not rclpy.ok():
+                raise RuntimeError("sim/reset did not answer within 30 s")
+            time.sleep(0.01)
+        response = future.result()
+        if not response.success:
+            raise RuntimeError(f"sim/reset failed: {response.message}")
+        return response
+
+    def _wait_for_time_after(self, t: float) -> float:
+        end = time.monotonic() + SERVICE_WAIT_S
+        while (now := self._now()) <= t:
+            if time.monotonic() > end:
+                raise RuntimeError("no /clock received: is the twin running?")
+            time.sleep(0.01)
+        return now
+
+    def _take_frames(self) -> dict[str, list]:
+        """Keep a few evenly spaced frames per camera, in memory until the sheet is drawn."""
+        picked: dict[str, list] = {}
+        for cam, frames in self._frames.items():
+            if not frames:
+                continue
+            idx = np.unique(np.linspace(0, len(frames) - 1, FRAMES_PER_EPISODE).round().astype(int))
+            picked[cam] = [frames[i] for i in idx]
+        return picked
+
+    # -- outputs ------------------------------------------------------------------------------
+
+    def _write_outputs(self) -> None:
+        summary = [{k: v for k, v in r.items() if k != "frames"} for r in self._results]
+        n_ok = sum(r["success"] for r in summary)
+        (self._out / "episodes.json").write_text(
+            json.dumps({"episodes": summary, "succeeded": n_ok, "total": len(summary)}, indent=2)
+            + "\n"
+        )
+        if self._results:
+            from dojo.report import contact_sheet
+
+            path = contact_sheet(self._results, self._out / "contact_sheet.png")
+            self.get_logger().info(f"wrote {self._out / 'episodes.json'} and {path}")
+
+
+def main() -> None:
+    raise SystemExit(spin_node(EpisodeRunnerNode, threads=3))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""``robot_driver``: the arm (twin or real), SafetyLimits, ChunkExecutor and the control loop.
+
+A lifecycle node (``lifecycle_py``'s pattern)::
+
+    configure   build the arm from the robot preset and open it (twin: compose the scene)
+    activate    enable motion, start the control thread
+    deactivate  stop the control thread; the arm holds
+    cleanup     close the arm
+
+With ``autostart:=true`` (what ``dojo run`` passes) it configures and activates itself;
+otherwise a lifecycle manager drives it through ``robot_driver/change_state``.
+
+Topics (relative, so a namespace per robot works; ARCHITECTURE.md section 2)::
+
+    publishes   joint_states, driver/command (what was actually sent, frame_id = source),
+                driver/status (JSON), camera/<name>/image_raw + camera_info (twin),
+                /clock, task/instruction, task/success, sim/objects (twin)
+    subscribes  command/chunk, command/teleop, intervention/active, estop
+    services    estop/reset, sim/reset (twin)
+
+The node converts messages and calls library objects; the loop itself is
+``robot.runtime.DriverLoop`` on a dedicated thread, never on an executor callback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import traceback
+
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from dojo import conf
+from dojo.nodes.base import node_config, spin_node
+from dojo.ros import convert, qos
+from robot.control import ControlLoop, TickResult
+from robot.executor import ChunkExecutor
+from robot.kinematics import ForwardKinematics
+from robot.runtime import DriverLoop, LoopConfig
+from robot.safety import SafetyLimits
+from robot.schema import ControlSource, SchemaError
+
+
+class RobotDriverNode(LifecycleNode):
+    def __init__(self) -> None:
+        super().__init__("robot_driver")
+        self.declare_parameter("config_file", "")
+        self.declare_parameter("autostart", False)
+        self._loop: DriverLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._twin = None
+        self._arm = None
+        self._pubs: dict[str, object] = {}
+        self._subs: list[object] = []
+        self._srvs: list[object] = []
+        self._counts = {"refused": 0, "deadline_missed": 0, "held_ticks": 0}
+        self._last_refusal = ""
+        self._last_success: bool | None = None
+        self._episode_seed = 0
+        self.exit_code = 0
+        if self.get_parameter("autostart").value:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                self.exit_code = 2
+                raise RuntimeError("robot_driver: configure failed; see the log above")
+            if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                self.exit_code = 2
+                raise RuntimeError("robot_driver: activate failed; see the log above")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except (conf.ConfigError, SchemaError, ValueError) as err:
+            self.get_logger().error(f"configure refused: {err}")
+            return TransitionCallbackReturn.FAILURE
+        except Exception as err:
+            self.get_logger().error(f"configure failed: {err}\n{traceback.format_exc()}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        from robot.sim.twin import Twin, TwinConfig
+
+        cfg = node_config(self)
+        self._cfg = cfg
+        spec = conf.robot_spec(cfg)
+        self._spec = spec
+        # Safety before anything can move: a spec without limits was refused by robot_spec().
+        self._twin = Twin(
+            spec,
+            TwinConfig(model=cfg.robot.model, physics_dt=cfg.sim.physics_dt, render=cfg.sim.render),
+            conf.task_config(cfg),
+        )
+        self._episode_seed = int(cfg.seed)
+        self._twin.reset(seed=self._episode_seed)
+        self._arm = self._twin.arm
+        self._arm.connect()
+        fk = ForwardKinematics.for_model(cfg.robot.model, spec.joint_names, spec.ee_site)
+        self._safety = SafetyLimits(spec, fk)
+        self._executor = ChunkExecutor(spec, conf.executor_config(cfg))
+        self._control = ControlLoop(self._arm, self._safety, self._executor)
+        self._lock = threading.RLock()
+        self._loop = DriverLoop(
+            self._control,
+            spec,
+            observer=self,
+            config=LoopConfig(
+                clock=cfg.sim.clock,
+                lockstep_min_horizon=cfg.sim.lockstep_min_horizon,
+                lockstep_wait=cfg.sim.lockstep_wait,
+            ),
+            twin=self._twin,
+            lock=self._lock,
+        )
+        deadline = float(cfg.driver.command_deadline)
+        p = self._pubs
+        p["joint_states"] = self.create_publisher(JointState, "joint_states", qos.SENSOR)
+        p["command"] = self.create_publisher(JointState, "driver/command", qos.STATUS)
+        p["status"] = self.create_publisher(String, "driver/status", qos.STATUS)
+        p["clock"] = self.create_publisher(Clock, "/clock", qos.CLOCK)
+        p["instruction"] = self.create_publisher(String, "task/instruction", qos.LATCHED)
+        p["success"] = self.create_publisher(Bool, "task/success", qos.LATCHED)
+        p["objects"] = self.create_publisher(MarkerArray, "sim/objects", qos.SENSOR)
+        for cam in spec.cameras:
+            p[f"image/{cam.name}"] = self.create_publisher(
+                Image, f"camera/{cam.name}/image_raw", qos.SENSOR
+            )
+            p[f"info/{cam.name}"] = self.create_publisher(
+                CameraInfo, f"camera/{cam.name}/camera_info", qos.SENSOR
+            )
+        from rclpy.event_handler import SubscriptionEventCallbacks
+
+        def deadline_events(topic: str) -> SubscriptionEventCallbacks:
+            return SubscriptionEventCallbacks(deadline=lambda _e: self._on_deadline(topic))
+
+        self._subs = [
+            self.create_subscription(
+                JointTrajectory,
+                "command/chunk",
+                self._on_chunk,
+                qos.command(deadline),
+                event_callbacks=deadline_events("command/chunk"),
+            ),
+            self.create_subscription(
+                JointTrajectory, "command/teleop", self._on_teleop, qos.command(deadline)
+            ),
+            self.create_subscription(
+                Bool, "intervention/active", self._on_intervention, qos.LATCHED
+            ),
+            self.create_subscription(Bool, "estop", self._on_estop, qos.STATUS),
+        ]
+        self._srvs = [
+            self.create_service(Trigger, "estop/reset", self._on_estop_reset),
+            self.create_service(Trigger, "sim/reset", self._on_sim_reset),
+        ]
+        self._status_timer = self.create_timer(1.0 / cfg.driver.status_hz, self._publish_status)
+        self._publish_instruction()
+        self.get_logger().info(
+            f"configured {self._arm.name}: {spec.dof} joints at {spec.control_hz:g} Hz, "
+            f"clock={cfg.sim.clock}, blend={self._executor.config.blend}"
+        )
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._arm.enable()
+        self._control.start()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run_loop, name="control", daemon=True)
+        self._thread.start()
+        self.get_logger().info("active: control loop running")
+        return super().on_activate(state)
+
+    def _run_loop(self) -> None:
+        try:
+            self._loop.run(self._stop)
+        except Exception as err:
+            self.get_logger().fatal(f"control loop stopped, arm held: {err}")
+            self.exit_code = 1
+            import rclpy
+
+            rclpy.try_shutdown()
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_loop()
+        self.get_logger().info("inactive: arm holding")
+        return super().on_deactivate(state)
+
+    def _stop_loop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            with self._lock:
+                self._loop.chunk_arrived.notify_all()
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._close_arm()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        """Hold first, then release the device; safe to call twice."""
+        self._stop_loop()
+        self._close_arm()
+
+    def _close_arm(self) -> None:
+        if self._arm is not None:
+            try:
+                self._arm.hold()
+                self._arm.disable()
+            finally:
+                self._arm.close()
+                self._arm = None
+        if self._twin is not None:
+            self._twin.close()
+            self._twin = None
+
+    # -- commands in --------------------------------------------------------------------------
+
+    def _submit(self, msg: JointTrajectory, teleop: bool) -> None:
+        default = ControlSource.HUMAN if teleop else ControlSource.POLICY
+        with self._lock:
+            now = self._loop.now
+            try:
+                chunk = convert.chunk_from_msg(msg, default)
+            except SchemaError as err:
+                self._refused(f"chunk refused: {err}")
+                return
+            result = (
+                self._executor.submit_teleop(chunk, now)
+                if teleop
+                else self._executor.submit(chunk, now)
+            )
+            if not result.accepted:
+                self._refused(f"chunk refused at t={now:.3f}: {result.reason}")
+            else:
+                self._loop.notify_chunk()
+
+    def _refused(self, text: str) -> None:
+        self._counts["refused"] += 1
+        self._last_refusal = text
+        self.get_logger().warning(text, throttle_duration_sec=1.0)
+
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        self._submit(msg, teleop=False)
+
+    def _on_teleop(self, msg: JointTrajectory) -> None:
+        self._submit(msg, teleop=True)
+
+    def _on_intervention(self, msg: Bool) -> None:
+        with self._lock:
+            self._executor.set_intervention(bool(msg.data), self._loop.now)
+            self._loop.notify_chunk()
+        self.get_logger().info(f"intervention {'active' if msg.data else 'released'}")
+
+    def _on_deadline(self, topic: str) -> None:
+        self._counts["deadline_missed"] += 1
+        self.get_logger().debug(f"{topic}: deadline missed", throttle_duration_sec=5.0)
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data:
+            with self._lock:
+                self._control.estop("estop topic")
+            self.get_logger().error("E-STOP latched (estop topic); reset with estop/reset")
+
+    def _on_estop_reset(self, request, response):
+        with self._lock:
+            was = self._safety.estopped
+            self._control.reset_estop(operator="estop/reset service")
+        response.success = True
+        response.message = "e-stop reset" if was else "e-stop was not latched"
+        self.get_logger().warning(response.message)
+        return response
+
+    def _on_sim_reset(self, request, response):
+        """Next episode: a new seeded scene, the arm at home, queued commands dropped."""
+        if self._loop is None or self._twin is None:
+            response.success, response.message = False, "driver is not configured"
+            return response
+
+        def reset() -> None:
+            self._episode_seed += 1
+            self._twin.reset(seed=self._episode_seed)
+            with self._lock:
+                self._executor.clear()
+                self._control.start()
+            self._loop.reset_camera_schedule()
+            self._last_success = None
+
+        done = self._loop.request(reset)
+        if not done.wait(timeout=10.0):
+            response.success, response.message = False, "reset did not run within 10 s"
+            return response
+        self._publish_instruction()
+        response.success = True
+        response.message = self._twin.instruction
+        return response
+
+    # -- what each tick produced (called on the control thread) -------------------------------
+
+    def on_clock(self, now: float) -> None:
+        self._pubs["clock"].publish(Clock(clock=convert.to_time(now)))
+
+    def on_tick(self, result: TickResult) -> None:
+        joints = self._spec.joint_names
+        self._pubs["joint_states"].publish(convert.joint_state_to_msg(result.state, joints))
+        self._pubs["command"].publish(
+            convert.command_to_msg(result.stamp, result.command, result.source, joints)
+        )
+        if result.held:
+            self._counts["held_ticks"] += 1
+
+    def on_frame(self, camera: str, image, stamp: float) -> None:
+        frame = f"{camera}_optical"
+        self._pubs[f"image/{camera}"].publish(convert.image_to_msg(image, stamp, frame))
+        info = self._twin.camera_info(camera)
+        self._pubs[f"info/{camera}"].publish(
+            convert.camera_info_to_msg(info.width, info.height, info.K, stamp, frame)
+        )
+
+    def on_scene(self, now: float) -> None:
+        self._pubs["objects"].publish(convert.objects_to_msg(self._twin.objects(), now, "world"))
+        success = bool(self._twin.success())
+        if success != self._last_success:
+            self._last_success = success
+            self._pubs["success"].publish(Bool(data=success))
+
+    def _publish_instruction(self) -> None:
+        self._pubs["instruction"].publish(String(data=self._twin.instruction))
+
+    def _publish_status(self) -> None:
+        if self._loop is None:
+            return
+        with self._lock:
+            status = {
+                "t": round(self._loop.now, 4),
+                "ticks": self._loop.tick_count,
+                "estop": self._safety.estopped,
+                "estop_reason": self._safety.estop_reason,
+                "remaining_horizon": round(self._executor.remaining_horizon(self._loop.now), 4),
+                "lockstep_waits": self._loop.lockstep_waits,
+                "lockstep_timeouts": self._loop.lockstep_timeouts,
+                "instruction": self._twin.instruction if self._twin else "",
+                "episode_seed": self._episode_seed,
+                "last_refusal": self._last_refusal,
+                **self._counts,
+            }
+        self._pubs["status"].publish(String(data=json.dumps(status)))
+
+
+def main() -> None:
+    raise SystemExit(spin_node(RobotDriverNode))
+
+
+if __name__ == "__main__":
+    main()

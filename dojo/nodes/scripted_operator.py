@@ -1,0 +1,76 @@
+"""``scripted_operator``: the twin's stand-in for a person, publishing action chunks over ROS.
+
+It knows what a person at the robot would: the instruction (``task/instruction``), where the
+objects are (``sim/objects``, ground truth from the twin) and the arm's joint states. It
+replans whenever the chunk it last sent has less than ``teleop.replan_margin`` seconds left,
+using the latest joint state, so its chunks are as fresh as an asynchronous policy's.
+
+Publishes ``command/chunk`` by default; remapped to ``command/teleop`` it plays the human.
+"""
+
+from __future__ import annotations
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from dojo import conf
+from dojo.nodes.base import node_config, spin_node
+from dojo.ros import convert, qos
+from teleop.scripted import ScriptedOperator
+
+
+class ScriptedOperatorNode(Node):
+    def __init__(self) -> None:
+        super().__init__("scripted_operator")
+        cfg = node_config(self)
+        self._spec = conf.robot_spec(cfg)
+        self._operator = ScriptedOperator(cfg.robot.model, self._spec, conf.scripted_config(cfg))
+        self._replan_margin = float(cfg.teleop.replan_margin)
+        self._objects = None
+        self._instruction = ""
+        self._episode = 0
+        self._next_plan_at = -1.0
+        group = MutuallyExclusiveCallbackGroup()  # the operator is stateful: one callback at a time
+        self._pub = self.create_publisher(JointTrajectory, "command/chunk", qos.command(10.0))
+        self.create_subscription(
+            String, "task/instruction", self._on_instruction, qos.LATCHED, callback_group=group
+        )
+        self.create_subscription(
+            MarkerArray, "sim/objects", self._on_objects, qos.SENSOR, callback_group=group
+        )
+        self.create_subscription(
+            JointState, "joint_states", self._on_joint_state, qos.SENSOR, callback_group=group
+        )
+
+    def _on_instruction(self, msg: String) -> None:
+        self._instruction = msg.data
+        self._episode += 1
+        self._objects = None  # wait for the new scene before acting
+        self._operator.reset(msg.data, seed=self._episode)
+        self._next_plan_at = -1.0
+        self.get_logger().info(f"episode {self._episode}: '{msg.data}'")
+
+    def _on_objects(self, msg: MarkerArray) -> None:
+        self._objects, _ = convert.objects_from_msg(msg)
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        if not self._instruction or self._objects is None:
+            return
+        state = convert.joint_state_from_msg(msg, self._spec.joint_names)
+        if state.stamp < self._next_plan_at:
+            return
+        chunk = self._operator.act(state.stamp, state.position, self._objects)
+        self._pub.publish(convert.chunk_to_msg(chunk))
+        self._next_plan_at = chunk.end_time - self._replan_margin
+
+
+def main() -> None:
+    raise SystemExit(spin_node(ScriptedOperatorNode, threads=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The driver's loop: run a ControlLoop at the arm's rate, with no transport inside.
+
+Why a library object and not code in the ROS node: the loop's timing is what a robot engineer
+checks first (``bench/control_loop.py`` runs exactly this object), and the node stays a thin
+shell that converts messages. The node passes an observer that publishes what each tick
+produced.
+
+One iteration, at ROS time ``now``::
+
+    observer.on_clock(now)                      the twin is the clock source in simulation
+    result = control.tick(now)                  read state, pick action, safety, send
+    observer.on_tick(result)                    joint states, executed command
+    cameras due at ``now`` -> observer.on_frame  each camera at its own rate (twin only)
+    pace                                         realtime: wait for the wall clock;
+                                                 lockstep: wait (bounded) for the policy
+    twin.step(period)                            physics advances exactly one control period
+
+A real arm has no twin: ``now`` comes from the ``clock`` callable and the arm's own I/O paces.
+The loop always ends holding the arm (``finally``), whatever raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from robot.control import ControlLoop, TickResult
+from robot.schema import RobotSpec
+
+log = logging.getLogger(__name__)
+
+
+class TickObserver(Protocol):
+    def on_clock(self, now: float) -> None: ...
+    def on_tick(self, result: TickResult) -> None: ...
+    def on_frame(self, camera: str, image: np.ndarray, stamp: float) -> None: ...
+    def on_scene(self, now: float) -> None: ...
+
+
+@dataclass
+class LoopConfig:
+    clock: str = "realtime"  # "realtime" | "lockstep" (lockstep needs a twin)
+    lockstep_min_horizon: float = 0.06  # s of queued actions below which lockstep waits
+    lockstep_wait: float = 2.0  # wall s, the most lockstep waits for the policy per tick
+    scene_hz: float = 10.0  # how often the observer is told to publish scene state (twin)
+
+
+class DriverLoop:
+    """Runs ``control`` until ``stop`` is set. Thread-safe through ``lock``.
+
+    ``lock`` guards the executor: ROS callbacks submit chunks under it while this loop ticks.
+    ``chunk_arrived`` is notified by whoever submits a chunk, so lockstep wakes at once.
+    Between ticks, ``requests`` (callables) run on this thread: that is how a service resets
+    the twin without touching MuJoCo from another thread.
+    """
+
+    def __init__(
+        self,
+        control: ControlLoop,
+        spec: RobotSpec,
+        observer: TickObserver,
+        config: LoopConfig,
+        *,
+        twin=None,
+        clock: Callable[[], float] | None = None,
+        lock: threading.RLock | None = None,
+    ) -> None:
+        if config.clock not in ("realtime", "lockstep"):
+            raise ValueError(f"clock={config.clock!r}: expected 'realtime' or 'lockstep'")
+        if config.clock == "lockstep" and twin is None:
+            raise ValueError("clock='lockstep' needs the twin: a real arm runs in real time")
+        if twin is None and clock is None:
+            raise ValueError("a real arm needs a clock callable (ROS time in seconds)")
+        self.control = control
+        self.spec = spec
+        self.observer = observer
+        self.config = config
+        self.twin = twin
+        self.clock = clock
+        self.lock = lock or threading.RLock()
+        self.chunk_arrived = threading.Condition(self.lock)
+        self.requests: deque[Callable[[], None]] = deque()
+        self.now = 0.0
+        self.tick_count = 0
+        # wall-clock tick starts, for period statistics; bounded: 60 s at the control rate
+        self.tick_walltimes: deque[float] = deque(maxlen=int(60 * spec.control_hz))
+        self.lockstep_waits = 0
+        self.lockstep_timeouts = 0
+        self._next_frame: dict[str, float] = {}
+        self._next_scene = 0.0
+        self._last_chunk_seen = -np.inf
+
+    # -- called from other threads ------------------------------------------------------------
+
+    def notify_chunk(self) -> None:
+        """Call (holding ``lock``) after submitting a chunk: lockstep stops waiting."""
+        self._last_chunk_seen = self.now
+        self.chunk_arrived.notify_all()
+
+    def request(self, fn: Callable[[], None]) -> threading.Event:
+        """Run ``fn`` on the loop thread between two ticks; the event is set once it ran."""
+        done = threading.Event()
+
+        def wrapped() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
+
+        with self.lock:
+            self.requests.append(wrapped)
+            self.chunk_arrived.notify_all()
+        return done
+
+    def reset_camera_schedule(self) -> None:
+        self._next_frame = {cam.name: self.now for cam in self.spec.cameras}
+        self._next_scene = self.now
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        period = self.spec.control_period
+        self.now = self.twin.time if self.twin is not None else self.clock()
+        self.reset_camera_schedule()
+        wall_next = time.monotonic()
+        try:
+            while not stop.is_set():
+                while self.requests:
+                    self.requests.popleft()()
+                if self.twin is not None:
+                    self.now = self.twin.time
+                else:
+                    self.now = self.clock()
+                self.tick_walltimes.append(time.monotonic())
+                self.observer.on_clock(self.now)
+                with self.lock:
+                    result = self.control.tick(self.now)
+                self.tick_count += 1
+                self.observer.on_tick(result)
+                if self.twin is not None:
+                    self._publish_due_frames()
+                if self.config.clock == "lockstep":
+                    self._wait_for_policy(stop)
+                else:
+                    wall_next += period
+                    delay = wall_next - time.monotonic()
+                    if delay > 0:
+                        stop.wait(delay)
+                    elif delay < -period:
+                        wall_next = time.monotonic()  # overran by a whole period: do not burst
+                if self.twin is not None:
+                    self.twin.step(period)
+        finally:
+            self.control.stop()
+
+    def _publish_due_frames(self) -> None:
+        render = getattr(self.twin.config, "render", True)
+        for cam in self.spec.cameras:
+            due = self._next_frame.get(cam.name, self.now)
+            if render and self.now + 1e-9 >= due:
+                self.observer.on_frame(cam.name, self.twin.render(cam.name), self.now)
+                # next frame on the camera's own grid, skipping frames rather than bursting
+                step = 1.0 / cam.fps
+                self._next_frame[cam.name] = due + step * max(1, np.ceil((self.now - due) / step))
+        if self.now + 1e-9 >= self._next_scene:
+            self.observer.on_scene(self.now)
+            self._next_scene += 1.0 / self.config.scene_hz
+
+    def _wait_for_policy(self, stop: threading.Event) -> None:
+        """Lockstep: hold the world still while a live policy computes its next chunk."""
+        executor = self.control.executor
+        watchdog = getattr(executor.config, "watchdog", 0.5)
+        period = self.spec.control_period
+        deadline = time.monotonic() + self.config.lockstep_wait
+        with self.lock:
+            policy_alive = self.now - self._last_chunk_seen <= watchdog
+            if not policy_alive:
+                return
+            waited = False
+            while (
+                executor.remaining_horizon(self.now + period) < self.config.lockstep_min_horizon
+                and not stop.is_set()
+                and not self.requests
+            ):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.lockstep_timeouts += 1
+                    log.warning(
+                        "lockstep: no chunk within %.1f s wall at t=%.3f; stepping on",
+                        self.config.lockstep_wait,
+                        self.now,
+                    )
+                    break
+                waited = True
+                self.chunk_arrived.wait(timeout=min(left, 0.1))
+            self.lockstep_waits += int(waited)
+
+    def period_errors(self) -> np.ndarray:
+        """Measured tick interval minus the nominal period, in s, over the last minute."""
+        t = np.asarray(self.tick_walltimes)
+        if t.size < 2:
+            return np.zeros(0)
+        return np.diff(t) - self.spec.control_period
