@@ -25,10 +25,10 @@ from dojo.ros.env import FASTDDS_PROFILE, node_env
 os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import rclpy  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
 
-from dojo import conf  # noqa: E402
+from dojo import conf
 
 pytestmark = pytest.mark.integration
 
