@@ -65,7 +65,7 @@ def measure(overrides: list[str], seconds: float) -> dict:
     twin.reset(seed=0)
     twin.arm.connect()
     twin.arm.enable()
-    fk = ForwardKinematics.for_model(cfg.robot.model, spec.joint_names, spec.ee_site)
+    fk = ForwardKinematics.for_robot(spec, cfg.robot.model)
     control = ControlLoop(
         twin.arm, SafetyLimits(spec, fk), ChunkExecutor(spec, conf.executor_config(cfg))
     )

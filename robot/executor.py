@@ -4,8 +4,11 @@ A policy computes a chunk from an observation stamped ``t0`` and it arrives some
 later; step ``i`` is due at ``t0 + times[i]``. The executor drops the steps whose due time has
 passed on arrival and never replays them, interpolates linearly between the steps around
 ``now``, and holds (target ``None``) rather than guess: when nothing is queued or the chunk is
-exhausted (no extrapolation), when the joint state is stale, or when the active source has
-gone silent (watchdog).
+exhausted (no extrapolation), when the joint state is stale, or when the human's set-point
+stream has gone silent (watchdog). A policy that goes silent is not cut off mid-chunk: every
+step carries its own due time, so its chunk runs out on schedule and the arm holds within one
+control period after the last step (the chunk's age was bounded on arrival by
+``max_chunk_age`` and its length by ``max_horizon``).
 
 Overlapping policy chunks are blended by one of three rules (``ExecutorConfig.blend``):
 
@@ -464,9 +467,6 @@ class ChunkExecutor:
             if self._policy_end is not None and now > self._policy_end:
                 return _hold(f"policy chunks exhausted at t={self._policy_end:.3f}")
             return _hold("no policy chunk queued")
-        silent = now - self._last_policy_submit
-        if silent > cfg.watchdog:
-            return _hold(f"watchdog: policy silent for {silent:.3f} s > {cfg.watchdog:.3f} s")
         return ExecutorOutput(target, source, "")
 
     def remaining_horizon(self, now: float) -> float:

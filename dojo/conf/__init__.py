@@ -190,7 +190,9 @@ def load(overrides: list[str] | None = None) -> DictConfig:
             bad = msg.split("Key '", 1)[1].split("'", 1)[0]
             fields = _nearest_key(overrides, bad)
             near = f"; did you mean '{fields}'?" if fields else ""
-        raise ConfigError(f"config: {msg.splitlines()[0]}{near}") from err
+        full_key = getattr(cause, "full_key", None)
+        where = f"'{full_key}': " if full_key else ""
+        raise ConfigError(f"config {where}{msg.splitlines()[0]}{near}") from err
     validate(cfg)
     return cfg
 

@@ -103,7 +103,7 @@ class RobotDriverNode(LifecycleNode):
         self._twin.reset(seed=self._episode_seed)
         self._arm = self._twin.arm
         self._arm.connect()
-        fk = ForwardKinematics.for_model(cfg.robot.model, spec.joint_names, spec.ee_site)
+        fk = ForwardKinematics.for_robot(spec, cfg.robot.model)
         self._safety = SafetyLimits(spec, fk)
         self._executor = ChunkExecutor(spec, conf.executor_config(cfg))
         self._control = ControlLoop(self._arm, self._safety, self._executor)

@@ -298,14 +298,16 @@ def test_hold_without_or_with_a_stale_observation(spec: RobotSpec) -> None:
     assert value(ex.next_action(0.28)) == 1.0
 
 
-def test_watchdog_holds_when_the_policy_goes_silent(spec: RobotSpec) -> None:
+def test_a_silent_policy_runs_its_chunk_out_then_holds_within_one_period(spec: RobotSpec) -> None:
     ex = executor(spec, watchdog=0.5)
     ex.submit(constant(0.0, 1.0, 2.0), now=0.0)
-    assert value(act(ex, 0.5)) == 1.0
-    out = act(ex, 0.52)
-    assert out.target is None and "watchdog" in out.reason
-    ex.submit(constant(0.52, 2.0, 1.0), now=0.53)
-    assert value(act(ex, 0.54)) == 2.0
+    # silent for longer than the watchdog: the chunk's steps are still due, so they still run
+    assert value(act(ex, 1.9)) == 1.0
+    assert value(act(ex, 2.0)) == 1.0
+    out = act(ex, 2.0 + spec.control_period)
+    assert out.target is None and "exhausted" in out.reason
+    ex.submit(constant(2.1, 2.0, 1.0), now=2.1)
+    assert value(act(ex, 2.12)) == 2.0
 
 
 def test_hold_when_the_chunk_is_exhausted_no_extrapolation(spec: RobotSpec) -> None:
