@@ -10,7 +10,8 @@ import numpy as np
 def contact_sheet(results: list[dict], path: Path, max_rows: int = 12) -> Path:
     """One row per episode: a few front-camera frames over time, then the wrist camera's last.
 
-    ``results[i]["frames"]`` maps camera -> [(stamp, image), ...]; the row title gives the
+    ``results[i]["frames"]`` maps camera -> [(seconds since the episode began, image), ...];
+    the row title gives the
     instruction and the outcome, so a failure is visible at a glance.
     """
     import matplotlib
@@ -37,7 +38,7 @@ def contact_sheet(results: list[dict], path: Path, max_rows: int = 12) -> Path:
             if frames and (i < len(frames)):
                 stamp, image = frames[i]
                 ax.imshow(np.asarray(image))
-                ax.set_xlabel(f"{cam} t={stamp:.1f}s", fontsize=7)
+                ax.set_xlabel(f"{cam} +{stamp:.1f} s", fontsize=7)
             else:
                 ax.axis("off")
         ok = result["success"]

@@ -125,7 +125,7 @@ class EpisodeRunnerNode(Node):
                 "success": outcome == "success",
                 "outcome": outcome,
                 "duration_s": round(elapsed, 3),
-                "frames": self._take_frames(),
+                "frames": self._take_frames(t0),
             }
             self._results.append(result)
             self.get_logger().info(
@@ -157,14 +157,14 @@ class EpisodeRunnerNode(Node):
             time.sleep(0.01)
         return now
 
-    def _take_frames(self) -> dict[str, list]:
-        """Keep a few evenly spaced frames per camera, in memory until the sheet is drawn."""
+    def _take_frames(self, t0: float) -> dict[str, list]:
+        """A few evenly spaced frames per camera, stamped in seconds since the episode began."""
         picked: dict[str, list] = {}
         for cam, frames in self._frames.items():
             if not frames:
                 continue
             idx = np.unique(np.linspace(0, len(frames) - 1, FRAMES_PER_EPISODE).round().astype(int))
-            picked[cam] = [frames[i] for i in idx]
+            picked[cam] = [(frames[i][0] - t0, frames[i][1]) for i in idx]
         return picked
 
     # -- outputs ------------------------------------------------------------------------------

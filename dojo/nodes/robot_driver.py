@@ -181,11 +181,14 @@ class RobotDriverNode(LifecycleNode):
         try:
             self._loop.run(self._stop)
         except Exception as err:
+            if not self.context.ok():
+                # Ctrl-C: rclpy shut the context down under a publish; the loop held the arm.
+                return
             self.get_logger().fatal(f"control loop stopped, arm held: {err}")
             self.exit_code = 1
             import rclpy
 
-            rclpy.try_shutdown()
+            rclpy.try_shutdown(context=self.context)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_loop()

@@ -35,7 +35,11 @@ class ScriptedOperatorNode(Node):
         self._episode = 0
         self._next_plan_at = -1.0
         group = MutuallyExclusiveCallbackGroup()  # the operator is stateful: one callback at a time
-        self._pub = self.create_publisher(JointTrajectory, "command/chunk", qos.command(10.0))
+        # A publisher must offer a deadline no longer than the driver requests, or DDS refuses
+        # to match them; the operator replans far more often than that.
+        self._pub = self.create_publisher(
+            JointTrajectory, "command/chunk", qos.command(float(cfg.driver.command_deadline))
+        )
         self.create_subscription(
             String, "task/instruction", self._on_instruction, qos.LATCHED, callback_group=group
         )
