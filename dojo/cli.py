@@ -1,6 +1,8 @@
 """``dojo``: the command line of vla-dojo.
 
     dojo run [key=value ...]     start the node graph (e.g. robot=sim_panda task=push duration=30)
+    dojo record store=S [...]    run the graph and record every episode to the store S
+    dojo episodes CMD STORE ...  ls | show | repair | export | import | view
     dojo demo [key=value ...]    run scripted pick-and-place episodes in the twin, write a report
     dojo config [key=value ...]  print the resolved config
     dojo graph [key=value ...]   print the nodes and the command line of each
@@ -91,14 +93,45 @@ def cmd_demo(overrides: list[str]) -> int:
     return code
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "config": cmd_config, "graph": cmd_graph}
+def cmd_record(overrides: list[str]) -> int:
+    """``dojo run`` with a store: the recorder joins the graph and every episode is kept."""
+    if not any(o.startswith("store=") for o in overrides):
+        print("dojo record: say where to record, e.g. store=demos.zarr", file=sys.stderr)
+        return 2
+    store = next(o.split("=", 1)[1] for o in overrides if o.startswith("store="))
+    code = cmd_run(overrides)
+    try:
+        from episodes.store import EpisodeStore
+
+        print(f"{store}: {len(EpisodeStore.open(store).episode_ids())} committed episodes")
+    except Exception as err:  # the run's own outcome is what matters; this is a summary
+        print(f"{store}: could not be summarised ({err})")
+    return code
+
+
+def cmd_episodes(argv: list[str]) -> int:
+    from dojo import episodes_cmd
+
+    return episodes_cmd.main(argv)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "record": cmd_record,
+    "demo": cmd_demo,
+    "config": cmd_config,
+    "graph": cmd_graph,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["episodes"]:  # its own argparse, with subcommands and flags
+        raise SystemExit(cmd_episodes(argv[1:]))
     parser = argparse.ArgumentParser(
         prog="dojo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("command", choices=sorted([*COMMANDS, "episodes"]))
     parser.add_argument("overrides", nargs="*", help="hydra key=value overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")

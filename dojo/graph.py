@@ -69,6 +69,12 @@ def build(cfg: DictConfig, config_file: Path) -> list[NodeSpec]:
                 name="scripted_operator", module="dojo.nodes.scripted_operator", parameters=common
             )
         )
+    if cfg.intervention.enabled:
+        nodes.append(
+            NodeSpec(name="intervention", module="dojo.nodes.intervention", parameters=common)
+        )
+    if cfg.store:
+        nodes.append(NodeSpec(name="recorder", module="dojo.nodes.recorder", parameters=common))
     if sim:
         nodes.append(
             NodeSpec(

@@ -110,6 +110,46 @@ class DriverConfig:
 
 
 @dataclass
+class RecorderConfig:
+    """How ``dojo record`` / the recorder node writes episodes (see dojo/nodes/recorder.py).
+
+    ``fps``: steps per second of ROS time (a divisor of the control rate keeps the grid even).
+    ``codec``: image codec for every camera (``jpeg`` or ``zstd``); ``camera_codecs`` overrides
+    it per camera. ``min_free_gb``: refuse to start an episode with less free disk space.
+    """
+
+    fps: float = 10.0
+    image_tolerance: float = 0.05
+    max_latency: float = 0.3
+    skew_threshold: float = 0.1
+    codec: str = "jpeg"
+    jpeg_quality: int = 90
+    camera_codecs: dict[str, str] = field(default_factory=dict)
+    min_free_gb: float = 1.0
+    queue_seconds: float = 5.0
+
+
+@dataclass
+class InterventionConfig:
+    """The human's side (dojo/nodes/intervention.py). ``enabled``: the graph includes it.
+
+    ``device``: ``scripted`` (the twin's operator plays the person) or a teleop device name
+    (keyboard, gamepad, spacemouse, leader_arm) with ``device_config`` passed to it.
+    The scripted person takes over after ``grace_s`` when the arm moved less than ``stall_rad``
+    over ``stall_s``, or the named cube got ``regress_m`` further from its goal.
+    """
+
+    enabled: bool = False
+    device: str = "scripted"
+    device_config: dict[str, Any] = field(default_factory=dict)
+    rate_hz: float = 50.0
+    stall_s: float = 1.5
+    stall_rad: float = 0.01
+    regress_m: float = 0.05
+    grace_s: float = 1.0
+
+
+@dataclass
 class RosConfig:
     domain_id: int = -1  # -1: take ROS_DOMAIN_ID from the environment (default 0)
     namespace: str = ""
@@ -125,6 +165,9 @@ class DojoConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     driver: DriverConfig = field(default_factory=DriverConfig)
     ros: RosConfig = field(default_factory=RosConfig)
+    recorder: RecorderConfig = field(default_factory=RecorderConfig)
+    intervention: InterventionConfig = field(default_factory=InterventionConfig)
+    store: str = ""  # episode store path or fsspec URL; set: the graph records every episode
     episodes: int = 3
     duration: float = 0.0  # ROS seconds the run may last; 0: until the episodes are done
     seed: int = 0
@@ -289,6 +332,34 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"config 'episodes': {cfg.episodes} must be >= 0")
     if cfg.duration < 0:
         raise ConfigError(f"config 'duration': {cfg.duration} must be >= 0")
+    icfg = cfg.intervention
+    if icfg.enabled:
+        from teleop.registry import device_names
+
+        valid = ["scripted", *device_names()]
+        if icfg.device not in valid:
+            near = difflib.get_close_matches(str(icfg.device), valid, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ConfigError(f"config 'intervention.device': {icfg.device!r}{hint} ({valid})")
+        for key in ("rate_hz", "stall_s", "stall_rad", "regress_m"):
+            if not icfg[key] > 0:
+                raise ConfigError(f"config 'intervention.{key}': {icfg[key]} must be > 0")
+    rec = cfg.recorder
+    for cam, codec in {"*": rec.codec, **rec.camera_codecs}.items():
+        if codec not in ("jpeg", "zstd"):
+            key = "recorder.codec" if cam == "*" else f"recorder.camera_codecs.{cam}"
+            raise ConfigError(f"config '{key}': {codec!r} is not 'jpeg' or 'zstd'")
+    unknown = sorted(set(rec.camera_codecs) - {c.name for c in spec.cameras})
+    if unknown:
+        raise ConfigError(
+            f"config 'recorder.camera_codecs': no camera {unknown} on robot '{spec.name}'"
+        )
+    try:
+        from episodes.align import AlignConfig
+
+        AlignConfig(rec.fps, rec.image_tolerance, rec.max_latency, rec.skew_threshold)
+    except ValueError as err:
+        raise ConfigError(f"config {err}") from err
     if cfg.teleop.name != "scripted":
         raise ConfigError(f"config 'teleop.name': {cfg.teleop.name!r} (available: ['scripted'])")
 

@@ -6,6 +6,9 @@ result as it happens, keeps a few camera frames per episode, and at the end writ
 ``<out>/episodes.json`` and ``<out>/contact_sheet.png``, then exits 0 so ``dojo run`` stops the
 graph. ``duration > 0`` ends the run after that many ROS seconds even mid-episode.
 
+With a ``store`` configured, each episode is recorded: ``episode/start`` after the reset,
+``episode/stop`` with the outcome at its end (``episode/abort`` if the run is stopped mid-way).
+
 The episode logic runs on its own thread and only waits on events with timeouts; callbacks
 just record what arrived.
 """
@@ -23,7 +26,7 @@ import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from dojo.nodes.base import node_config, spin_node
 from dojo.ros import convert, qos
@@ -49,6 +52,10 @@ class EpisodeRunnerNode(Node):
         self._results: list[dict] = []
         self.exit_code = 0
         self._reset = self.create_client(Trigger, "sim/reset")
+        self._record = bool(cfg.store)
+        self._rec_start = self.create_client(Trigger, "episode/start")
+        self._rec_stop = self.create_client(SetBool, "episode/stop")
+        self._rec_abort = self.create_client(Trigger, "episode/abort")
         self.create_subscription(Bool, "task/success", self._on_success, qos.LATCHED)
         for cam in self._cameras:
             self.create_subscription(
@@ -89,15 +96,19 @@ class EpisodeRunnerNode(Node):
             rclpy.try_shutdown()
 
     def _run(self) -> None:
-        if not self._reset.wait_for_service(timeout_sec=SERVICE_WAIT_S):
-            raise RuntimeError(f"service sim/reset did not appear within {SERVICE_WAIT_S} s")
+        clients = [self._reset] + ([self._rec_start, self._rec_stop] if self._record else [])
+        for client in clients:
+            if not client.wait_for_service(timeout_sec=SERVICE_WAIT_S):
+                raise RuntimeError(
+                    f"service {client.srv_name} did not appear within {SERVICE_WAIT_S} s"
+                )
         n = int(self._cfg.episodes)
         max_duration = float(self._cfg.task.max_duration)
         run_end = float(self._cfg.duration) or float("inf")
         t_start_run = None
         for i in range(n):
             self._success.clear()
-            response = self._call_reset()
+            response = self._call(self._reset, Trigger.Request())
             instruction = response.message
             self._success.clear()  # a success latched from the previous scene does not count
             for frames in self._frames.values():
@@ -105,6 +116,9 @@ class EpisodeRunnerNode(Node):
             self._last_frame_t = {c: -1.0 for c in self._cameras}
             t0 = self._wait_for_time_after(0.0)
             t_start_run = t0 if t_start_run is None else t_start_run
+            recorded = ""
+            if self._record:
+                recorded = self._call(self._rec_start, Trigger.Request()).message
             self._recording = True
             outcome = "timeout"
             while rclpy.ok():
@@ -119,6 +133,12 @@ class EpisodeRunnerNode(Node):
                     break
             self._recording = False
             elapsed = self._now() - t0
+            if self._record:
+                if outcome == "stopped":
+                    recorded = self._call(self._rec_abort, Trigger.Request()).message
+                else:
+                    request = SetBool.Request(data=outcome == "success")
+                    recorded = self._call(self._rec_stop, request).message
             result = {
                 "episode": i + 1,
                 "instruction": instruction,
@@ -127,6 +147,8 @@ class EpisodeRunnerNode(Node):
                 "duration_s": round(elapsed, 3),
                 "frames": self._take_frames(t0),
             }
+            if recorded:
+                result["recorded"] = json.loads(recorded) if recorded.startswith("{") else recorded
             self._results.append(result)
             self.get_logger().info(
                 f"episode {i + 1}/{n}: '{instruction}': "
@@ -137,16 +159,17 @@ class EpisodeRunnerNode(Node):
         done = sum(r["success"] for r in self._results)
         self.get_logger().info(f"done: {done}/{len(self._results)} episodes succeeded")
 
-    def _call_reset(self):
-        future = self._reset.call_async(Trigger.Request())
-        end = time.monotonic() + 30.0
+    def _call(self, client, request, timeout: float = 60.0):
+        """Call a service from this thread, bounded; a refusal is an error naming the service."""
+        future = client.call_async(request)
+        end = time.monotonic() + timeout
         while not future.done():
             if time.monotonic() > end or not rclpy.ok():
-                raise RuntimeError("sim/reset did not answer within 30 s")
+                raise RuntimeError(f"{client.srv_name} did not answer within {timeout:.0f} s")
             time.sleep(0.01)
         response = future.result()
         if not response.success:
-            raise RuntimeError(f"sim/reset failed: {response.message}")
+            raise RuntimeError(f"{client.srv_name} refused: {response.message}")
         return response
 
     def _wait_for_time_after(self, t: float) -> float:

@@ -1,0 +1,221 @@
+"""``intervention``: the human's side of human-in-the-loop.
+
+While the person engages, this node publishes their commands on ``command/teleop`` and
+``intervention/active: true``; the driver switches to them on its next control tick and
+flushes the policy's queued steps. On release it publishes ``false`` and the policy resumes
+from the current state with its next chunk.
+
+Two kinds of person:
+
+- a device (``intervention.device``: keyboard, gamepad, spacemouse, leader_arm), read at
+  ``intervention.rate_hz``; end-effector deltas become joint targets through
+  ``teleop.ee_control`` (mink IK with the robot's limits), a leader arm gives joint targets.
+  Button presses (success / failure / reset) are published on ``intervention/button``.
+- ``scripted``: the twin's scripted operator plays the person. It watches the policy and takes
+  over when the arm stalls (moves less than ``stall_rad`` over ``stall_s``) or the task
+  regresses (the named cube ends up ``regress_m`` further from where it must go than it has
+  been), then finishes the task; so takeover is testable without a person.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, String
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from dojo import conf
+from dojo.nodes.base import node_config, spin_node
+from dojo.ros import convert, qos
+from robot.schema import ActionChunk, ControlSource
+from robot.sim.tasks import parse_instruction
+
+
+class StallMonitor:
+    """Decides when the scripted person takes over: a stalled arm or a regressing task.
+
+    Pure logic on (time, joint positions, distance-to-goal) samples, so it is unit-testable.
+    """
+
+    def __init__(self, stall_s: float, stall_rad: float, regress_m: float, grace_s: float) -> None:
+        self.stall_s, self.stall_rad = stall_s, stall_rad
+        self.regress_m, self.grace_s = regress_m, grace_s
+        self.reset(0.0)
+
+    def reset(self, t0: float) -> None:
+        self._t0 = t0
+        self._history: list[tuple[float, np.ndarray]] = []
+        self._best = np.inf
+
+    def update(self, t: float, q: np.ndarray, goal_distance: float | None) -> str | None:
+        """The reason to take over now, or None."""
+        self._history.append((t, np.asarray(q, dtype=np.float64)))
+        while self._history and self._history[0][0] < t - self.stall_s:
+            self._history.pop(0)
+        if goal_distance is not None:
+            self._best = min(self._best, goal_distance)
+        if t - self._t0 < self.grace_s:
+            return None
+        window = np.array([h[1] for h in self._history])
+        spanned = self._history[-1][0] - self._history[0][0] >= self.stall_s * 0.9
+        if spanned and np.ptp(window, axis=0).max() < self.stall_rad:
+            return f"stall: arm moved < {self.stall_rad} rad in {self.stall_s} s"
+        if goal_distance is not None and goal_distance - self._best > self.regress_m:
+            return f"regress: {goal_distance - self._best:.3f} m further from the goal than before"
+        return None
+
+
+class InterventionNode(Node):
+    def __init__(self) -> None:
+        super().__init__("intervention")
+        cfg = node_config(self)
+        self._cfg = cfg
+        self._spec = conf.robot_spec(cfg)
+        icfg = cfg.intervention
+        self._period = 1.0 / float(icfg.rate_hz)
+        self._active = False
+        self._q: np.ndarray | None = None
+        self._stamp = 0.0
+        self._objects = None
+        self._instruction = ""
+        group = MutuallyExclusiveCallbackGroup()
+        self._teleop_pub = self.create_publisher(
+            JointTrajectory, "command/teleop", qos.command(float(cfg.driver.command_deadline))
+        )
+        self._active_pub = self.create_publisher(Bool, "intervention/active", qos.LATCHED)
+        self._button_pub = self.create_publisher(String, "intervention/button", qos.STATUS)
+        self._active_pub.publish(Bool(data=False))
+        self.create_subscription(
+            JointState, "joint_states", self._on_joint_state, qos.SENSOR, callback_group=group
+        )
+        self.create_subscription(
+            String, "task/instruction", self._on_instruction, qos.LATCHED, callback_group=group
+        )
+        self.create_subscription(
+            MarkerArray, "sim/objects", self._on_objects, qos.SENSOR, callback_group=group
+        )
+        self._device = None
+        self._operator = None
+        if icfg.device == "scripted":
+            from teleop.scripted import ScriptedOperator
+
+            self._operator = ScriptedOperator(
+                cfg.robot.model, self._spec, conf.scripted_config(cfg)
+            )
+            self._monitor = StallMonitor(
+                float(icfg.stall_s),
+                float(icfg.stall_rad),
+                float(icfg.regress_m),
+                float(icfg.grace_s),
+            )
+            self._next_plan = -1.0
+        else:
+            from teleop.ee_control import EndEffectorController
+            from teleop.registry import make_device
+
+            self._device = make_device(str(icfg.device), **dict(icfg.device_config))
+            self._device.connect()
+            self._ee = EndEffectorController(cfg.robot.model, self._spec)
+            self.create_timer(self._period, self._poll_device, callback_group=group)
+        self.get_logger().info(f"intervention ready: person={icfg.device}")
+
+    def close(self) -> None:
+        if self._device is not None:
+            self._device.close()
+        if self._active:
+            self._active_pub.publish(Bool(data=False))
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def _on_instruction(self, msg: String) -> None:
+        self._instruction = msg.data
+        self._set_active(False, "new episode")
+        if self._operator is not None:
+            self._operator.reset(msg.data)
+            self._monitor.reset(self._stamp)
+            self._objects = None
+
+    def _on_objects(self, msg: MarkerArray) -> None:
+        self._objects, _ = convert.objects_from_msg(msg)
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        state = convert.joint_state_from_msg(msg, self._spec.joint_names)
+        self._q, self._stamp = state.position, state.stamp
+        if self._operator is not None:
+            self._scripted_person(state.stamp, state.position)
+
+    def _set_active(self, active: bool, why: str) -> None:
+        if active != self._active:
+            self._active = active
+            self._active_pub.publish(Bool(data=active))
+            self.get_logger().info(
+                f"{'TAKEOVER' if active else 'release'} at t={self._stamp:.3f}: {why}"
+            )
+
+    # -- the scripted person ------------------------------------------------------------------
+
+    def _goal_distance(self) -> float | None:
+        if not self._instruction or not self._objects:
+            return None
+        try:
+            goal = parse_instruction(self._instruction)
+        except ValueError:
+            return None
+        cube = self._objects.get(goal.target)
+        if cube is None:
+            return None
+        if "bin" in self._objects and self._cfg.task.name == "pick_place":
+            return float(np.linalg.norm(cube.position[:2] - self._objects["bin"].position[:2]))
+        return None
+
+    def _scripted_person(self, t: float, q: np.ndarray) -> None:
+        if not self._instruction or self._objects is None:
+            return
+        if not self._active:
+            reason = self._monitor.update(t, q, self._goal_distance())
+            if reason is None:
+                return
+            self._set_active(True, reason)
+            self._next_plan = -1.0
+        if t < self._next_plan:
+            return
+        chunk = self._operator.act(t, q, self._objects)
+        human = ActionChunk(
+            chunk.stamp, chunk.joint_names, chunk.positions, chunk.times, ControlSource.HUMAN
+        )
+        self._teleop_pub.publish(convert.chunk_to_msg(human))
+        self._next_plan = chunk.end_time - float(self._cfg.teleop.replan_margin)
+
+    # -- a device -----------------------------------------------------------------------------
+
+    def _poll_device(self) -> None:
+        now = self.get_clock().now().nanoseconds * 1e-9
+        command = self._device.read(now)
+        for button in command.buttons:
+            self._button_pub.publish(String(data=button.value))
+        self._set_active(command.engaged, f"{self._device.name} engage")
+        if not command.engaged or self._q is None:
+            return
+        if command.joint_targets is not None:
+            target = np.asarray(command.joint_targets, dtype=np.float64)
+        else:
+            target = self._ee.targets(self._q, command.ee_delta, command.gripper)
+        chunk = ActionChunk(
+            self._stamp,
+            self._spec.joint_names,
+            target[None, :],
+            np.array([self._period]),
+            ControlSource.HUMAN,
+        )
+        self._teleop_pub.publish(convert.chunk_to_msg(chunk))
+
+
+def main() -> None:
+    raise SystemExit(spin_node(InterventionNode, threads=2))
+
+
+if __name__ == "__main__":
+    main()

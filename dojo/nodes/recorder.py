@@ -1,0 +1,272 @@
+"""``recorder``: writes episodes to the store, every step with the action actually sent.
+
+Subscribes to what the driver says it did (``driver/command``: the command sent at each tick
+and who was in control), ``joint_states``, the cameras and ``task/instruction``; aligns them to
+the record grid (``episodes.align``) and appends steps to the store on a writer thread, so a
+slow disk never blocks a callback. The queue between them is sized from rates
+(``recorder.fps x recorder.queue_seconds``); a full queue drops steps and says how many.
+
+Services (std_srvs, so any ROS install can call them)::
+
+    episode/start  Trigger   begin an episode with the current task/instruction
+    episode/stop   SetBool   data=true: success, false: failure; commits the episode
+    episode/abort  Trigger   commits it with outcome "abort" (kept: nothing recorded is lost)
+
+``recorder/status`` (JSON) reports the state, the episode, steps written and dropped, and per
+camera the misaligned and missing frames and any clock skew between streams.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+
+from dojo import conf
+from dojo.nodes.base import node_config, spin_node
+from dojo.ros import convert, qos
+from episodes.align import AlignConfig, StepAligner
+from episodes.store import EpisodeStore, ImageCodec, StoreConfig, StoreError
+
+_COMMIT = object()
+COMMIT_WAIT_S = 120.0
+
+
+class RecorderNode(Node):
+    def __init__(self) -> None:
+        super().__init__("recorder")
+        cfg = node_config(self)
+        if not cfg.store:
+            raise conf.ConfigError("recorder: 'store' is not set (e.g. store=demos.zarr)")
+        self._cfg = cfg
+        self._spec = conf.robot_spec(cfg)
+        rec = cfg.recorder
+        codecs = {
+            cam.name: ImageCodec(
+                kind=str(rec.camera_codecs.get(cam.name, rec.codec)), quality=int(rec.jpeg_quality)
+            )
+            for cam in self._spec.cameras
+        }
+        self._store = EpisodeStore.open_or_create(
+            str(cfg.store),
+            self._spec,
+            fps=float(rec.fps),
+            config=StoreConfig(
+                min_free_bytes=int(rec.min_free_gb * (1 << 30)), image_codecs=codecs
+            ),
+        )
+        self._align_config = AlignConfig(
+            fps=float(rec.fps),
+            image_tolerance=float(rec.image_tolerance),
+            max_latency=float(rec.max_latency),
+            skew_threshold=float(rec.skew_threshold),
+        )
+        self._cameras = {c.name: (c.height, c.width, c.fps) for c in self._spec.cameras}
+        self._lock = threading.Lock()
+        self._aligner: StepAligner | None = None
+        self._writer = None
+        self._queue: queue.Queue = queue.Queue(maxsize=max(8, int(rec.fps * rec.queue_seconds)))
+        self._instruction = ""
+        self._episode = ""
+        self._written = 0
+        self._dropped = 0
+        self._error = ""
+        self._committed: list[str] = []
+        self._done = threading.Event()
+        self._result: dict = {}
+        streams = MutuallyExclusiveCallbackGroup()
+        services = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(
+            String, "task/instruction", self._on_instruction, qos.LATCHED, callback_group=streams
+        )
+        self.create_subscription(
+            JointState, "joint_states", self._on_joint_state, qos.SENSOR, callback_group=streams
+        )
+        self.create_subscription(
+            JointState, "driver/command", self._on_command, qos.STATUS, callback_group=streams
+        )
+        for cam in self._cameras:
+            self.create_subscription(
+                Image,
+                f"camera/{cam}/image_raw",
+                lambda msg, cam=cam: self._on_image(cam, msg),
+                qos.SENSOR,
+                callback_group=streams,
+            )
+        self.create_service(Trigger, "episode/start", self._on_start, callback_group=services)
+        self.create_service(SetBool, "episode/stop", self._on_stop, callback_group=services)
+        self.create_service(Trigger, "episode/abort", self._on_abort, callback_group=services)
+        self._status = self.create_publisher(String, "recorder/status", qos.STATUS)
+        self.create_timer(0.5, self._publish_status, callback_group=services)
+        threading.Thread(target=self._write_loop, name="episode-writer", daemon=True).start()
+        self.get_logger().info(
+            f"recording to {cfg.store} at {rec.fps:g} steps/s "
+            f"({len(self._store.episode_ids())} episodes there)"
+        )
+
+    # -- streams ------------------------------------------------------------------------------
+
+    def _on_instruction(self, msg: String) -> None:
+        self._instruction = msg.data
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        with self._lock:
+            if self._aligner is not None:
+                s = convert.joint_state_from_msg(msg, self._spec.joint_names)
+                self._aligner.add_joint_state(s.stamp, s.position, s.velocity)
+
+    def _on_command(self, msg: JointState) -> None:
+        with self._lock:
+            if self._aligner is not None:
+                stamp, command, source = convert.command_from_msg(msg, self._spec.joint_names)
+                self._enqueue(self._aligner.add_command(stamp, command, source))
+
+    def _on_image(self, cam: str, msg: Image) -> None:
+        with self._lock:
+            if self._aligner is not None:
+                image, stamp = convert.image_from_msg(msg)
+                self._enqueue(self._aligner.add_frame(cam, stamp, image))
+
+    def _enqueue(self, steps) -> None:
+        for step in steps:
+            try:
+                self._queue.put_nowait(step)
+            except queue.Full:
+                self._dropped += 1
+
+    # -- the writer thread --------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, tuple) and item and item[0] is _COMMIT:
+                self._finish(*item[1:])
+                continue
+            if self._writer is None:
+                continue  # the episode already failed; its remaining steps are discarded
+            try:
+                self._writer.append(
+                    item.t,
+                    item.joint_pos,
+                    item.joint_vel,
+                    item.action,
+                    int(item.control_source),
+                    item.images,
+                )
+                self._written += 1
+            except Exception as err:  # out of space, a dead disk: abort this one, keep the rest
+                self._error = f"episode {self._episode} aborted while writing: {err}"
+                self.get_logger().error(self._error)
+                try:
+                    self._writer.abort(str(err))
+                finally:
+                    self._writer = None
+
+    def _finish(self, outcome: str, success: bool) -> None:
+        result: dict = {"episode": self._episode}
+        try:
+            if self._writer is None:
+                result["error"] = self._error or "nothing to commit"
+            else:
+                t0 = time.monotonic()
+                self._writer.commit(outcome, success)
+                result["commit_s"] = round(time.monotonic() - t0, 4)
+                self._committed.append(self._episode)
+        except StoreError as err:
+            result["error"] = f"commit failed: {err}"
+            self.get_logger().error(result["error"])
+        finally:
+            self._writer = None
+            self._result = result
+            self._done.set()
+
+    # -- services -----------------------------------------------------------------------------
+
+    def _on_start(self, request, response):
+        if self._writer is not None:
+            response.success = False
+            response.message = f"already recording episode {self._episode}; stop it first"
+            return response
+        if not self._instruction:
+            response.success = False
+            response.message = "no task/instruction received yet; nothing to record against"
+            return response
+        now = self.get_clock().now().nanoseconds * 1e-9
+        try:
+            writer = self._store.begin(self._instruction, str(self._cfg.task.name), started_at=now)
+        except StoreError as err:
+            response.success, response.message = False, f"cannot start an episode: {err}"
+            self.get_logger().error(response.message)
+            return response
+        with self._lock:
+            self._writer = writer
+            self._episode = writer.id
+            self._written = 0
+            self._dropped = 0
+            self._error = ""
+            self._aligner = StepAligner(self._cameras, self._spec.control_hz, self._align_config)
+        response.success = True
+        response.message = f"{self._episode}: {self._instruction}"
+        self.get_logger().info(f"recording {response.message}")
+        return response
+
+    def _stop(self, outcome: str, success: bool) -> tuple[bool, str]:
+        with self._lock:
+            if self._aligner is None:
+                return False, "no episode is being recorded (episode/stop without episode/start)"
+            self._enqueue(self._aligner.flush())
+            stats = self._aligner.stats.to_json()
+            self._aligner = None
+        self._done.clear()
+        self._queue.put((_COMMIT, outcome, success))
+        if not self._done.wait(timeout=COMMIT_WAIT_S):
+            return False, f"episode {self._episode} was not committed within {COMMIT_WAIT_S} s"
+        result = {
+            **self._result,
+            "outcome": outcome,
+            "steps": self._written,
+            "dropped": self._dropped,
+            **stats,
+        }
+        ok = "error" not in result
+        self.get_logger().info(f"episode {'committed' if ok else 'FAILED'}: {json.dumps(result)}")
+        return ok, json.dumps(result)
+
+    def _on_stop(self, request, response):
+        outcome = "success" if request.data else "failure"
+        response.success, response.message = self._stop(outcome, bool(request.data))
+        return response
+
+    def _on_abort(self, request, response):
+        response.success, response.message = self._stop("abort", False)
+        return response
+
+    def _publish_status(self) -> None:
+        with self._lock:
+            stats = self._aligner.stats.to_json() if self._aligner is not None else {}
+        status = {
+            "recording": self._aligner is not None,
+            "episode": self._episode,
+            "written": self._written,
+            "dropped": self._dropped,
+            "queued": self._queue.qsize(),
+            "committed": len(self._committed),
+            "error": self._error,
+            **stats,
+        }
+        self._status.publish(String(data=json.dumps(status)))
+
+
+def main() -> None:
+    raise SystemExit(spin_node(RecorderNode, threads=4))
+
+
+if __name__ == "__main__":
+    main()
