@@ -43,7 +43,7 @@ $(VPY):
 	$(VPY) -m pip install -q --upgrade pip setuptools wheel
 
 $(STAMP): pyproject.toml | $(VPY)
-	$(VPY) -m pip install -q -e ".[dev]"
+	$(VPY) -m pip install -q -e ".[dev,models]"
 	@touch $@
 
 setup: system-deps $(STAMP)
