@@ -61,6 +61,7 @@ bench: setup
 	$(VPY) bench/sim.py
 	$(VPY) bench/control_loop.py
 	$(VPY) bench/transport.py
+	$(VPY) bench/recording.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -4,10 +4,14 @@ The driver publishes, at every control tick ``t``, the joint state and the comma
 sent (``driver/command``, whose ``frame_id`` is the control source). Cameras publish at their
 own rate, on their own threads, with their own latency. A step of the store is::
 
-    t             a control tick on the record grid (every 1/fps s of ROS time)
+    t             the first control tick at or after a grid point (every 1/fps s of ROS time)
     joint state   the one stamped t (the driver publishes both per tick), or the nearest
     action        the command sent at t, with its control source
-    images        per camera, the frame nearest to t
+    images        per camera, the frame nearest to the grid point
+
+Frames are matched to the grid point, not to the tick: when the record rate does not divide
+the control rate, a tick can trail its grid point by up to a control period, and a camera that
+lags the ticks would otherwise have every third frame skipped and its neighbour stored twice.
 
 A tick waits (in ROS time, bounded by ``max_latency``) until every camera has a frame at or
 after ``t`` so that "nearest" can be decided; then it is emitted. A frame further than
@@ -97,7 +101,8 @@ class StepAligner:
             cam: deque(maxlen=int(config.buffer_seconds * fps) + 2)
             for cam, (_h, _w, fps) in cameras.items()
         }
-        self._pending: deque[tuple[float, np.ndarray, ControlSource]] = deque(maxlen=n_ticks)
+        # (grid time, tick time, command, source)
+        self._pending: deque[tuple[float, float, np.ndarray, ControlSource]] = deque(maxlen=n_ticks)
         self._last_image: dict[str, np.ndarray] = {}
         self._offsets: dict[str, deque[float]] = {}
         self._next_record: float | None = None
@@ -123,7 +128,8 @@ class StepAligner:
         if self._next_record is None:
             self._next_record = stamp
         if stamp + 1e-9 >= self._next_record:
-            self._pending.append((stamp, np.asarray(command), ControlSource(source)))
+            grid = self._next_record
+            self._pending.append((grid, stamp, np.asarray(command), ControlSource(source)))
             period = 1.0 / self.config.fps
             # stay on the grid; after a gap, restart from this tick rather than bursting
             self._next_record += period
@@ -137,23 +143,23 @@ class StepAligner:
 
     # -- alignment ----------------------------------------------------------------------------
 
-    def _ready(self, t: float) -> bool:
+    def _ready(self, grid: float, t: float) -> bool:
         if self._newest_tick - t >= self.config.max_latency:
             return True
         has_state = any(abs(s - t) <= 0.5 * self.control_period for s, _, _ in self._states)
-        frames_in = all(frames and frames[-1][0] + 1e-9 >= t for frames in self._frames.values())
+        frames_in = all(frames and frames[-1][0] + 1e-9 >= grid for frames in self._frames.values())
         return has_state and frames_in
 
     def _emit_ready(self, final: bool) -> list[Step]:
         steps = []
-        while self._pending and (final or self._ready(self._pending[0][0])):
-            t, command, source = self._pending.popleft()
-            steps.append(self._make_step(t, command, source))
+        while self._pending and (final or self._ready(*self._pending[0][:2])):
+            grid, t, command, source = self._pending.popleft()
+            steps.append(self._make_step(grid, t, command, source))
         if steps:
             self._update_skew()
         return steps
 
-    def _make_step(self, t: float, command: np.ndarray, source: ControlSource) -> Step:
+    def _make_step(self, grid: float, t: float, command: np.ndarray, source: ControlSource) -> Step:
         if self._states:
             stamp, pos, vel = min(self._states, key=lambda s: abs(s[0] - t))
             if abs(stamp - t) > 0.5 * self.control_period:
@@ -164,8 +170,8 @@ class StepAligner:
         images = {}
         for cam, frames in self._frames.items():
             if frames:
-                stamp, image = min(frames, key=lambda f: abs(f[0] - t))
-                if abs(stamp - t) > self.config.image_tolerance:
+                stamp, image = min(frames, key=lambda f: abs(f[0] - grid))
+                if abs(stamp - grid) > self.config.image_tolerance:
                     self.stats.misaligned[cam] += 1
             else:
                 self.stats.missing[cam] += 1
