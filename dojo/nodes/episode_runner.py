@@ -33,6 +33,7 @@ from dojo.ros import convert, qos
 
 FRAMES_PER_EPISODE = 5
 SERVICE_WAIT_S = 30.0  # wall seconds to wait for the driver to come up
+CLOCK_STALL_S = 30.0  # wall seconds without ROS time advancing before the run is declared stuck
 
 
 class EpisodeRunnerNode(Node):
@@ -121,11 +122,19 @@ class EpisodeRunnerNode(Node):
                 recorded = self._call(self._rec_start, Trigger.Request()).message
             self._recording = True
             outcome = "timeout"
+            last_now, last_progress = t0, time.monotonic()
             while rclpy.ok():
                 if self._success.wait(timeout=0.05):
                     outcome = "success"
                     break
                 now = self._now()
+                if now > last_now:
+                    last_now, last_progress = now, time.monotonic()
+                elif time.monotonic() - last_progress > CLOCK_STALL_S:
+                    raise RuntimeError(
+                        f"ROS time stuck at {now:.3f} s for {CLOCK_STALL_S:.0f} s of wall time: "
+                        "is robot_driver alive?"
+                    )
                 if now - t0 >= max_duration:
                     break
                 if now - t_start_run >= run_end:

@@ -34,6 +34,7 @@ class ScriptedOperatorNode(Node):
         self._instruction = ""
         self._episode = 0
         self._next_plan_at = -1.0
+        self._last_command = None
         group = MutuallyExclusiveCallbackGroup()  # the operator is stateful: one callback at a time
         # A publisher must offer a deadline no longer than the driver requests, or DDS refuses
         # to match them; the operator replans far more often than that.
@@ -49,11 +50,17 @@ class ScriptedOperatorNode(Node):
         self.create_subscription(
             JointState, "joint_states", self._on_joint_state, qos.SENSOR, callback_group=group
         )
+        # what the driver actually sent: planning from it, not from the sagging measured pose,
+        # keeps the first chunk of an episode within the acceleration limits
+        self.create_subscription(
+            JointState, "driver/command", self._on_command, qos.STATUS, callback_group=group
+        )
 
     def _on_instruction(self, msg: String) -> None:
         self._instruction = msg.data
         self._episode += 1
         self._objects = None  # wait for the new scene before acting
+        self._last_command = None
         self._operator.reset(msg.data, seed=self._episode)
         self._next_plan_at = -1.0
         self.get_logger().info(f"episode {self._episode}: '{msg.data}'")
@@ -61,13 +68,18 @@ class ScriptedOperatorNode(Node):
     def _on_objects(self, msg: MarkerArray) -> None:
         self._objects, _ = convert.objects_from_msg(msg)
 
+    def _on_command(self, msg: JointState) -> None:
+        self._last_command = convert.command_from_msg(msg, self._spec.joint_names)[1]
+
     def _on_joint_state(self, msg: JointState) -> None:
         if not self._instruction or self._objects is None:
             return
         state = convert.joint_state_from_msg(msg, self._spec.joint_names)
         if state.stamp < self._next_plan_at:
             return
-        chunk = self._operator.act(state.stamp, state.position, self._objects)
+        chunk = self._operator.act(
+            state.stamp, state.position, self._objects, last_command=self._last_command
+        )
         self._pub.publish(convert.chunk_to_msg(chunk))
         self._next_plan_at = chunk.end_time - self._replan_margin
 

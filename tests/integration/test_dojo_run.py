@@ -15,12 +15,16 @@ DOJO = [sys.executable, "-m", "dojo.cli"]
 
 def test_scripted_episodes_through_the_graph(tmp_path, domain_id):
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [*DOJO, "run", "episodes=2", f"out={out}", f"ros.domain_id={domain_id}"],
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    try:
+        proc = subprocess.run(
+            [*DOJO, "run", "episodes=2", f"out={out}", f"ros.domain_id={domain_id}"],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    except subprocess.TimeoutExpired as err:
+        partial = (err.stdout or b"").decode() + (err.stderr or b"").decode()
+        raise AssertionError(f"dojo run did not finish in 240 s:\n{partial[-6000:]}") from None
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     report = json.loads((out / "episodes.json").read_text())
