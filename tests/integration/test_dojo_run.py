@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
 import psutil
+from sensor_msgs.msg import JointState
 
+from dojo.ros import qos
 from tests.integration.conftest import wait_until
 
 DOJO = [sys.executable, "-m", "dojo.cli"]
@@ -76,5 +79,31 @@ def test_a_dead_node_is_reported_and_the_run_stops(tmp_path, domain_id):
             proc.kill()
     assert proc.returncode != 0
     assert "node 'scripted_operator' died" in output
+    alive = [n.pid for n in nodes if n.is_running() and n.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"node processes {alive} outlived dojo run"
+
+
+def test_ctrl_c_stops_every_node_cleanly(tmp_path, domain_id, probe):
+    probe.record(JointState, "joint_states", qos.SENSOR)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*DOJO, "run", "episodes=50", f"out={out}", f"ros.domain_id={domain_id}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        parent = psutil.Process(proc.pid)
+        wait_until(lambda: len(parent.children()) >= 3, 60, "the three node processes")
+        nodes = parent.children(recursive=True)
+        wait_until(lambda: len(probe.got("joint_states")) > 20, 90, "the graph to be running")
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output[-4000:]
+    assert "dojo run: interrupted" in output
+    assert "died" not in output, "a clean stop reports no dead node"
     alive = [n.pid for n in nodes if n.is_running() and n.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"node processes {alive} outlived dojo run"

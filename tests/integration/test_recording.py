@@ -22,22 +22,15 @@ JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_ro
 
 def test_dojo_record_five_scripted_episodes(tmp_path, domain_id):
     store = tmp_path / "demos.zarr"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dojo.cli",
-            "record",
-            "episodes=5",
-            f"store={store}",
-            f"out={tmp_path / 'run'}",
-            f"ros.domain_id={domain_id}",
-            "recorder.min_free_gb=0.01",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = [
+        *(sys.executable, "-m", "dojo.cli", "record", "episodes=5", f"store={store}"),
+        *(f"out={tmp_path / 'run'}", f"ros.domain_id={domain_id}", "recorder.min_free_gb=0.01"),
+    ]
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=400)
+    except subprocess.TimeoutExpired as err:
+        partial = (err.stdout or b"").decode() + (err.stderr or b"").decode()
+        raise AssertionError(f"dojo record did not finish in 400 s:\n{partial[-6000:]}") from None
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     s = EpisodeStore.open(str(store))
