@@ -160,8 +160,12 @@ def test_commit_writes_committed_last_in_one_write(local_url: str, monkeypatch) 
     attrs = json.loads(last_value)["attributes"]
     assert attrs["committed"] is True and attrs["n_steps"] == cw.steps_for(11)
     assert set(attrs["checksum"]) == set(store.features)
-    hidden_key = f"episodes/.begin-{episode_id}/zarr.json"  # made there, renamed into place
-    earlier = [json.loads(v)["attributes"] for k, v in writes if k in (group_key, hidden_key)]
+    hidden = f"episodes/.begin-{episode_id}."  # made there, then renamed into place
+
+    def group_write(key: str) -> bool:
+        return key == group_key or (key.startswith(hidden) and key.count("/") == 2)
+
+    earlier = [json.loads(v)["attributes"] for k, v in writes if group_write(k)]
     assert len(earlier) >= 2 and all(a["committed"] is False for a in earlier[:-1])
 
 
