@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from bench.common import percentiles, print_table, write_json  # noqa: E402
+from bench.common import percentiles, print_table, write_json
 
 
 class _NullObserver:
@@ -116,7 +116,8 @@ def main() -> None:
         "p99_ratio": busy["abs_error_ms_p99"] / max(alone["abs_error_ms_p99"], 1e-6),
     }
     print_table(
-        f"{args.robot}: |tick period error| in real time, {args.seconds:g} s each, both cameras rendering",
+        f"{args.robot}: |tick period error| in real time, {args.seconds:g} s each, "
+        "both cameras rendering",
         ["condition", "ticks", "expected", "p50 ms", "p99 ms", "late > T/2"],
         [
             [

@@ -50,6 +50,7 @@ from episodes.store import (
     encode_jpeg,
 )
 from robot.schema import RobotSpec
+from tests.specs import storage_spec
 
 JOINTS = ("shoulder", "elbow", "wrist", "gripper")
 CAMERAS = (("top", 64, 48, "jpeg"), ("wrist", 64, 48, "zstd"))
@@ -60,24 +61,7 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def make_spec() -> RobotSpec:
-    d = len(JOINTS)
-    return RobotSpec.from_mapping(
-        {
-            "name": "kill_arm",
-            "joint_names": list(JOINTS),
-            "limits": {
-                "position_lower": [-3.0] * d,
-                "position_upper": [3.0] * d,
-                "velocity": [2.0] * d,
-                "acceleration": [10.0] * d,
-                "max_step": [0.1] * d,
-            },
-            "home": [0.0] * d,
-            "workspace": {"lower": [-1, -1, -1], "upper": [1, 1, 1]},
-            "control_hz": FPS,
-            "cameras": [{"name": n, "width": w, "height": h} for n, w, h, _ in CAMERAS],
-        }
-    )
+    return storage_spec("kill_arm", JOINTS, [(n, w, h) for n, w, h, _ in CAMERAS], FPS)
 
 
 def make_config() -> StoreConfig:

@@ -25,29 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import percentiles, print_table, write_json
 from episodes.store import EpisodeStore, ImageCodec, StoreConfig
 from robot.schema import RobotSpec
+from tests.specs import storage_spec
 
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 
 
 def spec(n_cameras: int) -> RobotSpec:
-    d = len(JOINTS)
-    return RobotSpec.from_mapping(
-        {
-            "name": "bench_arm",
-            "joint_names": JOINTS,
-            "limits": {
-                "position_lower": [-3.0] * d,
-                "position_upper": [3.0] * d,
-                "velocity": [2.0] * d,
-                "acceleration": [10.0] * d,
-                "max_step": [0.1] * d,
-            },
-            "home": [0.0] * d,
-            "workspace": {"lower": [-1, -1, -1], "upper": [1, 1, 1]},
-            "control_hz": 30.0,
-            "cameras": [{"name": f"cam{i}", "width": 640, "height": 480} for i in range(n_cameras)],
-        }
-    )
+    cameras = [(f"cam{i}", 640, 480) for i in range(n_cameras)]
+    return storage_spec("bench_arm", JOINTS, cameras, 30.0)
 
 
 def frames(count: int) -> list[np.ndarray]:

@@ -33,7 +33,7 @@ from episodes.store import (
     decode_jpeg,
     encode_jpeg,
 )
-from robot.schema import RobotSpec
+from tests.specs import storage_spec
 
 JOINTS = ("shoulder", "elbow", "gripper")
 CAMERAS = (("top", 32, 24), ("wrist", 32, 24))
@@ -42,24 +42,7 @@ FPS = 30.0
 
 
 def make_spec(name: str = "crash_arm", joints: tuple[str, ...] = JOINTS, cameras=CAMERAS):
-    d = len(joints)
-    return RobotSpec.from_mapping(
-        {
-            "name": name,
-            "joint_names": list(joints),
-            "limits": {
-                "position_lower": [-3.0] * d,
-                "position_upper": [3.0] * d,
-                "velocity": [2.0] * d,
-                "acceleration": [10.0] * d,
-                "max_step": [0.1] * d,
-            },
-            "home": [0.0] * d,
-            "workspace": {"lower": [-1, -1, -1], "upper": [1, 1, 1]},
-            "control_hz": FPS,
-            "cameras": [{"name": n, "width": w, "height": h} for n, w, h in cameras],
-        }
-    )
+    return storage_spec(name, joints, cameras, FPS)
 
 
 def make_config(**overrides: Any) -> StoreConfig:

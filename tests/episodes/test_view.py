@@ -21,6 +21,7 @@ import pytest
 from episodes import view
 from episodes.store import ChecksumError, EpisodeStore, StoreConfig
 from robot.schema import ControlSource, RobotSpec
+from tests.specs import storage_spec
 
 FPS = 10.0
 JOINTS = ("shoulder", "elbow", "gripper")
@@ -36,24 +37,7 @@ SEGMENTS_A = "0.0-1.5 s policy, 1.5-2.5 s human, 2.5-3.0 s hold"
 
 
 def make_spec(cameras: tuple[tuple[str, int, int], ...] = (("top", CAM_W, CAM_H),)) -> RobotSpec:
-    d = len(JOINTS)
-    return RobotSpec.from_mapping(
-        {
-            "name": "tiny_arm",
-            "joint_names": list(JOINTS),
-            "limits": {
-                "position_lower": [-3.0] * d,
-                "position_upper": [3.0] * d,
-                "velocity": [2.0] * d,
-                "acceleration": [10.0] * d,
-                "max_step": [0.1] * d,
-            },
-            "home": [0.0] * d,
-            "workspace": {"lower": [-1, -1, -1], "upper": [1, 1, 1]},
-            "control_hz": FPS,
-            "cameras": [{"name": n, "width": w, "height": h} for n, w, h in cameras],
-        }
-    )
+    return storage_spec("tiny_arm", JOINTS, cameras, FPS)
 
 
 def frame(i: int, h: int = CAM_H, w: int = CAM_W) -> np.ndarray:
