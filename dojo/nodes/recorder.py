@@ -1,9 +1,10 @@
 """``recorder``: writes episodes to the store, every step with the action actually sent.
 
 Subscribes to what the driver says it did (``driver/command``: the command sent at each tick
-and who was in control), ``joint_states``, the cameras and ``task/instruction``; aligns them to
-the record grid (``episodes.align``) and appends steps to the store on a writer thread, so a
-slow disk never blocks a callback. The queue between them is sized from rates
+and who was in control, which is also where a takeover shows), ``joint_states``, the cameras,
+``task/instruction`` and, when a critic runs, ``critic/progress`` and ``critic/done``. It
+aligns them to the record grid (``episodes.align``) and appends steps to the store on a writer
+thread, so a slow disk never blocks a callback. The queue between them is sized from rates
 (``recorder.fps x recorder.queue_seconds``); a full queue drops steps and says how many.
 
 Services (std_srvs, so any ROS install can call them)::
@@ -12,6 +13,11 @@ Services (std_srvs, so any ROS install can call them)::
     episode/stop   SetBool   data=true: success, false: failure; commits the episode
     episode/abort  Trigger   commits it with outcome "abort" (kept: nothing recorded is lost)
 
+The critic's live values are kept per step and, once the episode is committed, stored as
+``rewards/live.critic_progress`` and ``rewards/live.critic_done`` (steps before the first value
+repeat the first one; ``attrs.steps_without_value`` says how many). They are monitoring values:
+training rewards come from relabelling, tagged with the critic's id.
+
 ``recorder/status`` (JSON) reports the state, the episode, steps written and dropped, and per
 camera the misaligned and missing frames and any clock skew between streams.
 """
@@ -19,14 +25,16 @@ camera the misaligned and missing frames and any clock skew between streams.
 from __future__ import annotations
 
 import json
+import math
 import queue
 import threading
 import time
 
+import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String
+from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import SetBool, Trigger
 
 from dojo import conf
@@ -81,6 +89,8 @@ class RecorderNode(Node):
         self._committed: list[str] = []
         self._done = threading.Event()
         self._result: dict = {}
+        self._critic = {"progress": math.nan, "done": math.nan}  # latest live values
+        self._live: dict[str, list[float]] = {"progress": [], "done": []}
         streams = MutuallyExclusiveCallbackGroup()
         services = MutuallyExclusiveCallbackGroup()
         self.create_subscription(
@@ -91,6 +101,21 @@ class RecorderNode(Node):
         )
         self.create_subscription(
             JointState, "driver/command", self._on_command, qos.STATUS, callback_group=streams
+        )
+        # best effort accepts any critic publisher, reliable or not
+        self.create_subscription(
+            Float32,
+            "critic/progress",
+            lambda m: self._critic.__setitem__("progress", float(m.data)),
+            qos.SENSOR,
+            callback_group=streams,
+        )
+        self.create_subscription(
+            Bool,
+            "critic/done",
+            lambda m: self._critic.__setitem__("done", float(m.data)),
+            qos.SENSOR,
+            callback_group=streams,
         )
         for cam in self._cameras:
             self.create_subscription(
@@ -137,7 +162,7 @@ class RecorderNode(Node):
     def _enqueue(self, steps) -> None:
         for step in steps:
             try:
-                self._queue.put_nowait(step)
+                self._queue.put_nowait((step, self._critic["progress"], self._critic["done"]))
             except queue.Full:
                 self._dropped += 1
 
@@ -151,6 +176,7 @@ class RecorderNode(Node):
                 continue
             if self._writer is None:
                 continue  # the episode already failed; its remaining steps are discarded
+            item, progress, done = item
             try:
                 self._writer.append(
                     item.t,
@@ -161,6 +187,8 @@ class RecorderNode(Node):
                     item.images,
                 )
                 self._written += 1
+                self._live["progress"].append(progress)
+                self._live["done"].append(done)
             except Exception as err:  # out of space, a dead disk: abort this one, keep the rest
                 self._error = f"episode {self._episode} aborted while writing: {err}"
                 self.get_logger().error(self._error)
@@ -179,6 +207,7 @@ class RecorderNode(Node):
                 self._writer.commit(outcome, success)
                 result["commit_s"] = round(time.monotonic() - t0, 4)
                 self._committed.append(self._episode)
+                self._store_live_critic(result)
         except StoreError as err:
             result["error"] = f"commit failed: {err}"
             self.get_logger().error(result["error"])
@@ -186,6 +215,32 @@ class RecorderNode(Node):
             self._writer = None
             self._result = result
             self._done.set()
+
+    def _store_live_critic(self, result: dict) -> None:
+        for name, values in self._live.items():
+            arr = np.asarray(values, dtype=np.float64)
+            finite = np.isfinite(arr)
+            if not finite.any():
+                continue
+            first = int(np.argmax(finite))
+            filled = arr.copy()
+            filled[:first] = arr[first]
+            for i in range(first + 1, len(filled)):  # hold the last value over gaps
+                if not np.isfinite(filled[i]):
+                    filled[i] = filled[i - 1]
+            try:
+                self._store.write_rewards(
+                    self._episode,
+                    f"live.critic_{name}",
+                    filled,
+                    {
+                        "source": f"critic/{name} topic, latest value at each step",
+                        "steps_without_value": int((~finite).sum()),
+                    },
+                )
+                result[f"live_critic_{name}"] = True
+            except StoreError as err:
+                result[f"live_critic_{name}"] = f"not stored: {err}"
 
     # -- services -----------------------------------------------------------------------------
 
@@ -211,6 +266,7 @@ class RecorderNode(Node):
             self._written = 0
             self._dropped = 0
             self._error = ""
+            self._live = {"progress": [], "done": []}
             self._aligner = StepAligner(self._cameras, self._spec.control_hz, self._align_config)
         response.success = True
         response.message = f"{self._episode}: {self._instruction}"

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -72,6 +72,8 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
         start_node("dojo.nodes.intervention", common, "intervention", use_sim_time=True),
     ]
     policy = probe.node.create_publisher(JointTrajectory, "command/chunk", qos.command(0.5))
+    critic = probe.node.create_publisher(Float32, "critic/progress", qos.SENSOR)
+    progress = [0.0]
     try:
         wait_until(lambda: len(probe.got("joint_states")) > 5, 90, "the driver")
         wait_until(lambda: policy.get_subscription_count() > 0, 30, "the driver's chunk topic")
@@ -89,6 +91,8 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
         def policy_keeps_publishing_until(predicate, timeout, what):
             def step():
                 policy.publish(frozen_chunk())
+                progress[0] = min(1.0, progress[0] + 0.001)  # a stand-in critic, monotone
+                critic.publish(Float32(data=progress[0]))
                 return predicate()
 
             wait_until(step, timeout, what)
@@ -123,6 +127,9 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
     first_human = recorded.index(int(ControlSource.HUMAN))
     assert int(ControlSource.POLICY) in recorded[:first_human]
     assert int(ControlSource.POLICY) not in recorded[first_human:]
+    live = np.asarray(s.read(episode_id).rewards["live.critic_progress"])
+    assert live.shape == (len(recorded),)
+    assert np.all(np.diff(live) >= 0) and live[-1] > live[0]
     result = json.loads(stopped.message)
     assert result["outcome"] == "success" and result["steps"] == len(recorded)
     status = (
