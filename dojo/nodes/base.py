@@ -13,7 +13,11 @@ from collections.abc import Callable
 
 import rclpy
 from omegaconf import DictConfig
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 
 from dojo import conf
@@ -31,8 +35,14 @@ def node_config(node: Node) -> DictConfig:
     return cfg
 
 
-def spin_node(make_node: Callable[[], Node], *, threads: int = 4) -> int:
-    """Create the node, spin it on a multi-threaded executor, shut down cleanly on SIGINT/TERM.
+def spin_node(make_node: Callable[[], Node], *, threads: int = 1) -> int:
+    """Create the node, spin it, shut down cleanly on SIGINT/TERM.
+
+    ``threads=1`` (the default) spins a SingleThreadedExecutor. Use more only for a node that
+    needs callbacks to run in parallel (the recorder's services wait for a commit while its
+    streams keep flowing), and give each such callback group its own job: rclpy's
+    MultiThreadedExecutor busy-waits, holding the GIL, whenever an entity is ready while its
+    mutually exclusive group is busy, and under load that starved the driver's control thread.
 
     Returns the process exit code: 0 on a clean stop, 1 when the node raised.
     """
@@ -42,7 +52,9 @@ def spin_node(make_node: Callable[[], Node], *, threads: int = 4) -> int:
     code = 0
     try:
         node = make_node()
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = (
+            SingleThreadedExecutor() if threads == 1 else MultiThreadedExecutor(num_threads=threads)
+        )
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

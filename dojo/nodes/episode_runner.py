@@ -216,7 +216,7 @@ class EpisodeRunnerNode(Node):
 
 
 def main() -> None:
-    raise SystemExit(spin_node(EpisodeRunnerNode, threads=3))
+    raise SystemExit(spin_node(EpisodeRunnerNode))
 
 
 if __name__ == "__main__":

@@ -214,7 +214,7 @@ class InterventionNode(Node):
 
 
 def main() -> None:
-    raise SystemExit(spin_node(InterventionNode, threads=2))
+    raise SystemExit(spin_node(InterventionNode))
 
 
 if __name__ == "__main__":

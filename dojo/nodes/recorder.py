@@ -129,7 +129,10 @@ class RecorderNode(Node):
         self.create_service(SetBool, "episode/stop", self._on_stop, callback_group=services)
         self.create_service(Trigger, "episode/abort", self._on_abort, callback_group=services)
         self._status = self.create_publisher(String, "recorder/status", qos.STATUS)
-        self.create_timer(0.5, self._publish_status, callback_group=services)
+        # its own group: a status tick while a service waits for a commit must not busy-wait
+        self.create_timer(
+            0.5, self._publish_status, callback_group=MutuallyExclusiveCallbackGroup()
+        )
         threading.Thread(target=self._write_loop, name="episode-writer", daemon=True).start()
         self.get_logger().info(
             f"recording to {cfg.store} at {rec.fps:g} steps/s "

@@ -85,7 +85,7 @@ class ScriptedOperatorNode(Node):
 
 
 def main() -> None:
-    raise SystemExit(spin_node(ScriptedOperatorNode, threads=2))
+    raise SystemExit(spin_node(ScriptedOperatorNode))
 
 
 if __name__ == "__main__":
