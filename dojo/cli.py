@@ -1,7 +1,8 @@
 """``dojo``: the command line of vla-dojo.
 
     dojo run [key=value ...]     start the node graph (e.g. robot=sim_panda task=push duration=30)
-    dojo record store=S [...]    run the graph and record every episode to the store S
+    dojo record store=S [...]    run the graph and record every episode to the store S; with a
+                                 person: intervention.enabled=true intervention.device=keyboard
     dojo episodes CMD STORE ...  ls | show | repair | export | import | view
     dojo demo [key=value ...]    run scripted pick-and-place episodes in the twin, write a report
     dojo config [key=value ...]  print the resolved config
@@ -14,6 +15,7 @@ before any node starts, naming the key (and the nearest valid name for a typo).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -62,17 +64,32 @@ def cmd_run(overrides: list[str]) -> int:
     env = node_env(domain)
     env.setdefault("MUJOCO_GL", "egl")
     nodes = graph.build(cfg, config_file)
+    readers = [n.name for n in nodes if n.terminal]
+    relay = None
+    if readers:  # a node reads the person's keys: relayed from this terminal (dojo/console.py)
+        from dojo.console import KeyRelay, TerminalError
+
+        relay = KeyRelay(0)
+        try:
+            relay.check()
+        except TerminalError as err:
+            print(f"dojo run: {err}", file=sys.stderr)
+            return 2
     print(
         f"dojo run: robot={cfg.robot.name} task={cfg.task.name} clock={cfg.sim.clock} "
         f"episodes={cfg.episodes} domain={env.get('ROS_DOMAIN_ID', '0')} out={out}",
         flush=True,
     )
-    supervisor = Supervisor(nodes, env, namespace=cfg.ros.namespace, log_level=cfg.ros.log_level)
-    supervisor.start()
-    try:
-        outcome = supervisor.wait()
-    finally:
-        supervisor.stop()
+    with relay or contextlib.nullcontext():  # the terminal is restored after the nodes stop
+        stdin = {name: relay.slave_fd for name in readers} if relay else None
+        supervisor = Supervisor(
+            nodes, env, namespace=cfg.ros.namespace, log_level=cfg.ros.log_level, stdin=stdin
+        )
+        supervisor.start()
+        try:
+            outcome = supervisor.wait()
+        finally:
+            supervisor.stop()
     print(f"dojo run: {outcome.reason}", flush=True)
     return outcome.code
 

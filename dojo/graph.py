@@ -24,6 +24,8 @@ class NodeSpec:
     ``finishes_run``: when it exits cleanly, the run is over (the episode runner).
     ``stop_first``: stopped before the others on shutdown (the driver, so the arm holds while
     its command sources are still alive).
+    ``terminal``: reads the person's keys on its standard input (the keyboard device);
+    ``dojo run`` gives it a pseudo-terminal fed from its own terminal (``dojo.console``).
     """
 
     name: str
@@ -32,6 +34,7 @@ class NodeSpec:
     required: bool = True
     finishes_run: bool = False
     stop_first: bool = False
+    terminal: bool = False
 
     def command(self, namespace: str = "", log_level: str = "info") -> list[str]:
         """The process command line: ``python -m module --ros-args ...``."""
@@ -69,13 +72,28 @@ def build(cfg: DictConfig, config_file: Path) -> list[NodeSpec]:
                 name="scripted_operator", module="dojo.nodes.scripted_operator", parameters=common
             )
         )
+    person = cfg.intervention.enabled and cfg.intervention.device != "scripted"
     if cfg.intervention.enabled:
         nodes.append(
-            NodeSpec(name="intervention", module="dojo.nodes.intervention", parameters=common)
+            NodeSpec(
+                name="intervention",
+                module="dojo.nodes.intervention",
+                parameters=common,
+                terminal=cfg.intervention.device == "keyboard",
+            )
         )
     if cfg.store:
         nodes.append(NodeSpec(name="recorder", module="dojo.nodes.recorder", parameters=common))
-    if sim:
+    if person:  # the person ends each episode and resets the scene: the console, not a timer
+        nodes.append(
+            NodeSpec(
+                name="operator_console",
+                module="dojo.nodes.operator_console",
+                parameters=common,
+                finishes_run=True,
+            )
+        )
+    elif sim:
         nodes.append(
             NodeSpec(
                 name="episode_runner",

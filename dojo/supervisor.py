@@ -1,10 +1,13 @@
 """Starts the graph's nodes as processes and stops them cleanly: what ``dojo run`` does on a
 machine without ``ros2 launch``.
 
-- Each node runs in its own session, so a Ctrl-C in the terminal reaches only the supervisor,
-  which then stops the nodes in order: the driver first (the arm holds while everything else
-  is still alive), then the rest. Each gets SIGINT, then SIGKILL after a bounded wait.
+- Each node runs in its own session, so a Ctrl-C in the terminal (or its hangup: a dropped
+  ssh session) reaches only the supervisor, which then stops the nodes in order: the driver
+  first (the arm holds while everything else is still alive), then the rest. Each gets SIGINT,
+  then SIGKILL after a bounded wait.
 - A node that dies is reported by name with its exit code, and the run stops.
+- ``stdin`` gives a node a file descriptor as its standard input: the pseudo-terminal that
+  carries the person's keys (``dojo.console.KeyRelay``); the others inherit the supervisor's.
 - If the supervisor itself is killed, the kernel sends every node SIGTERM (PR_SET_PDEATHSIG),
   so no orphan keeps driving a robot.
 """
@@ -47,9 +50,11 @@ class Supervisor:
         *,
         namespace: str = "",
         log_level: str = "info",
+        stdin: Mapping[str, int] | None = None,
     ) -> None:
         self.nodes = list(nodes)
         self.env = dict(env)
+        self.stdin = dict(stdin or {})  # node name -> fd it gets as standard input
         self.namespace = namespace
         self.log_level = log_level
         self.procs: dict[str, subprocess.Popen] = {}
@@ -60,7 +65,11 @@ class Supervisor:
             cmd = node.command(self.namespace, self.log_level)
             log.info("starting %s", node.name)
             self.procs[node.name] = subprocess.Popen(
-                cmd, env=self.env, start_new_session=True, preexec_fn=_die_with_parent
+                cmd,
+                env=self.env,
+                stdin=self.stdin.get(node.name),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def _on_signal(self, signum, _frame) -> None:
@@ -68,7 +77,8 @@ class Supervisor:
 
     def wait(self, timeout: float | None = None) -> RunOutcome:
         """Until a node finishes the run, a required node dies, Ctrl-C, or ``timeout`` (wall s)."""
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal went away
+        previous = {s: signal.signal(s, self._on_signal) for s in stops}
         end = None if timeout is None else time.monotonic() + timeout
         try:
             while True:

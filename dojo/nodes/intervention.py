@@ -125,7 +125,8 @@ class InterventionNode(Node):
     def close(self) -> None:
         if self._device is not None:
             self._device.close()
-        if self._active:
+        if self._active and self.context.ok():
+            # on Ctrl-C the context is already gone; the driver's watchdog then holds the arm
             self._active_pub.publish(Bool(data=False))
 
     # -- inputs -------------------------------------------------------------------------------

@@ -1,0 +1,214 @@
+"""``operator_console``: the person's episodes in ``dojo record`` (the ROS shell of
+``dojo.console``).
+
+In the graph instead of ``episode_runner`` whenever the person is real
+(``intervention.device`` is a teleop device, not ``scripted``): the person, not a timer or the
+twin's success check, decides when an episode ends.
+
+    subscribes  task/instruction, recorder/status, intervention/active, intervention/button,
+                task/success (twin)
+    calls       sim/reset (twin), episode/start, episode/stop, episode/abort (with a store)
+
+It prints the device's keys once, then keeps two lines in view on its standard output, which
+``dojo run`` shares with the terminal: the status (episode n/N, ROS time since the episode
+began, who is in control, steps written and dropped, the instruction) and what to press now.
+It reads no terminal: the keys reach it as ``intervention/button`` from the intervention node
+(or from anything else that publishes there, e.g. ``ros2 topic pub`` for a leader arm, which
+has no buttons).
+
+After ``episodes`` episodes ended with a verdict it writes ``<out>/episodes.json`` and exits 0,
+so ``dojo run`` stops the graph. The episode logic runs on its own thread that waits only on a
+queue with a timeout and on service replies with a deadline; callbacks only queue what arrived,
+so one executor thread is enough.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.node import Node
+from std_msgs.msg import Bool, String
+from std_srvs.srv import SetBool, Trigger
+
+from dojo.console import Console, Op, Request, StatusDisplay, button_labels
+from dojo.nodes.base import node_config, spin_node
+from dojo.ros import qos
+
+SERVICE_WAIT_S = 60.0  # wall s for the driver and the recorder to come up
+DRAW_S = 0.1  # wall s between redraws of the status line
+REPLY_WAIT_S = {  # wall s for each service to answer (episode/stop commits: up to 120 s)
+    Op.RESET_SCENE: 30.0,
+    Op.START: 30.0,
+    Op.STOP: 150.0,
+    Op.ABORT: 150.0,
+}
+EVENTS_MAX = 1000
+
+
+class OperatorConsoleNode(Node):
+    def __init__(self) -> None:
+        super().__init__("operator_console")
+        cfg = node_config(self)
+        self._out = Path(cfg.out)
+        self._out.mkdir(parents=True, exist_ok=True)
+        self._sim = cfg.robot.driver == "sim"
+        self._record = bool(cfg.store)
+        icfg = cfg.intervention
+        device = str(icfg.device)
+        from teleop.registry import make_device
+
+        person = make_device(device, **dict(icfg.device_config))  # no I/O: for its help only
+        self._help = person.help()
+        self._console = Console(
+            int(cfg.episodes),
+            sim=self._sim,
+            record=self._record,
+            duration=float(cfg.duration),
+            labels=button_labels(device, getattr(person, "config", None)),
+        )
+        self._display = StatusDisplay(sys.stdout)
+        self._events: queue.Queue = queue.Queue(maxsize=EVENTS_MAX)
+        self.exit_code = 0
+
+        def put(kind: str):
+            def cb(msg) -> None:
+                try:
+                    self._events.put_nowait((kind, msg.data))
+                except queue.Full:
+                    self.get_logger().warning(f"console busy: {kind} '{msg.data}' dropped")
+
+            return cb
+
+        self.create_subscription(String, "task/instruction", put("instruction"), qos.LATCHED)
+        self.create_subscription(String, "recorder/status", put("status"), qos.STATUS)
+        self.create_subscription(Bool, "intervention/active", put("active"), qos.LATCHED)
+        self.create_subscription(String, "intervention/button", put("button"), qos.STATUS)
+        if self._sim:
+            self.create_subscription(Bool, "task/success", put("success"), qos.LATCHED)
+        self._calls = {}
+        if self._sim:
+            self._calls[Op.RESET_SCENE] = self.create_client(Trigger, Op.RESET_SCENE.value)
+        if self._record:
+            self._calls[Op.START] = self.create_client(Trigger, Op.START.value)
+            self._calls[Op.STOP] = self.create_client(SetBool, Op.STOP.value)
+            self._calls[Op.ABORT] = self.create_client(Trigger, Op.ABORT.value)
+        threading.Thread(target=self._run_guarded, name="console", daemon=True).start()
+
+    def close(self) -> None:
+        self._display.close()
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _run_guarded(self) -> None:
+        try:
+            self._run()
+        except Exception as err:
+            self.get_logger().error(f"operator console failed: {err}")
+            self.exit_code = 1
+        finally:
+            self._write_summary()
+            rclpy.try_shutdown()
+
+    def _run(self) -> None:
+        for client in self._calls.values():
+            if not client.wait_for_service(timeout_sec=SERVICE_WAIT_S):
+                raise RuntimeError(
+                    f"service {client.srv_name} did not appear within {SERVICE_WAIT_S:.0f} s"
+                )
+        early: list[tuple[str, object]] = []
+        while True:  # buttons pressed before the console was ready are not acted on
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if event[0] == "button":
+                self.get_logger().info(f"'{event[1]}' pressed before the console was ready")
+            else:
+                early.append(event)
+        self._display.event(self._help)
+        console = self._console
+        pending: tuple[Request, object, float] | None = None
+        next_draw = 0.0
+        while rclpy.ok():
+            requests: list[Request] = []
+            try:
+                kind, value = early.pop(0) if early else self._events.get(timeout=DRAW_S)
+            except queue.Empty:
+                kind, value = "", None
+            now = self._now()
+            if kind == "button":
+                requests += console.button(value, now)
+            elif kind == "instruction":
+                console.instruction(value)
+            elif kind == "status":
+                try:
+                    console.recorder_status(json.loads(value))
+                except ValueError:
+                    self.get_logger().warning(f"recorder/status is not JSON: {value[:80]!r}")
+            elif kind == "active":
+                console.person_active(value)
+            elif kind == "success":
+                console.task_success(value)
+            requests += console.tick(now)
+            if pending is not None:
+                request, future, deadline = pending
+                if future.done():
+                    pending = None
+                    response = future.result()
+                    requests += console.done(request, response.success, response.message, now)
+                elif time.monotonic() > deadline:
+                    pending = None
+                    wait = REPLY_WAIT_S[request.op]
+                    requests += console.done(
+                        request,
+                        False,
+                        f"{request.op.value} did not answer within {wait:.0f} s",
+                        now,
+                    )
+            for request in requests:
+                if request.op is Op.FINISH:
+                    continue
+                if pending is not None:
+                    raise RuntimeError(f"{request} while {pending[0]} is in flight")
+                pending = (
+                    request,
+                    self._send(request),
+                    time.monotonic() + REPLY_WAIT_S[request.op],
+                )
+            for message in console.take_messages():  # on the terminal; not again as a log line
+                self._display.event(message)
+            if console.finished and pending is None:
+                self._display.status(console.status_lines(now), console.status_lines(None))
+                return
+            if time.monotonic() >= next_draw:
+                self._display.status(console.status_lines(now), console.status_lines(None))
+                next_draw = time.monotonic() + DRAW_S
+
+    def _send(self, request: Request):
+        client = self._calls[request.op]
+        if request.op is Op.STOP:
+            return client.call_async(SetBool.Request(data=request.success))
+        return client.call_async(Trigger.Request())
+
+    def _write_summary(self) -> None:
+        summary = self._console.summary()
+        path = self._out / "episodes.json"
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+        self.get_logger().info(f"wrote {path}: {summary['succeeded']}/{summary['total']} succeeded")
+
+
+def main() -> None:
+    raise SystemExit(spin_node(OperatorConsoleNode, threads=1))
+
+
+if __name__ == "__main__":
+    main()
