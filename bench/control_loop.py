@@ -86,6 +86,7 @@ def measure(overrides: list[str], seconds: float) -> dict:
         "expected_ticks": int(seconds * spec.control_hz),
         **{f"abs_error_ms_{k}": v for k, v in percentiles(abs_err).items()},
         "late_ticks_over_half_period": int(np.sum(err_ms > 0.5 * spec.control_period * 1000)),
+        "frames_dropped": int(loop.frames_dropped),
         "control_hz": spec.control_hz,
     }
 

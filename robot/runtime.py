@@ -10,18 +10,27 @@ One iteration, at ROS time ``now``::
     observer.on_clock(now)                      the twin is the clock source in simulation
     result = control.tick(now)                  read state, pick action, safety, send
     observer.on_tick(result)                    joint states, executed command
-    cameras due at ``now`` -> observer.on_frame  each camera at its own rate (twin only)
+    cameras due at ``now`` -> observer.on_frame  each camera at its own rate (twin only):
+                                                 lockstep renders here, in order; realtime
+                                                 hands a state snapshot to a render thread
     pace                                         realtime: wait for the wall clock;
                                                  lockstep: wait (bounded) for the policy
     twin.step(period)                            physics advances exactly one control period
 
 A real arm has no twin: ``now`` comes from the ``clock`` callable and the arm's own I/O paces.
 The loop always ends holding the arm (``finally``), whatever raised.
+
+Why a render thread in real time: a frame of the SO-101 twin costs ~30 ms of CPU rendering, more
+than a 20 ms control period, so rendering on the control thread made ticks late by whole
+periods. The control thread now only copies the state (``Twin.snapshot``, microseconds); frames
+are stamped with the snapshot's time, and a frame that cannot be rendered before the next one
+is due is dropped and counted (``frames_dropped``) rather than delaying the arm.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -50,6 +59,50 @@ class LoopConfig:
     lockstep_min_horizon: float = 0.06  # s of queued actions below which lockstep waits
     lockstep_wait: float = 2.0  # wall s, the most lockstep waits for the policy per tick
     scene_hz: float = 10.0  # how often the observer is told to publish scene state (twin)
+
+
+class FrameWorker:
+    """Renders twin snapshots on its own thread and hands each frame to the observer."""
+
+    def __init__(self, twin, observer: TickObserver, depth: int = 2) -> None:
+        self._twin = twin
+        self._observer = observer
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="render", daemon=True)
+        self.dropped = 0
+        self.rendered = 0
+        self.error: Exception | None = None
+        self._thread.start()
+
+    def submit(self, cameras: list[str], snapshot) -> None:
+        try:
+            self._queue.put_nowait((cameras, snapshot))
+        except queue.Full:
+            self.dropped += len(cameras)
+
+    def _run(self) -> None:
+        from robot.sim.twin import SnapshotRenderer
+
+        renderer = SnapshotRenderer(self._twin)  # GL contexts belong to this thread
+        try:
+            while not self._stop.is_set():
+                try:
+                    cameras, snap = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                for cam in cameras:
+                    self._observer.on_frame(cam, renderer.render(cam, snap), snap.time)
+                    self.rendered += 1
+        except Exception as err:  # a camera failing must not take the arm down; it is reported
+            self.error = err
+            log.error("render thread stopped: %s", err)
+        finally:
+            renderer.close()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout=timeout)
 
 
 class DriverLoop:
@@ -95,6 +148,7 @@ class DriverLoop:
         self.lockstep_timeouts = 0
         self._next_frame: dict[str, float] = {}
         self._next_scene = 0.0
+        self._frames: FrameWorker | None = None
         self._last_chunk_seen = -np.inf
 
     # -- called from other threads ------------------------------------------------------------
@@ -130,6 +184,9 @@ class DriverLoop:
         self.now = self.twin.time if self.twin is not None else self.clock()
         self.reset_camera_schedule()
         wall_next = time.monotonic()
+        render = self.twin is not None and getattr(self.twin.config, "render", True)
+        if render and self.config.clock == "realtime":
+            self._frames = FrameWorker(self.twin, self.observer)
         try:
             while not stop.is_set():
                 while self.requests:
@@ -158,17 +215,31 @@ class DriverLoop:
                 if self.twin is not None:
                     self.twin.step(period)
         finally:
-            self.control.stop()
+            try:
+                self.control.stop()
+            finally:
+                if self._frames is not None:
+                    self._frames.close()
+
+    @property
+    def frames_dropped(self) -> int:
+        return 0 if self._frames is None else self._frames.dropped
 
     def _publish_due_frames(self) -> None:
         render = getattr(self.twin.config, "render", True)
+        due_now = []
         for cam in self.spec.cameras:
             due = self._next_frame.get(cam.name, self.now)
             if render and self.now + 1e-9 >= due:
-                self.observer.on_frame(cam.name, self.twin.render(cam.name), self.now)
+                due_now.append(cam.name)
                 # next frame on the camera's own grid, skipping frames rather than bursting
                 step = 1.0 / cam.fps
                 self._next_frame[cam.name] = due + step * max(1, np.ceil((self.now - due) / step))
+        if due_now and self._frames is not None:
+            self._frames.submit(due_now, self.twin.snapshot())
+        else:
+            for name in due_now:
+                self.observer.on_frame(name, self.twin.render(name), self.now)
         if self.now + 1e-9 >= self._next_scene:
             self.observer.on_scene(self.now)
             self._next_scene += 1.0 / self.config.scene_hz

@@ -353,6 +353,7 @@ class RobotDriverNode(LifecycleNode):
                 "remaining_horizon": round(self._executor.remaining_horizon(self._loop.now), 4),
                 "lockstep_waits": self._loop.lockstep_waits,
                 "lockstep_timeouts": self._loop.lockstep_timeouts,
+                "frames_dropped": self._loop.frames_dropped,
                 "instruction": self._twin.instruction if self._twin else "",
                 "episode_seed": self._episode_seed,
                 "last_refusal": self._last_refusal,

@@ -294,6 +294,66 @@ class SimArm(Arm):
         self._holding = False
 
 
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The twin's kinematic state at sim ``time`` (s): enough to render any camera."""
+
+    time: float
+    qpos: np.ndarray
+    mocap_pos: np.ndarray
+    mocap_quat: np.ndarray
+
+
+def _renderer_for(
+    cache: dict[tuple[int, int], mujoco.Renderer], model: mujoco.MjModel, cam: CameraSpec
+) -> mujoco.Renderer:
+    """One renderer per image size, shadows and reflections off (CPU rendering at ~30 fps)."""
+    key = (cam.height, cam.width)
+    renderer = cache.get(key)
+    if renderer is None:
+        try:
+            renderer = mujoco.Renderer(model, height=cam.height, width=cam.width)
+        except mujoco.FatalError as exc:
+            raise TwinError(
+                f"render('{cam.name}'): no OpenGL context ({exc}); without a display set "
+                "MUJOCO_GL=egl (or osmesa) before anything imports mujoco"
+            ) from exc
+        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+        cache[key] = renderer
+    return renderer
+
+
+class SnapshotRenderer:
+    """Renders :class:`Snapshot` s of a twin off the control thread.
+
+    It has its own ``MjData`` and GL contexts, so physics can step while it renders. A GL
+    context belongs to the thread that made it: create, use and close this object on one thread.
+    """
+
+    def __init__(self, twin: Twin) -> None:
+        self._twin = twin
+        self._data = mujoco.MjData(twin.model)
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+
+    def render(self, camera: str, snap: Snapshot) -> np.ndarray:
+        cam, cam_id = self._twin._camera(camera)
+        m, d = self._twin.model, self._data
+        d.qpos[:] = snap.qpos
+        d.mocap_pos[:] = snap.mocap_pos
+        d.mocap_quat[:] = snap.mocap_quat
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_camlight(m, d)
+        renderer = _renderer_for(self._renderers, m, cam)
+        renderer.update_scene(d, camera=cam_id)
+        return renderer.render()
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+
+
 class Twin:
     """The twin of one robot doing one task family. See the module docstring.
 
@@ -447,21 +507,15 @@ class Twin:
         if not self.config.render:
             raise TwinError("render(): rendering is off (TwinConfig.render=False)")
         cam, cam_id = self._camera(camera)
-        key = (cam.height, cam.width)
-        renderer = self._renderers.get(key)
-        if renderer is None:
-            try:
-                renderer = mujoco.Renderer(self.model, height=cam.height, width=cam.width)
-            except mujoco.FatalError as exc:
-                raise TwinError(
-                    f"render('{camera}'): no OpenGL context ({exc}); without a display set "
-                    "MUJOCO_GL=egl (or osmesa) before anything imports mujoco"
-                ) from exc
-            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
-            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-            self._renderers[key] = renderer
+        renderer = _renderer_for(self._renderers, self.model, cam)
         renderer.update_scene(self.data, camera=cam_id)
         return renderer.render()
+
+    def snapshot(self) -> Snapshot:
+        """What a camera needs of the current state, copied (cheap): render it elsewhere with a
+        :class:`SnapshotRenderer` while physics goes on."""
+        d = self.data
+        return Snapshot(self.time, d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
 
     def camera_info(self, camera: str) -> CameraIntrinsics:
         """Pinhole intrinsics of ``camera`` from the model's fovy and the configured size."""
