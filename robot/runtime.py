@@ -42,6 +42,7 @@ import numpy as np
 
 from robot.control import ControlLoop, TickResult
 from robot.schema import RobotSpec
+from robot.sim.clock import RealTimePacer
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class DriverLoop:
         self._next_frame: dict[str, float] = {}
         self._next_scene = 0.0
         self._frames: FrameWorker | None = None
+        self.pacer: RealTimePacer | None = None
         self._last_chunk_seen = -np.inf
 
     # -- called from other threads ------------------------------------------------------------
@@ -183,7 +185,10 @@ class DriverLoop:
         period = self.spec.control_period
         self.now = self.twin.time if self.twin is not None else self.clock()
         self.reset_camera_schedule()
-        wall_next = time.monotonic()
+        # stop.wait as the pacer's sleep: a stop request never waits out a period
+        self.pacer = RealTimePacer(
+            "realtime", max_lag=period, sleep=lambda seconds: stop.wait(seconds)
+        )
         render = self.twin is not None and getattr(self.twin.config, "render", True)
         if render and self.config.clock == "realtime":
             self._frames = FrameWorker(self.twin, self.observer)
@@ -206,12 +211,7 @@ class DriverLoop:
                 if self.config.clock == "lockstep":
                     self._wait_for_policy(stop)
                 else:
-                    wall_next += period
-                    delay = wall_next - time.monotonic()
-                    if delay > 0:
-                        stop.wait(delay)
-                    elif delay < -period:
-                        wall_next = time.monotonic()  # overran by a whole period: do not burst
+                    self.pacer.wait(self.now + period)  # late by a period: re-anchor, no burst
                 if self.twin is not None:
                     self.twin.step(period)
         finally:
