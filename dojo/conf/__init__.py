@@ -236,8 +236,23 @@ def load(overrides: list[str] | None = None) -> DictConfig:
         full_key = getattr(cause, "full_key", None)
         where = f"'{full_key}': " if full_key else ""
         raise ConfigError(f"config {where}{msg.splitlines()[0]}{near}") from err
+    _person_from_teleop(cfg)
     validate(cfg)
     return cfg
+
+
+def _person_from_teleop(cfg: DictConfig) -> None:
+    """``teleop=<device>`` means a person with that device: the intervention node reads it."""
+    name = cfg.teleop.name
+    if name == "scripted":
+        return
+    if cfg.intervention.enabled and cfg.intervention.device not in (name, "scripted"):
+        raise ConfigError(
+            f"config 'intervention.device': {cfg.intervention.device!r} contradicts "
+            f"teleop={name}; set one of them"
+        )
+    cfg.intervention.enabled = True
+    cfg.intervention.device = name
 
 
 def _nearest_key(overrides: list[str], bad: str) -> str | None:
@@ -360,8 +375,10 @@ def validate(cfg: DictConfig) -> None:
         AlignConfig(rec.fps, rec.image_tolerance, rec.max_latency, rec.skew_threshold)
     except ValueError as err:
         raise ConfigError(f"config {err}") from err
-    if cfg.teleop.name != "scripted":
-        raise ConfigError(f"config 'teleop.name': {cfg.teleop.name!r} (available: ['scripted'])")
+    if cfg.teleop.name not in presets("teleop"):
+        raise ConfigError(
+            f"config 'teleop.name': {cfg.teleop.name!r} (available: {presets('teleop')})"
+        )
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -93,3 +93,13 @@ def test_graph_runs_the_driver_first_with_sim_time_for_the_others(tmp_path):
     cmd = driver.command(namespace="arm1", log_level="warn")
     assert "__ns:=/arm1" in cmd and f"config_file:={tmp_path / 'config.yaml'}" in cmd
     assert sum(n.finishes_run for n in nodes) == 1
+
+
+def test_a_teleop_device_preset_means_a_person_with_that_device(tmp_path):
+    cfg = conf.load(["teleop=keyboard", "store=x.zarr"])
+    assert cfg.intervention.enabled and cfg.intervention.device == "keyboard"
+    names = [n.name for n in graph.build(cfg, tmp_path / "config.yaml")]
+    assert "scripted_operator" not in names
+    assert {"intervention", "operator_console", "recorder"} <= set(names)
+    with pytest.raises(conf.ConfigError, match="contradicts teleop=keyboard"):
+        conf.load(["teleop=keyboard", "intervention.enabled=true", "intervention.device=gamepad"])
