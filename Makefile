@@ -42,8 +42,11 @@ $(VPY):
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip setuptools wheel
 
+# After an install, flush the gigabytes pip just wrote: otherwise the first tests that write
+# (the episode store) are throttled by the kernel's dirty-page writeback for minutes.
 $(STAMP): pyproject.toml | $(VPY)
 	$(VPY) -m pip install -q -e ".[dev,models]"
+	sync
 	@touch $@
 
 setup: system-deps $(STAMP)
