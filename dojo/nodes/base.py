@@ -38,11 +38,11 @@ def node_config(node: Node) -> DictConfig:
 def spin_node(make_node: Callable[[], Node], *, threads: int = 1) -> int:
     """Create the node, spin it, shut down cleanly on SIGINT/TERM.
 
-    ``threads=1`` (the default) spins a SingleThreadedExecutor. Use more only for a node that
-    needs callbacks to run in parallel (the recorder's services wait for a commit while its
-    streams keep flowing), and give each such callback group its own job: rclpy's
-    MultiThreadedExecutor busy-waits, holding the GIL, whenever an entity is ready while its
-    mutually exclusive group is busy, and under load that starved the driver's control thread.
+    ``threads=1`` (the default, and what every node uses) spins a SingleThreadedExecutor; work
+    that must not block callbacks runs on a thread of the node's own (the driver's control
+    loop, the recorder's writer). rclpy's MultiThreadedExecutor busy-waits, holding the GIL,
+    whenever an entity is ready while its mutually exclusive group is busy: under load it
+    starved the driver's control thread and the recorder's writer thread.
 
     Returns the process exit code: 0 on a clean stop, 1 when the node raised.
     """

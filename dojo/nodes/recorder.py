@@ -31,7 +31,6 @@ import threading
 import time
 
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float32, String
@@ -91,31 +90,23 @@ class RecorderNode(Node):
         self._result: dict = {}
         self._critic = {"progress": math.nan, "done": math.nan}  # latest live values
         self._live: dict[str, list[float]] = {"progress": [], "done": []}
-        streams = MutuallyExclusiveCallbackGroup()
-        services = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(
-            String, "task/instruction", self._on_instruction, qos.LATCHED, callback_group=streams
-        )
-        self.create_subscription(
-            JointState, "joint_states", self._on_joint_state, qos.SENSOR, callback_group=streams
-        )
-        self.create_subscription(
-            JointState, "driver/command", self._on_command, qos.STATUS, callback_group=streams
-        )
+        # One executor thread for everything (see dojo.nodes.base.spin_node): a stop blocks the
+        # stream callbacks only while the writer commits, after the episode's last step.
+        self.create_subscription(String, "task/instruction", self._on_instruction, qos.LATCHED)
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, qos.SENSOR)
+        self.create_subscription(JointState, "driver/command", self._on_command, qos.STATUS)
         # best effort accepts any critic publisher, reliable or not
         self.create_subscription(
             Float32,
             "critic/progress",
             lambda m: self._critic.__setitem__("progress", float(m.data)),
             qos.SENSOR,
-            callback_group=streams,
         )
         self.create_subscription(
             Bool,
             "critic/done",
             lambda m: self._critic.__setitem__("done", float(m.data)),
             qos.SENSOR,
-            callback_group=streams,
         )
         for cam in self._cameras:
             self.create_subscription(
@@ -123,16 +114,12 @@ class RecorderNode(Node):
                 f"camera/{cam}/image_raw",
                 lambda msg, cam=cam: self._on_image(cam, msg),
                 qos.SENSOR,
-                callback_group=streams,
             )
-        self.create_service(Trigger, "episode/start", self._on_start, callback_group=services)
-        self.create_service(SetBool, "episode/stop", self._on_stop, callback_group=services)
-        self.create_service(Trigger, "episode/abort", self._on_abort, callback_group=services)
+        self.create_service(Trigger, "episode/start", self._on_start)
+        self.create_service(SetBool, "episode/stop", self._on_stop)
+        self.create_service(Trigger, "episode/abort", self._on_abort)
         self._status = self.create_publisher(String, "recorder/status", qos.STATUS)
-        # its own group: a status tick while a service waits for a commit must not busy-wait
-        self.create_timer(
-            0.5, self._publish_status, callback_group=MutuallyExclusiveCallbackGroup()
-        )
+        self.create_timer(0.5, self._publish_status)
         threading.Thread(target=self._write_loop, name="episode-writer", daemon=True).start()
         self.get_logger().info(
             f"recording to {cfg.store} at {rec.fps:g} steps/s "
@@ -324,7 +311,7 @@ class RecorderNode(Node):
 
 
 def main() -> None:
-    raise SystemExit(spin_node(RecorderNode, threads=4))
+    raise SystemExit(spin_node(RecorderNode))
 
 
 if __name__ == "__main__":
