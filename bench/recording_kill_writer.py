@@ -50,7 +50,7 @@ from episodes.store import (
     encode_jpeg,
 )
 from robot.schema import RobotSpec
-from tests.specs import storage_spec
+from tests.specs import append_steps, storage_spec, synthetic_episode
 
 JOINTS = ("shoulder", "elbow", "wrist", "gripper")
 CAMERAS = (("top", 64, 48, "jpeg"), ("wrist", 64, 48, "zstd"))
@@ -79,25 +79,9 @@ def steps_for(seed: int) -> int:
 
 
 def episode_data(seed: int) -> dict[str, Any]:
-    """Deterministic content of episode ``seed``: smooth images plus noise, random vectors."""
-    n = steps_for(seed)
-    rng = np.random.default_rng(seed)
-    d = len(JOINTS)
-    data: dict[str, Any] = {
-        "t": 1000.0 + seed + np.arange(n) / FPS,
-        "joint_pos": rng.normal(size=(n, d)).astype(np.float32),
-        "joint_vel": rng.normal(size=(n, d)).astype(np.float32),
-        "action": rng.normal(size=(n, d)).astype(np.float32),
-        "control_source": rng.integers(0, 4, n).astype(np.uint8),
-        "images": {},
-    }
-    for name, w, h, _ in CAMERAS:
-        y, x = np.mgrid[0:h, 0:w]
-        base = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (w + h) + 60], -1)
-        shift = rng.uniform(0, 40, (n, 1, 1, 3))
-        noise = rng.integers(-3, 4, (n, h, w, 3))
-        data["images"][name] = np.clip(base[None] + shift + noise, 0, 255).astype(np.uint8)
-    return data
+    """Deterministic content of episode ``seed`` (see :func:`tests.specs.synthetic_episode`)."""
+    cameras = [(name, w, h) for name, w, h, _ in CAMERAS]
+    return synthetic_episode(seed, steps_for(seed), JOINTS, cameras, FPS)
 
 
 def seed_of(instruction: str) -> int:
@@ -141,15 +125,7 @@ def _record_forever(url: str, seed_base: int) -> None:
         seed = seed_base + k
         data = episode_data(seed)
         with store.begin(f"seed={seed}", TASK, float(seed)) as writer:
-            for i in range(len(data["t"])):
-                writer.append(
-                    data["t"][i],
-                    data["joint_pos"][i],
-                    data["joint_vel"][i],
-                    data["action"][i],
-                    int(data["control_source"][i]),
-                    {name: frames[i] for name, frames in data["images"].items()},
-                )
+            append_steps(writer, data)
             episode_id = writer.commit("success", True)
         _say(f"COMMITTED {pid} {episode_id} {seed}")
         k += 1

@@ -33,7 +33,7 @@ from episodes.store import (
     decode_jpeg,
     encode_jpeg,
 )
-from tests.specs import storage_spec
+from tests.specs import append_steps, storage_spec, synthetic_episode
 
 JOINTS = ("shoulder", "elbow", "gripper")
 CAMERAS = (("top", 32, 24), ("wrist", 32, 24))
@@ -65,25 +65,8 @@ def steps_for(seed: int) -> int:
 
 
 def episode_data(seed: int, n: int | None = None, cameras=CAMERAS) -> dict[str, Any]:
-    """Deterministic content of episode ``seed``: smooth images (JPEG-friendly) plus noise."""
-    n = steps_for(seed) if n is None else n
-    rng = np.random.default_rng(seed)
-    d = len(JOINTS)
-    data: dict[str, Any] = {
-        "t": 1000.0 + seed + np.arange(n) / FPS + rng.uniform(0, 1e-3, n),
-        "joint_pos": rng.normal(size=(n, d)).astype(np.float32),
-        "joint_vel": rng.normal(size=(n, d)).astype(np.float32),
-        "action": rng.normal(size=(n, d)).astype(np.float32),
-        "control_source": rng.integers(0, 4, n).astype(np.uint8),
-        "images": {},
-    }
-    for name, w, h in cameras:
-        y, x = np.mgrid[0:h, 0:w]
-        base = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (w + h) + 60], -1)
-        shift = rng.uniform(0, 40, (n, 1, 1, 3))
-        noise = rng.integers(-3, 4, (n, h, w, 3))
-        data["images"][name] = np.clip(base[None] + shift + noise, 0, 255).astype(np.uint8)
-    return data
+    """Deterministic content of episode ``seed`` (see :func:`tests.specs.synthetic_episode`)."""
+    return synthetic_episode(seed, steps_for(seed) if n is None else n, JOINTS, cameras, FPS)
 
 
 def data_digest(data: dict[str, Any]) -> str:
@@ -111,15 +94,7 @@ def record(store: EpisodeStore, seed: int, n: int | None = None) -> str:
     data = episode_data(seed, n)
     outcome, success = outcome_for(seed)
     with store.begin(f"seed={seed}", "crash-trial", float(seed)) as writer:
-        for i in range(len(data["t"])):
-            writer.append(
-                data["t"][i],
-                data["joint_pos"][i],
-                data["joint_vel"][i],
-                data["action"][i],
-                int(data["control_source"][i]),
-                {name: frames[i] for name, frames in data["images"].items()},
-            )
+        append_steps(writer, data)
         return writer.commit(outcome, success)
 
 

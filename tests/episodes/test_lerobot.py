@@ -25,6 +25,7 @@ from episodes.lerobot import SIDECAR, export_lerobot, import_lerobot  # noqa: E4
 from episodes.store import EpisodeStore, StoreError  # noqa: E402
 from robot.schema import ControlSource  # noqa: E402
 from tests.episodes import crash_writer as cw  # noqa: E402
+from tests.specs import append_steps  # noqa: E402
 
 CAMS = (("top", 64, 48), ("wrist", 64, 48))  # SVT-AV1 wants frames of at least 64 px wide
 REPO_ID = "vla_dojo/test_export"
@@ -48,15 +49,7 @@ def make_store(url: str) -> tuple[EpisodeStore, list[str]]:
     for seed, n in ((16, 12), (20, 7)):
         data = cw.episode_data(seed, n=n, cameras=CAMS)
         with store.begin(f"seed={seed}: put the cube in the bowl", "cube_bowl", 50.0 + seed) as w:
-            for i in range(n):
-                w.append(
-                    data["t"][i],
-                    data["joint_pos"][i],
-                    data["joint_vel"][i],
-                    data["action"][i],
-                    int(data["control_source"][i]),
-                    {name: frames[i] for name, frames in data["images"].items()},
-                )
+            append_steps(w, data)
             ids.append(w.commit("placed" if seed % 2 == 0 else "missed", seed % 2 == 0))
     store.write_rewards(ids[0], "vlac-test", np.linspace(0, 1, 12), {"ckpt": "x", "k": 3})
     return store, ids

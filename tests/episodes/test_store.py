@@ -34,6 +34,7 @@ from episodes.store import (
 )
 from robot.schema import ControlSource, SchemaError
 from tests.episodes import crash_writer as cw
+from tests.specs import append_steps
 
 REPO = Path(cw.__file__).resolve().parents[2]
 
@@ -52,19 +53,6 @@ def local_url(tmp_path: Path) -> str:
 
 def new_store(url: str, **config) -> EpisodeStore:
     return EpisodeStore.create(url, cw.make_spec(), cw.FPS, cw.make_config(**config))
-
-
-def append_steps(writer, data, start: int = 0, stop: int | None = None) -> None:
-    stop = len(data["t"]) if stop is None else stop
-    for i in range(start, stop):
-        writer.append(
-            data["t"][i],
-            data["joint_pos"][i],
-            data["joint_vel"][i],
-            data["action"][i],
-            int(data["control_source"][i]),
-            {name: frames[i] for name, frames in data["images"].items()},
-        )
 
 
 def tree_digest(root: Path) -> dict[str, str]:
