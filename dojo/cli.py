@@ -3,6 +3,12 @@
     dojo run [key=value ...]     start the node graph (e.g. robot=sim_panda task=push duration=30)
     dojo record store=S [...]    run the graph and record every episode to the store S; with a
                                  person: intervention.enabled=true intervention.device=keyboard
+    dojo collect store=S [...]   scripted episodes in the twin straight into S (no ROS; fast)
+    dojo train policy store=S out=DIR  fine-tune the compact VLA on the demos in S
+    dojo eval policy checkpoint=DIR    success rate in the twin, 95% CI, failure videos
+    dojo train critic store=S out=DIR  train the progress critic on the episodes in S
+    dojo eval critic critic=DIR store=S  VOC, sign accuracy, rejection, done F1, curves
+    dojo critic relabel|audit|curves ... rewards per episode, outcome audit, progress plots
     dojo episodes CMD STORE ...  ls | show | repair | export | import | view
     dojo demo [key=value ...]    run scripted pick-and-place episodes in the twin, write a report
     dojo config [key=value ...]  print the resolved config
@@ -126,6 +132,34 @@ def cmd_record(overrides: list[str]) -> int:
     return code
 
 
+def cmd_collect(overrides: list[str]) -> int:
+    """Scripted episodes in the twin straight into a store, in process (dojo/collect.py)."""
+    from dojo.collect import collect, make_twin
+
+    cfg = _load(overrides)
+    if not cfg.store:
+        print("dojo collect: say where to write, e.g. store=demos.zarr", file=sys.stderr)
+        return 2
+    spec = conf.robot_spec(cfg)
+    twin = make_twin(spec, cfg.robot.model, conf.task_config(cfg), cfg.sim.physics_dt)
+    try:
+        summary = collect(
+            cfg.store,
+            twin,
+            conf.scripted_config(cfg),
+            episodes=cfg.episodes,
+            seed=cfg.seed,
+            fps=cfg.recorder.fps,
+        )
+    finally:
+        twin.close()
+    print(
+        f"{cfg.store}: {summary.episodes} episodes recorded, {summary.succeeded} succeeded, "
+        f"{summary.sim_seconds:.0f} s of sim time in {summary.seconds:.0f} s"
+    )
+    return 0
+
+
 def cmd_episodes(argv: list[str]) -> int:
     from dojo import episodes_cmd
 
@@ -135,6 +169,7 @@ def cmd_episodes(argv: list[str]) -> int:
 COMMANDS = {
     "run": cmd_run,
     "record": cmd_record,
+    "collect": cmd_collect,
     "demo": cmd_demo,
     "config": cmd_config,
     "graph": cmd_graph,
@@ -145,6 +180,17 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["episodes"]:  # its own argparse, with subcommands and flags
         raise SystemExit(cmd_episodes(argv[1:]))
+    if argv[:2] in (["train", "critic"], ["eval", "critic"]) or argv[:1] == ["critic"]:
+        from dojo import critic_cmd  # offline critic tools: key=value checked by critic_cmd
+
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        raise SystemExit(critic_cmd.dispatch(argv))
+    if argv[:1] in (["train"], ["eval"]) and argv[1:2] != ["critic"]:
+        from dojo import policy_cmd
+
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        raise SystemExit(policy_cmd.main(argv))
     parser = argparse.ArgumentParser(
         prog="dojo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

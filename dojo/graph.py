@@ -66,7 +66,9 @@ def build(cfg: DictConfig, config_file: Path) -> list[NodeSpec]:
             stop_first=True,
         ),
     ]
-    if cfg.teleop.name == "scripted":
+    if cfg.policy.checkpoint:  # the policy drives; a person (or the scripted one) may take over
+        nodes.append(NodeSpec(name="policy", module="dojo.nodes.policy", parameters=common))
+    elif cfg.teleop.name == "scripted":
         nodes.append(
             NodeSpec(
                 name="scripted_operator", module="dojo.nodes.scripted_operator", parameters=common
@@ -84,6 +86,12 @@ def build(cfg: DictConfig, config_file: Path) -> list[NodeSpec]:
         )
     if cfg.store:
         nodes.append(NodeSpec(name="recorder", module="dojo.nodes.recorder", parameters=common))
+    critic = cfg.get("critic")
+    if critic is not None and (critic.enabled or critic.checkpoint):
+        # monitoring only: a critic that dies costs the live progress, not the run
+        nodes.append(
+            NodeSpec(name="critic", module="dojo.nodes.critic", parameters=common, required=False)
+        )
     if person:  # the person ends each episode and resets the scene: the console, not a timer
         nodes.append(
             NodeSpec(

@@ -29,7 +29,7 @@ from robot.sim.tasks import TaskConfig
 from teleop.scripted import ScriptedConfig
 
 CONF_DIR = Path(__file__).resolve().parent
-GROUPS = ("robot", "task", "teleop")
+GROUPS = ("robot", "task", "teleop", "policy")
 
 
 class ConfigError(ValueError):
@@ -150,6 +150,76 @@ class InterventionConfig:
 
 
 @dataclass
+class PolicyConfig:
+    """The policy: what the ``policy`` node runs and ``dojo eval policy`` evaluates.
+
+    ``backend``: ``compact`` (the compact VLA; ``checkpoint`` is a directory written by
+    ``dojo train policy``) or ``lerobot`` (``checkpoint`` is a LeRobot pretrained directory or a
+    hub id; ``kind`` says which: act, smolvla, pi0, pi05). Empty ``checkpoint``: no policy node.
+    ``replan_horizon``: request the next chunk when less than this many seconds of the last one
+    remain. ``camera_map``: robot camera -> the name the checkpoint uses (LeRobot backends).
+    """
+
+    name: str = "compact"
+    backend: str = "compact"
+    kind: str = ""
+    checkpoint: str = ""
+    device: str = "cpu"
+    replan_horizon: float = 0.4
+    threads: int = 0
+    camera_map: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfigSection:
+    """``dojo train policy``: budget (``steps`` and/or wall-clock ``seconds``), optimiser,
+    periodic evaluation in the twin (``eval_every`` steps, ``eval_episodes`` each), and model
+    choices (``head``: regression or flow; ``cameras``: empty = every camera of the robot)."""
+
+    steps: int = 2000
+    seconds: float = 0.0
+    batch_size: int = 32
+    lr: float = 3e-4
+    eval_every: int = 0
+    eval_episodes: int = 10
+    checkpoint_every: int = 200
+    max_episodes: int = 0
+    augment_pad: int = 4
+    threads: int = 0
+    head: str = "regression"
+    horizon: int = 10
+    cameras: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalConfigSection:
+    """``dojo eval policy``: episodes use seeds ``seed, seed+1, ...`` (default far from the
+    seeds demos are collected with). ``inference``: instant | sync | async (policy.rollout)."""
+
+    seed: int = 100_000
+    failure_videos: int = 3
+    inference: str = "instant"
+    camera: str = ""
+
+
+@dataclass
+class CriticConfig:
+    """The live progress critic (dojo/nodes/critic.py). ``enabled`` (or a ``checkpoint``): the
+    graph runs it. ``checkpoint``: a compact critic directory (``dojo train critic``) or
+    ``vlm:<model dir>``. It publishes ``critic/progress`` and ``critic/done`` at ``rate_hz``
+    from the latest frames; ``done_threshold`` turns the done probability into a Bool.
+    ``mode``: chain (VLAC: accumulate consecutive deltas) or anchor (each frame against the
+    first of the episode)."""
+
+    enabled: bool = False
+    checkpoint: str = ""
+    rate_hz: float = 2.0
+    done_threshold: float = 0.5
+    mode: str = "chain"
+    device: str = "cpu"
+
+
+@dataclass
 class RosConfig:
     domain_id: int = -1  # -1: take ROS_DOMAIN_ID from the environment (default 0)
     namespace: str = ""
@@ -161,12 +231,16 @@ class DojoConfig:
     robot: RobotConfig = MISSING
     task: TaskConfig = MISSING
     teleop: TeleopConfig = MISSING
+    policy: PolicyConfig = MISSING
     sim: SimConfig = field(default_factory=SimConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     driver: DriverConfig = field(default_factory=DriverConfig)
     ros: RosConfig = field(default_factory=RosConfig)
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     intervention: InterventionConfig = field(default_factory=InterventionConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    train: TrainConfigSection = field(default_factory=TrainConfigSection)
+    evaluate: EvalConfigSection = field(default_factory=EvalConfigSection)
     store: str = ""  # episode store path or fsspec URL; set: the graph records every episode
     episodes: int = 3
     duration: float = 0.0  # ROS seconds the run may last; 0: until the episodes are done
@@ -186,6 +260,7 @@ def _register() -> None:
     cs.store(group="robot", name="robot_schema", node=RobotConfig)
     cs.store(group="task", name="task_schema", node=TaskConfig)
     cs.store(group="teleop", name="teleop_schema", node=TeleopConfig)
+    cs.store(group="policy", name="policy_schema", node=PolicyConfig)
     _registered = True
 
 
@@ -375,9 +450,63 @@ def validate(cfg: DictConfig) -> None:
         AlignConfig(rec.fps, rec.image_tolerance, rec.max_latency, rec.skew_threshold)
     except ValueError as err:
         raise ConfigError(f"config {err}") from err
+    _validate_policy(cfg)
+    _validate_critic(cfg)
     if cfg.teleop.name not in presets("teleop"):
         raise ConfigError(
             f"config 'teleop.name': {cfg.teleop.name!r} (available: {presets('teleop')})"
+        )
+
+
+def _validate_critic(cfg: DictConfig) -> None:
+    cr = cfg.critic
+    if cr.enabled and not cr.checkpoint:
+        raise ConfigError(
+            "config 'critic.checkpoint': the critic is enabled but no checkpoint is set "
+            "(a `dojo train critic` output directory, or vlm:<model dir>)"
+        )
+    if not cr.rate_hz > 0:
+        raise ConfigError(f"config 'critic.rate_hz': {cr.rate_hz} must be > 0")
+    if not 0.0 <= cr.done_threshold <= 1.0:
+        raise ConfigError(f"config 'critic.done_threshold': {cr.done_threshold} must be in [0, 1]")
+    if cr.mode not in ("chain", "anchor"):
+        raise ConfigError(f"config 'critic.mode': {cr.mode!r} is not 'chain' or 'anchor'")
+
+
+POLICY_BACKENDS = ("compact", "lerobot")
+LEROBOT_KINDS = ("act", "smolvla", "pi0", "pi05")
+
+
+def _validate_policy(cfg: DictConfig) -> None:
+    pol = cfg.policy
+    if pol.backend not in POLICY_BACKENDS:
+        near = difflib.get_close_matches(str(pol.backend), POLICY_BACKENDS, n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise ConfigError(
+            f"config 'policy.backend': {pol.backend!r}{hint} ({list(POLICY_BACKENDS)})"
+        )
+    if pol.backend == "lerobot" and pol.kind not in LEROBOT_KINDS:
+        raise ConfigError(
+            f"config 'policy.kind': {pol.kind!r} is not a LeRobot policy this adapts "
+            f"({list(LEROBOT_KINDS)})"
+        )
+    if not pol.replan_horizon >= 0:
+        raise ConfigError(f"config 'policy.replan_horizon': {pol.replan_horizon} must be >= 0")
+    tr = cfg.train
+    if tr.head not in ("regression", "flow"):
+        raise ConfigError(f"config 'train.head': {tr.head!r} is not 'regression' or 'flow'")
+    for key in ("steps", "batch_size", "horizon"):
+        if tr[key] < 1:
+            raise ConfigError(f"config 'train.{key}': {tr[key]} must be >= 1")
+    cams = {c.name for c in cfg.robot.cameras}
+    unknown = [c for c in tr.cameras if c not in cams]
+    if unknown:
+        raise ConfigError(
+            f"config 'train.cameras': no camera {unknown} on robot (has {sorted(cams)})"
+        )
+    if cfg.evaluate.inference not in ("instant", "sync", "async"):
+        raise ConfigError(
+            f"config 'evaluate.inference': {cfg.evaluate.inference!r} is not instant, sync or async"
         )
 
 

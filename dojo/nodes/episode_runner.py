@@ -33,6 +33,7 @@ from dojo.ros import convert, qos
 
 FRAMES_PER_EPISODE = 5
 SERVICE_WAIT_S = 30.0  # wall seconds to wait for the driver to come up
+COMMAND_SOURCE_WAIT_S = 120.0  # wall seconds to wait for a policy to load its checkpoint
 CLOCK_STALL_S = 30.0  # wall seconds without ROS time advancing before the run is declared stuck
 
 
@@ -103,6 +104,7 @@ class EpisodeRunnerNode(Node):
                 raise RuntimeError(
                     f"service {client.srv_name} did not appear within {SERVICE_WAIT_S} s"
                 )
+        self._wait_for_command_source()
         n = int(self._cfg.episodes)
         max_duration = float(self._cfg.task.max_duration)
         run_end = float(self._cfg.duration) or float("inf")
@@ -167,6 +169,18 @@ class EpisodeRunnerNode(Node):
                 break
         done = sum(r["success"] for r in self._results)
         self.get_logger().info(f"done: {done}/{len(self._results)} episodes succeeded")
+
+    def _wait_for_command_source(self) -> None:
+        """Start the first episode only once something publishes chunks: a policy node creates
+        its publisher after its checkpoint loaded, so no episode runs out while it loads."""
+        end = time.monotonic() + COMMAND_SOURCE_WAIT_S
+        while self.count_publishers("command/chunk") == 0:
+            if time.monotonic() > end or not rclpy.ok():
+                raise RuntimeError(
+                    f"nothing publishes command/chunk after {COMMAND_SOURCE_WAIT_S:.0f} s "
+                    "(no policy or scripted operator came up)"
+                )
+            time.sleep(0.05)
 
     def _call(self, client, request, timeout: float = 60.0):
         """Call a service from this thread, bounded; a refusal is an error naming the service."""

@@ -1,0 +1,108 @@
+"""``dojo collect``: scripted demonstrations written straight to a store, in process.
+
+``dojo record`` is the real path (the ROS graph, the recorder node, a person or the scripted
+operator); this is the fast one for training data: the same twin, the same scripted operator,
+the same control path (executor and safety), and the same store format, ticked in lockstep with
+no ROS in between, so rendering the recorded frames is most of the cost.
+
+    dojo collect store=demos.zarr episodes=50 [teleop.scripted.failure_rate=0.3] [seed=100]
+
+Episode ``k`` uses seed ``seed + k``: disjoint seed ranges give disjoint train and test scenes.
+Each episode is committed with the ground-truth outcome; a crash loses at most the one being
+written (``dojo episodes repair`` removes it).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+from episodes.store import EpisodeStore, StoreConfig
+from policy.rollout import RolloutConfig, TwinRollout
+from robot.executor import ExecutorConfig
+from robot.schema import ActionChunk, Observation
+from robot.sim.twin import Twin, TwinConfig
+from teleop.scripted import ScriptedConfig, ScriptedOperator
+
+
+class ScriptedAgent:
+    """The scripted operator as a chunk agent. It sees the twin's ground truth (object poses),
+    which is why it only exists in simulation."""
+
+    def __init__(self, twin: Twin, config: ScriptedConfig) -> None:
+        self.twin = twin
+        self.operator = ScriptedOperator(twin.config.model, twin.spec, config)
+        self.seed: int | None = None
+        self.chunk_dt = config.chunk_dt or twin.spec.control_period
+
+    def reset(self) -> None:
+        self.operator.reset(self.twin.instruction, seed=self.seed)
+
+    def predict(self, obs: Observation, instruction: str, committed=None) -> ActionChunk:
+        return self.operator.act(
+            obs.stamp, obs.joint_pos, self.twin.objects(), self.twin.arm.commanded
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.operator.done
+
+
+@dataclass
+class CollectSummary:
+    episodes: int
+    succeeded: int
+    seconds: float
+    sim_seconds: float
+
+
+def collect(
+    store_url: str,
+    twin: Twin,
+    scripted: ScriptedConfig,
+    *,
+    episodes: int,
+    seed: int,
+    fps: float = 10.0,
+    progress: bool = True,
+) -> CollectSummary:
+    """Record ``episodes`` scripted episodes (seeds ``seed ..``) into ``store_url``."""
+    store = EpisodeStore.open_or_create(store_url, twin.spec, fps, StoreConfig(durable=False))
+    agent = ScriptedAgent(twin, scripted)
+    half_chunk = scripted.horizon * (scripted.chunk_dt or twin.spec.control_period) / 2
+    rollout = TwinRollout(
+        twin,
+        RolloutConfig(executor=ExecutorConfig(), replan_horizon=half_chunk, record_fps=fps),
+    )
+    t0 = time.monotonic()
+    succeeded = 0
+    sim = 0.0
+    for k in range(episodes):
+        agent.seed = seed + k
+        instruction = twin.task.sample(seed + k).instruction  # what the reset will draw
+        writer = store.begin(instruction, twin.task_config.name, started_at=twin.time)
+        try:
+            result = rollout.run(
+                agent, seed=seed + k, writer=writer, done=lambda: agent.done, observe_cameras=[]
+            )
+        except BaseException as err:
+            writer.abort(f"collection failed: {err}")
+            raise
+        writer.commit("success" if result.success else "failure", result.success)
+        succeeded += int(result.success)
+        sim += result.duration
+        if progress:
+            rate = (k + 1) / max(time.monotonic() - t0, 1e-9)
+            print(
+                f"\r{store_url}: {k + 1}/{episodes} episodes, {succeeded} succeeded, "
+                f"{rate * 60:.1f}/min",
+                end="" if k + 1 < episodes else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
+    return CollectSummary(episodes, succeeded, time.monotonic() - t0, sim)
+
+
+def make_twin(spec, model: str, task, physics_dt: float = 0.002) -> Twin:
+    return Twin(spec, TwinConfig(model=model, physics_dt=physics_dt), task)

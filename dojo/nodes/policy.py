@@ -1,0 +1,178 @@
+"""``policy``: the VLA on the robot, inferring asynchronously (policy/async_runner.py).
+
+    subscribes  joint_states, camera/<name>/image_raw (the cameras the policy needs),
+                task/instruction, intervention/active, policy/checkpoint (std_msgs/String)
+    publishes   command/chunk (trajectory_msgs/JointTrajectory), policy/latency
+                (std_msgs/Float32, seconds, one per chunk), policy/status (std_msgs/String, JSON)
+
+Callbacks only store the latest data and tell the runner the time; inference runs on the
+runner's thread and loading a new checkpoint on another, so no callback ever waits on the
+model. Everything that can be wrong with the checkpoint (format, corrupt weights, another
+robot's joints, a missing camera) is checked before the node subscribes to anything: the node
+exits with the reason instead of sending a single chunk.
+
+``policy/checkpoint`` names a new checkpoint (the learner publishes it, transient-local): it is
+loaded in the background and swapped in between two inferences; if it fails to load, the error
+is logged and published on ``policy/status`` and the old weights keep running.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float32, String
+from trajectory_msgs.msg import JointTrajectory
+
+from dojo import conf
+from dojo.nodes.base import node_config, spin_node
+from dojo.ros import convert, qos
+from policy.async_runner import AsyncPolicyRunner
+from policy.base import PolicyError
+from policy.registry import load_policy
+from robot.schema import Observation, SchemaError
+
+
+class PolicyNode(Node):
+    def __init__(self) -> None:
+        super().__init__("policy")
+        cfg = node_config(self)
+        self._spec = conf.robot_spec(cfg)
+        pcfg = cfg.policy
+        if pcfg.threads:
+            import torch
+
+            torch.set_num_threads(int(pcfg.threads))
+        self._text = None
+        if pcfg.backend == "compact":  # one text encoder, shared by every checkpoint loaded
+            from policy.models.encoders import TextEncoder
+
+            self._text = TextEncoder(device=pcfg.device)
+
+        def loader(path: str):
+            return load_policy(
+                pcfg.backend,
+                path,
+                joint_names=self._spec.joint_names,
+                cameras=[c.name for c in self._spec.cameras],
+                kind=pcfg.kind,
+                device=pcfg.device,
+                camera_map=dict(pcfg.camera_map),
+                text=self._text,
+            )
+
+        policy = loader(pcfg.checkpoint)  # raises PolicyError naming the problem: node exits
+        self._lock = threading.Lock()
+        self._frames: dict[str, tuple] = {}
+        self._cameras = list(policy.cameras)
+        self._last_event = ""
+        self._pub = self.create_publisher(
+            JointTrajectory, "command/chunk", qos.command(float(cfg.driver.command_deadline))
+        )
+        self._latency_pub = self.create_publisher(Float32, "policy/latency", qos.STATUS)
+        self._status_pub = self.create_publisher(String, "policy/status", qos.STATUS)
+        self._runner = AsyncPolicyRunner(
+            policy,
+            self._spec,
+            replan_horizon=float(pcfg.replan_horizon),
+            on_chunk=self._publish_chunk,
+            on_event=self._on_event,
+            loader=loader,
+        )
+        self._runner.checkpoint = str(pcfg.checkpoint)
+        self._runner.start()
+        self.create_subscription(String, "task/instruction", self._on_instruction, qos.LATCHED)
+        self.create_subscription(Bool, "intervention/active", self._on_intervention, qos.LATCHED)
+        self.create_subscription(String, "policy/checkpoint", self._on_checkpoint, qos.LATCHED)
+        for cam in self._cameras:
+            self.create_subscription(
+                Image,
+                f"camera/{cam}/image_raw",
+                lambda msg, cam=cam: self._on_image(cam, msg),
+                qos.SENSOR,
+            )
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, qos.SENSOR)
+        self.create_timer(1.0, self._publish_status)
+        self.get_logger().info(
+            f"{policy.describe()}: {len(policy.joint_names)} joints, cameras {self._cameras}, "
+            f"horizon {policy.horizon} x {policy.chunk_dt:.3f} s"
+        )
+
+    # -- callbacks: store and notify, nothing else ------------------------------------------------
+
+    def _on_instruction(self, msg: String) -> None:
+        check = getattr(self._runner.policy, "check_instruction", None)
+        if check is not None:
+            try:
+                check(msg.data)
+            except PolicyError as err:
+                self._on_event("instruction_refused", str(err))
+                self._runner.set_instruction("")
+                return
+        self._runner.set_instruction(msg.data)
+
+    def _on_intervention(self, msg: Bool) -> None:
+        self._runner.set_paused(bool(msg.data))
+
+    def _on_checkpoint(self, msg: String) -> None:
+        if msg.data and msg.data != self._runner.checkpoint:
+            self.get_logger().info(f"loading checkpoint {msg.data} in the background")
+            self._runner.swap(msg.data)
+
+    def _on_image(self, cam: str, msg: Image) -> None:
+        try:
+            image, stamp = convert.image_from_msg(msg)
+        except SchemaError as err:
+            self._on_event("bad_image", f"camera {cam}: {err}")
+            return
+        with self._lock:
+            self._frames[cam] = (image, stamp)
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        state = convert.joint_state_from_msg(msg, self._spec.joint_names)
+        with self._lock:
+            if len(self._frames) < len(self._cameras):
+                return  # not every camera has sent a frame yet
+            frames = dict(self._frames)
+        obs = Observation(
+            stamp=state.stamp,
+            joint_pos=state.position,
+            joint_vel=state.velocity,
+            images={c: f[0] for c, f in frames.items()},
+            image_stamps={c: f[1] for c, f in frames.items()},
+        )
+        self._runner.update_observation(obs)
+        self._runner.tick(state.stamp)
+
+    # -- from the runner's threads ----------------------------------------------------------------
+
+    def _publish_chunk(self, chunk, latency: float) -> None:
+        self._pub.publish(convert.chunk_to_msg(chunk))
+        self._latency_pub.publish(Float32(data=float(latency)))
+
+    def _on_event(self, kind: str, message: str) -> None:
+        self._last_event = f"{kind}: {message}"
+        log = self.get_logger()
+        (log.info if kind == "swapped" else log.error)(self._last_event)
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        status = {
+            "checkpoint": self._runner.checkpoint,
+            "last_event": self._last_event,
+            **self._runner.stats.to_json(),
+        }
+        self._status_pub.publish(String(data=json.dumps(status)))
+
+    def close(self) -> None:
+        self._runner.close()
+
+
+def main() -> None:
+    raise SystemExit(spin_node(PolicyNode))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Demonstrations from the episode store as training samples for chunk policies.
+
+A sample is the observation at step ``t`` (every camera, the joint state, the instruction) and
+the chunk ``action[t+1 : t+1+H]`` the demonstrator went on to send, with a mask where the
+episode ended before ``H`` more steps (padded with the last action, masked out of the loss).
+Actions are the targets actually sent (after safety), as recorded.
+
+Images are decoded once and resized to the model's input size when the data set is built, and
+kept in memory as ``uint8``: 100 ten-second demos from two cameras at 96x128 take ~0.7 GB and
+make every batch a memory copy, which is what lets a CPU train in minutes.
+
+Which steps are used: by default only steps that a demonstrator produced (``SCRIPT`` or
+``HUMAN``) from successful episodes; ``HOLD`` steps (nothing to execute) are never targets of
+imitation. The RL learner samples differently (:mod:`episodes` replay sampling); this is
+supervised fine-tuning only.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from episodes.store import EpisodeStore
+from robot.schema import ControlSource
+
+DEMO_SOURCES = (int(ControlSource.SCRIPT), int(ControlSource.HUMAN))
+
+
+class DataError(ValueError):
+    """The store cannot feed this model (missing cameras, other joints, no usable episodes)."""
+
+
+@dataclass
+class DemoEpisode:
+    instruction: str
+    joint_pos: np.ndarray  # (T, D) float32
+    action: np.ndarray  # (T, D) float32
+    images: dict[str, np.ndarray]  # camera -> (T, h, w, 3) uint8 at the model's size
+    usable: np.ndarray  # (T,) bool: steps that may be sampled
+
+
+def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if frames.shape[1:3] == tuple(size):
+        return np.ascontiguousarray(frames)
+    out = []
+    for i in range(0, len(frames), 64):
+        t = torch.from_numpy(frames[i : i + 64]).permute(0, 3, 1, 2).float()
+        t = F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+        out.append(t.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+class DemoDataset:
+    """Every usable step of the chosen episodes, in memory. See the module docstring."""
+
+    def __init__(
+        self,
+        stores: list[str],
+        *,
+        cameras: list[str],
+        joint_names: list[str],
+        image_size: tuple[int, int],
+        horizon: int,
+        max_episodes: int | None = None,
+        successful_only: bool = True,
+        progress: bool = True,
+    ) -> None:
+        self.cameras = list(cameras)
+        self.horizon = horizon
+        self.episodes: list[DemoEpisode] = []
+        self.fps: float | None = None
+        for url in stores:
+            store = EpisodeStore.open(url)
+            if tuple(store.joint_names) != tuple(joint_names):
+                raise DataError(
+                    f"{url}: recorded joints {list(store.joint_names)}, the model needs "
+                    f"{list(joint_names)}"
+                )
+            have = {c.name for c in store.cameras}
+            missing = [c for c in cameras if c not in have]
+            if missing:
+                raise DataError(f"{url}: no camera(s) {missing} in the store (has {sorted(have)})")
+            if self.fps is not None and abs(store.fps - self.fps) > 1e-9:
+                raise DataError(f"{url}: recorded at {store.fps} fps, another store at {self.fps}")
+            self.fps = store.fps
+            ids = store.episode_ids()
+            for i, eid in enumerate(ids):
+                if max_episodes is not None and len(self.episodes) >= max_episodes:
+                    break
+                ep = store.read(eid, verify=False)
+                if successful_only and not ep.success:
+                    continue
+                usable = np.isin(ep.control_source, DEMO_SOURCES)
+                if ep.n_steps < 2 or not usable.any():
+                    continue
+                images = {c: _resize(np.asarray(ep.images[c][:]), image_size) for c in cameras}
+                self.episodes.append(
+                    DemoEpisode(ep.instruction, ep.joint_pos, ep.action, images, usable)
+                )
+                if progress:
+                    print(
+                        f"\rloading {url}: {i + 1}/{len(ids)} episodes",
+                        end="",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            if progress:
+                print(file=sys.stderr)
+        if not self.episodes:
+            raise DataError(f"no usable episodes in {stores} (successful_only={successful_only})")
+        self.index = np.array(
+            [(e, t) for e, ep in enumerate(self.episodes) for t in np.flatnonzero(ep.usable[:-1])],
+            dtype=np.int64,
+        )
+        self.instructions = sorted({ep.instruction for ep in self.episodes})
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def stats(self) -> dict[str, np.ndarray]:
+        q = np.concatenate([ep.joint_pos for ep in self.episodes])
+        a = np.concatenate([ep.action for ep in self.episodes])
+        return {
+            "state_mean": q.mean(0),
+            "state_std": q.std(0),
+            "action_mean": a.mean(0),
+            "action_std": a.std(0),
+        }
+
+    def batch(self, rows: np.ndarray) -> dict:
+        """Raw (unnormalised) batch for ``index[rows]``: images uint8, state, actions, mask."""
+        H = self.horizon
+        B = len(rows)
+        D = self.episodes[0].action.shape[1]
+        images = {c: [] for c in self.cameras}
+        state = np.empty((B, D), np.float32)
+        actions = np.empty((B, H, D), np.float32)
+        mask = np.zeros((B, H), bool)
+        instructions = []
+        for b, (e, t) in enumerate(self.index[rows]):
+            ep = self.episodes[e]
+            T = len(ep.action)
+            for c in self.cameras:
+                images[c].append(ep.images[c][t])
+            state[b] = ep.joint_pos[t]
+            idx = np.arange(t + 1, t + 1 + H)
+            valid = idx < T
+            actions[b] = ep.action[np.minimum(idx, T - 1)]
+            mask[b] = valid
+            instructions.append(ep.instruction)
+        return {
+            "images": {c: np.stack(v) for c, v in images.items()},
+            "state": state,
+            "actions": actions,
+            "action_mask": mask,
+            "instructions": instructions,
+        }
+
+
+def random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
+    """DrQ's augmentation: pad by replication and crop back at a random offset per image."""
+    if pad <= 0:
+        return images
+    B, _, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    ox = torch.randint(0, 2 * pad + 1, (B,))
+    oy = torch.randint(0, 2 * pad + 1, (B,))
+    rows = oy[:, None] + torch.arange(h)[None, :]  # (B, h)
+    cols = ox[:, None] + torch.arange(w)[None, :]  # (B, w)
+    bidx = torch.arange(B)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2)

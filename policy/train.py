@@ -1,0 +1,392 @@
+"""Supervised fine-tuning of the compact VLA on demonstrations from the store.
+
+    train(TrainConfig(stores=["demos.zarr"], out="runs/policy1"), evaluate=...)
+
+What a run leaves in ``out``::
+
+    checkpoint/            the latest weights (policy.compact format): what `dojo eval` and the
+                           policy node load
+    best/                  the weights with the best evaluation success so far (if evaluated)
+    train_state.safetensors + train_state.json
+                           optimiser moments, step, RNG state: resume after an interruption
+    log.jsonl              one line per logging interval and per evaluation
+    training.png           loss and success curves
+
+Resume: running again with the same ``out`` continues from the last checkpoint (the step count,
+optimiser and RNG state are restored; the data set is rebuilt from the store). A config that
+changes the model's shape is refused rather than silently starting over.
+
+Multi-GPU goes through ``accelerate`` (``accelerate launch -m dojo.cli train policy ...``); on
+one CPU the same code runs with a single process. Only the main process writes files.
+
+Budget: ``steps`` and/or ``seconds`` (wall clock), whichever comes first, so a benchmark can
+give two methods the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from policy.compact import save_checkpoint
+from policy.data import DemoDataset, random_shift
+from policy.models.encoders import TextEncoder, images_to_tensor
+from policy.models.vla import CompactVLA, VLAConfig
+
+STATE_FILE = "train_state"
+
+
+@dataclass
+class TrainConfig:
+    """``stores``: episode stores to train on. ``max_episodes``: use the first N successful
+    episodes. ``seconds``: wall-clock budget (0: none). ``eval_every``: steps between
+    evaluations in the twin (0: never). ``augment_pad``: random-shift pixels."""
+
+    stores: list[str] = field(default_factory=list)
+    out: str = "runs/policy"
+    steps: int = 2000
+    seconds: float = 0.0
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    augment_pad: int = 4
+    prefix_prob: float = 0.5
+    max_episodes: int | None = None
+    log_every: int = 25
+    eval_every: int = 0
+    checkpoint_every: int = 200
+    seed: int = 0
+    threads: int = 0  # torch CPU threads; 0: torch's default
+    progress: bool = True
+    model: dict[str, Any] = field(default_factory=dict)  # VLAConfig overrides (head, dim, ...)
+
+
+class TrainError(ValueError):
+    """The run cannot start or resume; the message names why."""
+
+
+def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Flatten an optimiser's state into tensors (safetensors) and JSON, no pickle."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, float]] = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v) and v.ndim > 0:
+                tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[k] = float(v)
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _load_optimizer_state(opt, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for pid, sc in meta["scalars"].items():
+        for k, v in sc.items():
+            state.setdefault(int(pid), {})[k] = torch.tensor(v)
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+class Trainer:
+    """One training run. ``evaluate(checkpoint_dir) -> dict`` (with ``success_rate``) is called
+    every ``eval_every`` steps; the CLI passes one that rolls the policy out in the twin."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        joint_names: list[str],
+        cameras: list[str],
+        evaluate: Callable[[Path], dict[str, Any]] | None = None,
+        text: TextEncoder | None = None,
+        dataset: DemoDataset | None = None,
+    ) -> None:
+        from accelerate import Accelerator
+
+        self.cfg = config
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.accel = Accelerator(cpu=not torch.cuda.is_available())
+        self.out = Path(config.out)
+        self.evaluate = evaluate
+        self.text = text or TextEncoder()
+        mcfg = VLAConfig(joint_names=list(joint_names), cameras=list(cameras), **config.model)
+        mcfg.validate()
+        self.data = dataset or DemoDataset(
+            config.stores,
+            cameras=mcfg.cameras,
+            joint_names=mcfg.joint_names,
+            image_size=mcfg.image_size,
+            horizon=mcfg.horizon,
+            max_episodes=config.max_episodes,
+            progress=config.progress and self.accel.is_main_process,
+        )
+        mcfg.chunk_dt = 1.0 / float(self.data.fps or 1.0 / mcfg.chunk_dt)
+        for ins in self.data.instructions:
+            self.text.check(ins)
+        self.model = CompactVLA(mcfg)
+        self.model.set_stats(**self.data.stats())
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.step = 0
+        self.elapsed = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.best = -1.0
+        self._resume_if_possible()
+        self.model, self.opt = self.accel.prepare(self.model, self.opt)
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def _unwrapped(self) -> CompactVLA:
+        return self.accel.unwrap_model(self.model)
+
+    def _resume_if_possible(self) -> None:
+        meta_file = self.out / f"{STATE_FILE}.json"
+        if not meta_file.exists():
+            return
+        meta = json.loads(meta_file.read_text())
+        if meta["model"] != self.model.config.to_json():
+            diff = sorted(
+                k for k in meta["model"] if meta["model"][k] != self.model.config.to_json().get(k)
+            )
+            raise TrainError(
+                f"{self.out}: holds a run of a different model (differs in {diff}); "
+                f"choose another out= or remove it"
+            )
+        tensors = load_file(str(self.out / f"{STATE_FILE}.safetensors"))
+        model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_state)
+        _load_optimizer_state(self.opt, tensors, meta["optimizer"])
+        self.step = int(meta["step"])
+        self.elapsed = float(meta.get("elapsed", 0.0))
+        self.history = meta.get("history", [])
+        self.best = float(meta.get("best", -1.0))
+        torch.set_rng_state(tensors["rng.torch"])
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = meta["numpy_rng"]
+        print(f"resuming {self.out} at step {self.step}", file=sys.stderr)
+
+    def save(self) -> None:
+        if not self.accel.is_main_process:
+            return
+        model = self._unwrapped()
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(model, self.out / "checkpoint", self._trained_meta())
+        tensors, opt_meta = _optimizer_state(self.opt)
+        tensors.update(
+            {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        )
+        tensors["rng.torch"] = torch.get_rng_state()
+        tmp = self.out / f".{STATE_FILE}.safetensors.tmp"
+        save_file(tensors, str(tmp))
+        tmp.replace(self.out / f"{STATE_FILE}.safetensors")
+        meta = {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "model": model.config.to_json(),
+            "optimizer": opt_meta,
+            "numpy_rng": self.rng.bit_generator.state,
+            "history": self.history,
+            "best": self.best,
+            "train": asdict(self.cfg),
+        }
+        tmpj = self.out / f".{STATE_FILE}.json.tmp"
+        tmpj.write_text(json.dumps(meta, default=_json_default))
+        tmpj.replace(self.out / f"{STATE_FILE}.json")
+
+    def _trained_meta(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "stores": list(self.cfg.stores),
+            "episodes": len(self.data.episodes),
+            "samples": len(self.data),
+            "instructions": self.data.instructions,
+            "fps": self.data.fps,
+        }
+
+    # -- training --------------------------------------------------------------------------------
+
+    def _lr(self) -> float:
+        cfg = self.cfg
+        if self.step < cfg.warmup:
+            return cfg.lr * (self.step + 1) / cfg.warmup
+        total = max(cfg.steps, cfg.warmup + 1)
+        frac = min(1.0, (self.step - cfg.warmup) / (total - cfg.warmup))
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    def _tensors(self, raw: dict) -> dict[str, Any]:
+        m = self._unwrapped()
+        mc = m.config
+        dev = self.accel.device
+        images = {
+            c: random_shift(images_to_tensor(v, mc.image_size), self.cfg.augment_pad).to(dev)
+            for c, v in raw["images"].items()
+        }
+        state = m.normalise_state(torch.from_numpy(raw["state"]).to(dev))
+        actions = m.normalise_action(torch.from_numpy(raw["actions"]).to(dev))
+        B = state.shape[0]
+        prefix_len = torch.zeros(B, dtype=torch.long)
+        use = torch.rand(B) < self.cfg.prefix_prob
+        if mc.max_prefix > 0:
+            prefix_len[use] = torch.randint(1, mc.max_prefix + 1, (int(use.sum()),))
+        mask = torch.from_numpy(raw["action_mask"]) & (
+            torch.arange(mc.horizon)[None, :] >= prefix_len[:, None]
+        )
+        return {
+            "images": images,
+            "text": self.text.encode(raw["instructions"]).to(dev),
+            "state": state,
+            "actions": actions,
+            "action_mask": mask.to(dev),
+            "prefix_len": prefix_len.to(dev),
+        }
+
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        bar = None
+        if cfg.progress and self.accel.is_main_process:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=self.step, desc="train policy", unit="step")
+        start = time.monotonic() - self.elapsed
+        losses: list[float] = []
+        self.model.train()
+        stop_reason = "steps"
+        while self.step < cfg.steps:
+            if cfg.seconds and time.monotonic() - start >= cfg.seconds:
+                stop_reason = "seconds"
+                break
+            rows = self.rng.integers(0, len(self.data), cfg.batch_size)
+            batch = self._tensors(self.data.batch(rows))
+            for group in self.opt.param_groups:
+                group["lr"] = self._lr()
+            loss = self.model(batch)  # forward() is the loss: DDP syncs gradients through it
+            self.opt.zero_grad(set_to_none=True)
+            self.accel.backward(loss)
+            self.accel.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.opt.step()
+            self.step += 1
+            losses.append(float(loss.detach()))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                self.elapsed = time.monotonic() - start
+                self.history.append(
+                    {
+                        "step": self.step,
+                        "seconds": round(self.elapsed, 2),
+                        "loss": float(np.mean(losses)),
+                    }
+                )
+                losses.clear()
+            if cfg.eval_every and self.step % cfg.eval_every == 0:
+                self._evaluate(start)
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self.elapsed = time.monotonic() - start
+                self.save()
+        if bar is not None:
+            bar.close()
+        if losses:
+            self.elapsed = time.monotonic() - start
+            self.history.append(
+                {
+                    "step": self.step,
+                    "seconds": round(self.elapsed, 2),
+                    "loss": float(np.mean(losses)),
+                }
+            )
+        self.elapsed = time.monotonic() - start
+        self.save()
+        if cfg.eval_every and self.evaluate is not None and not self._evaluated_at(self.step):
+            self._evaluate(start)
+            self.save()
+        self.plot()
+        return {
+            "steps": self.step,
+            "seconds": round(self.elapsed, 2),
+            "stopped_by": stop_reason,
+            "final_loss": next((h["loss"] for h in reversed(self.history) if "loss" in h), None),
+            "checkpoint": str(self.out / "checkpoint"),
+        }
+
+    def _evaluated_at(self, step: int) -> bool:
+        return any(h.get("step") == step and "success_rate" in h for h in self.history)
+
+    def _evaluate(self, start: float) -> None:
+        if self.evaluate is None or not self.accel.is_main_process:
+            return
+        self.model.eval()
+        self.save()
+        t0 = time.monotonic()
+        result = self.evaluate(self.out / "checkpoint")
+        entry = {"step": self.step, "seconds": round(time.monotonic() - start, 2), **result}
+        self.history.append(entry)
+        rate = float(result.get("success_rate", -1))
+        print(
+            f"\nstep {self.step}: success {rate:.2f} ({time.monotonic() - t0:.0f} s eval)",
+            file=sys.stderr,
+        )
+        if rate > self.best:
+            self.best = rate
+            save_checkpoint(
+                self._unwrapped(), self.out / "best", {**self._trained_meta(), **result}
+            )
+        self.model.train()
+
+    def plot(self) -> Path | None:
+        if not self.accel.is_main_process or not self.history:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+        pts = [h for h in self.history if "loss" in h]
+        ax[0].plot([h["step"] for h in pts], [h["loss"] for h in pts])
+        ax[0].set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
+        ev = [h for h in self.history if "success_rate" in h]
+        if ev:
+            ax[1].plot([h["step"] for h in ev], [h["success_rate"] for h in ev], "o-")
+            lo = [h.get("ci_low", h["success_rate"]) for h in ev]
+            hi = [h.get("ci_high", h["success_rate"]) for h in ev]
+            ax[1].fill_between([h["step"] for h in ev], lo, hi, alpha=0.2)
+        ax[1].set(
+            xlabel="step", ylabel="success rate in the twin", ylim=(-0.02, 1.02), title="evaluation"
+        )
+        fig.tight_layout()
+        path = self.out / "training.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
