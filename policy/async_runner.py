@@ -84,7 +84,7 @@ class AsyncPolicyRunner:
         self.spec = spec
         self.replan_horizon = float(replan_horizon)
         self.on_chunk = on_chunk
-        self.on_event = on_event or (lambda kind, msg: log.info("%s: %s", kind, msg))
+        self._on_event = on_event or (lambda kind, msg: log.info("%s: %s", kind, msg))
         self.loader = loader
         self.stats = RunnerStats()
         self._policy = policy
@@ -102,6 +102,13 @@ class AsyncPolicyRunner:
         self._worker = threading.Thread(target=self._run, name="policy-inference", daemon=True)
         self._loader: threading.Thread | None = None
         self.checkpoint = ""
+
+    def on_event(self, kind: str, message: str) -> None:
+        """Report through the caller's callback; a failing callback never stops the worker."""
+        try:
+            self._on_event(kind, message)
+        except Exception:
+            log.exception("policy event callback failed (%s: %s)", kind, message)
 
     # -- inputs (any thread; never block) ----------------------------------------------------------
 
@@ -250,4 +257,7 @@ class AsyncPolicyRunner:
                     self._retry_at = obs.stamp + self.replan_horizon
                 self._lock.notify_all()
             if ok and epoch == self._epoch:
-                self.on_chunk(chunk, latency)
+                try:
+                    self.on_chunk(chunk, latency)
+                except Exception:
+                    log.exception("publishing a chunk failed")

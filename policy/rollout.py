@@ -15,7 +15,8 @@ When a chunk is requested: when less than ``replan_horizon`` seconds of actions 
              the old chunk meanwhile and drops the steps that went stale.
 
 The ``sync``/``async`` pair over the same seeds is what ``bench/policy_latency.py`` compares.
-Latency may be scaled (``latency_scale``) to model a slower or faster machine.
+Latency may be scaled (``latency_scale``) or fixed (``fixed_latency``, s) to model a slower or
+faster machine.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class RolloutConfig:
     replan_horizon: float = 0.3
     inference: str = "instant"
     latency_scale: float = 1.0
+    fixed_latency: float = 0.0
     record_fps: float = 10.0
     settle: float = 0.5
     max_duration: float | None = None
@@ -208,7 +210,7 @@ class TwinRollout:
                     chunk = agent.predict(obs, instruction, prefix)
                 else:
                     chunk = agent.predict(obs, instruction)
-                latency = (time.perf_counter() - t0) * cfg.latency_scale
+                latency = cfg.fixed_latency or (time.perf_counter() - t0) * cfg.latency_scale
                 result.latencies.append(latency)
                 result.chunks += 1
                 if cfg.inference == "instant":

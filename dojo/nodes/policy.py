@@ -154,8 +154,10 @@ class PolicyNode(Node):
 
     def _on_event(self, kind: str, message: str) -> None:
         self._last_event = f"{kind}: {message}"
-        log = self.get_logger()
-        (log.info if kind == "swapped" else log.error)(self._last_event)
+        if kind == "swapped":  # rclpy: one severity per logging call site
+            self.get_logger().info(self._last_event)
+        else:
+            self.get_logger().error(self._last_event)
         self._publish_status()
 
     def _publish_status(self) -> None:

@@ -1,0 +1,144 @@
+"""Supervised fine-tuning: it learns, it resumes, and it refuses data it cannot use."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from policy.compact import CompactVLAPolicy
+from policy.data import DataError, DemoDataset, random_shift
+from policy.train import TrainConfig, Trainer, TrainError
+from robot.schema import Observation
+from tests.policy.conftest import (
+    CAMERAS,
+    INSTRUCTIONS,
+    JOINTS,
+    learnable_episode,
+    tiny_model_overrides,
+)
+
+CAMS = [c[0] for c in CAMERAS]
+
+
+def trainer(store, out, text_encoder, **kw) -> Trainer:
+    cfg = TrainConfig(
+        stores=[store.url],
+        out=str(out),
+        batch_size=16,
+        lr=3e-3,
+        warmup=5,
+        augment_pad=0,
+        log_every=5,
+        checkpoint_every=0,
+        progress=False,
+        model=tiny_model_overrides(),
+        **kw,
+    )
+    return Trainer(cfg, joint_names=JOINTS, cameras=CAMS, text=text_encoder)
+
+
+def test_dataset_targets_are_the_next_actions_with_a_mask_at_the_end(learnable_store):
+    data = DemoDataset(
+        [learnable_store.url],
+        cameras=CAMS,
+        joint_names=JOINTS,
+        image_size=(32, 40),
+        horizon=4,
+        progress=False,
+    )
+    assert len(data.episodes) == 6 and data.fps == 10.0
+    ep = data.episodes[0]
+    last = int(np.flatnonzero(data.index[:, 0] == 0)[-1])
+    batch = data.batch(np.array([0, last]))
+    np.testing.assert_array_equal(batch["actions"][0], ep.action[1:5])
+    assert batch["actions"][0, 0, 0] == 0.5 and data.episodes[1].action[0, 0] == -0.5
+    assert batch["action_mask"][0].all()
+    assert batch["action_mask"][1].sum() == 1  # one step left before the episode ends
+    assert batch["instructions"][0] == INSTRUCTIONS[0]
+
+
+def test_training_overfits_a_handful_of_episodes(learnable_store, tmp_path, text_encoder):
+    tr = trainer(learnable_store, tmp_path / "run", text_encoder, steps=150)
+    summary = tr.run()
+    losses = [h["loss"] for h in tr.history if "loss" in h]
+    assert losses[-1] < 0.25 * losses[0], losses
+    # and the trained policy follows the instruction: 'left' moves joint 0 up, 'right' down
+    policy = CompactVLAPolicy.load(summary["checkpoint"], text_encoder)
+    _, q, _, images = learnable_episode(0)
+    obs = Observation(1.0, q[5], np.zeros(3), {c: images[c][5] for c in CAMS})
+    left = policy.predict(obs, INSTRUCTIONS[0]).positions[:, 0]
+    right = policy.predict(obs, INSTRUCTIONS[1]).positions[:, 0]
+    assert left.mean() > 0.25 and right.mean() < -0.25, (left, right)
+    assert (tmp_path / "run" / "training.png").stat().st_size > 1000
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(learnable_store, tmp_path, text_encoder):
+    out = tmp_path / "run"
+    first = trainer(learnable_store, out, text_encoder, steps=20)
+    first.cfg.steps = 10  # interrupted after 10 of 20 steps
+    first.run()
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["step"] == 10
+    resumed = trainer(learnable_store, out, text_encoder, steps=20)
+    assert resumed.step == 10
+    # the optimiser moments came back too, not just the weights
+    moments = [s["exp_avg"] for s in resumed.opt.state_dict()["state"].values()]
+    assert moments and any(float(m.abs().sum()) > 0 for m in moments)
+    for name, tensor in first._unwrapped().state_dict().items():
+        assert torch.equal(tensor, resumed._unwrapped().state_dict()[name]), name
+    assert resumed.run()["steps"] == 20
+
+
+def test_resuming_with_another_model_is_refused(learnable_store, tmp_path, text_encoder):
+    out = tmp_path / "run"
+    trainer(learnable_store, out, text_encoder, steps=2).run()
+    cfg = TrainConfig(
+        stores=[learnable_store.url],
+        out=str(out),
+        steps=4,
+        progress=False,
+        model=tiny_model_overrides(dim=64),
+    )
+    with pytest.raises(TrainError, match=r"different model \(differs in \['dim'\]\)"):
+        Trainer(cfg, joint_names=JOINTS, cameras=CAMS, text=text_encoder)
+
+
+def test_a_wall_clock_budget_stops_training(learnable_store, tmp_path, text_encoder):
+    summary = trainer(
+        learnable_store, tmp_path / "run", text_encoder, steps=10_000, seconds=1.0
+    ).run()
+    assert summary["stopped_by"] == "seconds" and summary["steps"] < 10_000
+
+
+def test_a_store_without_the_cameras_is_refused_naming_them(learnable_store):
+    with pytest.raises(DataError, match=r"no camera\(s\) \['top'\]"):
+        DemoDataset(
+            [learnable_store.url],
+            cameras=["top"],
+            joint_names=JOINTS,
+            image_size=(32, 40),
+            horizon=4,
+            progress=False,
+        )
+    with pytest.raises(DataError, match="recorded joints"):
+        DemoDataset(
+            [learnable_store.url],
+            cameras=CAMS,
+            joint_names=["a", "b", "c"],
+            image_size=(32, 40),
+            horizon=4,
+            progress=False,
+        )
+
+
+def test_random_shift_keeps_shape_and_moves_content():
+    torch.manual_seed(0)
+    x = torch.zeros(8, 3, 16, 16)
+    x[:, :, 8, 8] = 1.0
+    y = random_shift(x, 4)
+    assert y.shape == x.shape
+    moved = [tuple(torch.nonzero(y[i, 0])[0].tolist()) != (8, 8) for i in range(8)]
+    assert any(moved)
