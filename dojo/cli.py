@@ -10,7 +10,9 @@
     dojo eval critic critic=DIR store=S  VOC, sign accuracy, rejection, done F1, curves
     dojo critic relabel|audit|curves ... rewards per episode, outcome audit, progress plots
     dojo episodes CMD STORE ...  ls | show | repair | export | import | view
-    dojo demo [key=value ...]    run scripted pick-and-place episodes in the twin, write a report
+    dojo hw find-cameras | find-port | check robot=... [key=value ...]
+                                 list cameras and motor-bus ports; connect and check a robot
+    dojo demo [key=value ...]    record demos in the twin, fine-tune the VLA, run it through the graph
     dojo config [key=value ...]  print the resolved config
     dojo graph [key=value ...]   print the nodes and the command line of each
 
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -101,19 +102,10 @@ def cmd_run(overrides: list[str]) -> int:
 
 
 def cmd_demo(overrides: list[str]) -> int:
-    defaults = ["episodes=5", "out=runs/demo"]
-    keys = {o.split("=", 1)[0] for o in overrides}
-    code = cmd_run([d for d in defaults if d.split("=", 1)[0] not in keys] + overrides)
-    out = Path(next((o.split("=", 1)[1] for o in overrides if o.startswith("out=")), "runs/demo"))
-    summary = out / "episodes.json"
-    if summary.exists():
-        data = json.loads(summary.read_text())
-        print(f"\n{data['succeeded']}/{data['total']} episodes succeeded")
-        for ep in data["episodes"]:
-            mark = "ok  " if ep["success"] else "FAIL"
-            print(f"  [{mark}] {ep['episode']:>2}  {ep['duration_s']:6.1f} s  {ep['instruction']}")
-        print(f"report: {summary}\ncontact sheet: {out / 'contact_sheet.png'}")
-    return code
+    """Demonstrations, fine-tuning, and the policy through the graph (dojo/demo.py)."""
+    from dojo import demo
+
+    return demo.run(overrides, cmd_run)
 
 
 def cmd_record(overrides: list[str]) -> int:
@@ -136,6 +128,7 @@ def cmd_collect(overrides: list[str]) -> int:
     """Scripted episodes in the twin straight into a store, in process (dojo/collect.py)."""
     from dojo.collect import collect, make_twin
 
+    logging.getLogger().setLevel(logging.WARNING)  # one progress line, not a log per episode
     cfg = _load(overrides)
     if not cfg.store:
         print("dojo collect: say where to write, e.g. store=demos.zarr", file=sys.stderr)
@@ -180,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["episodes"]:  # its own argparse, with subcommands and flags
         raise SystemExit(cmd_episodes(argv[1:]))
+    if argv[:1] == ["hw"]:  # hardware discovery and checks: its own argparse
+        from dojo import hw
+
+        raise SystemExit(hw.main(argv[1:]))
     if argv[:2] in (["train", "critic"], ["eval", "critic"]) or argv[:1] == ["critic"]:
         from dojo import critic_cmd  # offline critic tools: key=value checked by critic_cmd
 
@@ -194,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="dojo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=sorted([*COMMANDS, "episodes"]))
+    parser.add_argument("command", choices=sorted([*COMMANDS, "episodes", "hw"]))
     parser.add_argument("overrides", nargs="*", help="hydra key=value overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")

@@ -29,7 +29,7 @@ from robot.sim.tasks import TaskConfig
 from teleop.scripted import ScriptedConfig
 
 CONF_DIR = Path(__file__).resolve().parent
-GROUPS = ("robot", "task", "teleop", "policy")
+GROUPS = ("robot", "task", "teleop", "policy", "camera")
 
 
 class ConfigError(ValueError):
@@ -65,6 +65,7 @@ class RobotConfig:
 
     name: str = MISSING
     driver: str = "sim"
+    device: dict[str, Any] = field(default_factory=dict)  # port/host/model... of a real arm
     model: str = MISSING
     joint_names: list[str] = MISSING
     joint_units: list[str] = field(default_factory=list)
@@ -220,10 +221,52 @@ class CriticConfig:
 
 
 @dataclass
+class DemoConfig:
+    """``dojo demo``: ``demos`` scripted demonstrations collected in the twin (seeds from 0),
+    ``train_seconds`` of training, then ``episodes`` (top level) episodes through the graph."""
+
+    demos: int = 30
+    train_seconds: float = 240.0
+
+
+@dataclass
 class RosConfig:
     domain_id: int = -1  # -1: take ROS_DOMAIN_ID from the environment (default 0)
     namespace: str = ""
     log_level: str = "info"
+
+
+@dataclass
+class CameraDeviceConfig:
+    """One real camera (``dojo/nodes/camera.py`` runs one node each). ``driver``: ``realsense``
+    or ``opencv``; the other keys are that driver's (robot/cameras/); ``calibration``: a ROS
+    camera_calibration YAML published as ``camera_info`` when the file exists."""
+
+    name: str = MISSING
+    driver: str = MISSING
+    serial: str = ""
+    playback: str = ""
+    source: str = ""
+    preset: str = ""
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    depth: bool = False
+    align_depth: bool = True
+    exposure: float = 0.0
+    timestamps: str = "device"
+    calibration: str = ""
+
+
+@dataclass
+class CameraGroupConfig:
+    """The real cameras of a rig (group ``camera``; ``none`` for the twin's own cameras)."""
+
+    name: str = MISSING
+    devices: list[CameraDeviceConfig] = field(default_factory=list)
+    stale_periods: float = 2.0
+    reconnect_after: float = 1.0
+    status_hz: float = 1.0
 
 
 @dataclass
@@ -232,6 +275,7 @@ class DojoConfig:
     task: TaskConfig = MISSING
     teleop: TeleopConfig = MISSING
     policy: PolicyConfig = MISSING
+    camera: CameraGroupConfig = MISSING
     sim: SimConfig = field(default_factory=SimConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     driver: DriverConfig = field(default_factory=DriverConfig)
@@ -241,6 +285,7 @@ class DojoConfig:
     critic: CriticConfig = field(default_factory=CriticConfig)
     train: TrainConfigSection = field(default_factory=TrainConfigSection)
     evaluate: EvalConfigSection = field(default_factory=EvalConfigSection)
+    demo: DemoConfig = field(default_factory=DemoConfig)
     store: str = ""  # episode store path or fsspec URL; set: the graph records every episode
     episodes: int = 3
     duration: float = 0.0  # ROS seconds the run may last; 0: until the episodes are done
@@ -261,6 +306,7 @@ def _register() -> None:
     cs.store(group="task", name="task_schema", node=TaskConfig)
     cs.store(group="teleop", name="teleop_schema", node=TeleopConfig)
     cs.store(group="policy", name="policy_schema", node=PolicyConfig)
+    cs.store(group="camera", name="camera_schema", node=CameraGroupConfig)
     _registered = True
 
 
@@ -371,8 +417,17 @@ def _require_complete(cfg: DictConfig) -> None:
 
 
 def robot_spec(cfg: DictConfig) -> RobotSpec:
+    """The robot's spec; on a real robot its cameras are the ``camera`` group's devices."""
+    mapping = OmegaConf.to_container(cfg.robot, resolve=True)
+    if mapping.get("driver", "sim") != "sim" and "camera" in cfg and cfg.camera is not None:
+        have = {c["name"] for c in mapping.get("cameras") or []}
+        mapping["cameras"] = list(mapping.get("cameras") or []) + [
+            {"name": d.name, "width": d.width, "height": d.height, "fps": d.fps}
+            for d in cfg.camera.devices
+            if d.name not in have
+        ]
     try:
-        return RobotSpec.from_mapping(OmegaConf.to_container(cfg.robot, resolve=True))
+        return RobotSpec.from_mapping(mapping)
     except SchemaError as err:
         raise ConfigError(f"config 'robot': {err}") from err
 
@@ -398,6 +453,76 @@ def scripted_config(cfg: DictConfig) -> ScriptedConfig:
         raise ConfigError(f"config 'teleop.scripted': {err}") from err
 
 
+def camera_devices(cfg: DictConfig) -> list[dict[str, Any]]:
+    """The real cameras as plain mappings (what ``robot.cameras.registry.make_camera`` takes)."""
+    if "camera" not in cfg or cfg.camera is None:
+        return []
+    out = []
+    for dev in OmegaConf.to_container(cfg.camera.devices, resolve=True):
+        # keys a driver does not take are dropped here, so presets stay one flat schema
+        keep = {
+            "realsense": (
+                "serial",
+                "playback",
+                "preset",
+                "width",
+                "height",
+                "fps",
+                "depth",
+                "align_depth",
+                "exposure_us",
+            ),
+            "opencv": ("source", "width", "height", "fps", "exposure", "timestamps"),
+        }.get(dev["driver"], ())
+        if dev["driver"] == "realsense":
+            dev["exposure_us"] = dev.get("exposure", 0.0)
+        item = {k: dev[k] for k in keep if k in dev}
+        item.update(name=dev["name"], driver=dev["driver"], calibration=dev.get("calibration", ""))
+        out.append(item)
+    return out
+
+
+def _validate_hardware(cfg: DictConfig, spec: RobotSpec) -> None:
+    """The arm driver and the cameras, built (no device I/O) so a bad value fails here."""
+    from robot.arm import ArmError
+    from robot.arms.registry import DRIVERS, make_arm
+    from robot.cameras.base import CameraError
+    from robot.cameras.registry import make_camera
+
+    driver = str(cfg.robot.driver)
+    if driver not in DRIVERS:
+        near = difflib.get_close_matches(driver, DRIVERS, n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise ConfigError(f"config 'robot.driver': {driver!r}{hint} (available: {list(DRIVERS)})")
+    if driver != "sim":
+        try:
+            make_arm(spec, driver, OmegaConf.to_container(cfg.robot.device, resolve=True))
+        except ArmError as err:
+            raise ConfigError(f"config 'robot.device': {err}") from err
+    elif cfg.robot.device:
+        raise ConfigError("config 'robot.device': the sim driver takes no device options")
+    names = {c.name for c in cfg.robot.cameras}
+    if "camera" not in cfg or cfg.camera is None:
+        return
+    for key in ("stale_periods", "reconnect_after", "status_hz"):
+        if not cfg.camera[key] > 0:
+            raise ConfigError(f"config 'camera.{key}': {cfg.camera[key]} must be > 0")
+    seen: set[str] = set()
+    for i, dev in enumerate(camera_devices(cfg)):
+        where = f"config 'camera.devices[{i}]'"
+        if dev["name"] in seen:
+            raise ConfigError(f"{where}: camera name {dev['name']!r} is used twice")
+        seen.add(dev["name"])
+        if driver == "sim" and dev["name"] in names:
+            raise ConfigError(
+                f"{where}: camera {dev['name']!r} is also one of the twin's cameras; rename it"
+            )
+        try:
+            make_camera(dev)
+        except (CameraError, TypeError) as err:
+            raise ConfigError(f"{where}: {err}") from err
+
+
 def validate(cfg: DictConfig) -> None:
     """Everything a node will build from the config, built once here so errors come first."""
     _require_complete(cfg)
@@ -407,13 +532,10 @@ def validate(cfg: DictConfig) -> None:
     scripted_config(cfg)
     if cfg.sim.clock not in ("realtime", "lockstep"):
         raise ConfigError(f"config 'sim.clock': {cfg.sim.clock!r} is not 'realtime' or 'lockstep'")
-    if cfg.robot.driver != "sim":
-        raise ConfigError(
-            f"config 'robot.driver': {cfg.robot.driver!r} has no driver yet (available: ['sim'])"
-        )
+    _validate_hardware(cfg, spec)
     period = spec.control_period
     steps = period / cfg.sim.physics_dt
-    if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
+    if cfg.robot.driver == "sim" and (abs(steps - round(steps)) > 1e-6 or round(steps) < 1):
         raise ConfigError(
             f"config 'sim.physics_dt': {cfg.sim.physics_dt} s does not divide the control period "
             f"{period} s (robot.control_hz={spec.control_hz})"

@@ -1,0 +1,301 @@
+"""Success in the twin after supervised fine-tuning: the compact VLA against LeRobot's ACT.
+
+For each demo count N (default 25, 50, 100 scripted pick-and-place demos, all three colours):
+train the compact VLA and ACT on the same first N successful demos for the same wall-clock
+budget, one after the other in this process, then roll both out on the same held-out scenes
+(seeds far from the training seeds) and report success with 95% Wilson intervals, per colour.
+
+Instruction following: the models trained on the most demos are rolled out again on the same
+scenes with the colour in the instruction swapped (the scene's goal is red, the policy is told
+"blue", and so on). "Followed" counts episodes where the cube the policy was *told* about ended
+in the bin; "scene goal" counts the cube the scene asked for. A policy that reads the words
+follows the told colour; ACT has no language input, so it can only do what the scene looked
+like in training.
+
+    .venv/bin/python bench/policy_learning.py [--demos 25 50 100] [--budget 300]
+        [--episodes 30] [--head regression|flow] [--data runs/bench/demos_pick_place.zarr]
+
+Demos are collected once with ``dojo collect`` (seeds 0..) into ``--data`` and reused. Results:
+a table on stdout, ``bench/results/policy_learning.json`` and the trained checkpoints under
+``runs/bench/policy_learning/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from bench.common import print_table, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+SWAP = {"red": "green", "green": "blue", "blue": "red"}
+
+
+def ensure_demos(cfg, url: str, n: int) -> None:
+    from dojo import conf
+    from dojo.collect import collect, make_twin
+    from episodes.store import EpisodeStore
+
+    have = 0
+    if Path(url).exists():
+        store = EpisodeStore.open(url)
+        have = sum(store.info(e).get("success", False) for e in store.episode_ids())
+        if have >= n:
+            return
+        seed = len(store.episode_ids())
+    else:
+        seed = 0
+    twin = make_twin(conf.robot_spec(cfg), cfg.robot.model, conf.task_config(cfg))
+    try:
+        collect(url, twin, conf.scripted_config(cfg), episodes=n - have + 2, seed=seed)
+    finally:
+        twin.close()
+
+
+def swapped(instruction: str) -> str:
+    for color, other in SWAP.items():
+        if f" {color} " in instruction:
+            return instruction.replace(f" {color} ", f" {other} ")
+    raise ValueError(f"no colour to swap in {instruction!r}")
+
+
+def evaluate_policy(policy, twin, cfg, episodes: int, seed: int, swap: bool = False) -> dict:
+    from policy.evaluate import summarize, wilson_interval
+    from policy.rollout import RolloutConfig, TwinRollout
+    from robot.sim.tasks import parse_instruction
+
+    runner = TwinRollout(twin, RolloutConfig(replan_horizon=float(cfg.policy.replan_horizon)))
+    results, followed = [], 0
+
+    class Retold:
+        def reset(self):
+            policy.reset()
+
+        def predict(self, obs, instruction, committed=None):
+            told = swapped(instruction) if swap else instruction
+            return policy.predict(obs, told)
+
+    for i in range(episodes):
+        r = runner.run(Retold(), seed=seed + i)
+        results.append(r)
+        if swap:
+            told = parse_instruction(swapped(r.instruction), twin.task_config)
+            setup = dataclasses.replace(twin.setup, goal=told)
+            followed += int(twin.task.success(setup, twin.objects()))
+        print(
+            f"\r  {i + 1}/{episodes}: {sum(x.success for x in results)} scene goals, "
+            f"{followed} told goals",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(file=sys.stderr)
+    s = summarize(results)
+    if swap:
+        lo, hi = wilson_interval(followed, episodes)
+        s["followed"] = followed
+        s["followed_rate"] = followed / episodes
+        s["followed_ci"] = [lo, hi]
+    s.pop("per_instruction_raw", None)
+    return s
+
+
+def per_colour(summary: dict) -> dict[str, str]:
+    out = {}
+    for ins, v in summary["per_instruction"].items():
+        color = next((c for c in SWAP if f" {c} " in ins), ins)
+        out[color] = f"{v['successes']}/{v['episodes']}"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--demos", type=int, nargs="+", default=[25, 50, 100])
+    ap.add_argument("--budget", type=float, default=300.0, help="training seconds per model")
+    ap.add_argument("--episodes", type=int, default=30, help="evaluation episodes per model")
+    ap.add_argument("--seed", type=int, default=100_000, help="first evaluation seed")
+    ap.add_argument("--head", default="regression", choices=["regression", "flow"])
+    ap.add_argument("--data", default=str(ROOT / "runs/bench/demos_pick_place.zarr"))
+    ap.add_argument("--out", default=str(ROOT / "runs/bench/policy_learning"))
+    ap.add_argument("--skip-act", action="store_true")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+
+    import torch
+
+    from dojo import conf
+    from dojo.collect import make_twin
+    from policy.compact import CompactVLAPolicy
+    from policy.models.encoders import TextEncoder
+    from policy.train import TrainConfig, Trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = conf.load([])
+    spec = conf.robot_spec(cfg)
+    cameras = [c.name for c in spec.cameras]
+    ensure_demos(cfg, args.data, max(args.demos))
+    text = TextEncoder()
+    twin = make_twin(spec, cfg.robot.model, conf.task_config(cfg))
+    rows, results = [], {"demos": {}}
+    out = Path(args.out)
+    try:
+        for n in args.demos:
+            entry: dict = {}
+            # -- the compact VLA ------------------------------------------------------------------
+            run_dir = out / f"compact_{args.head}_{n}"
+            if run_dir.exists():
+                import shutil
+
+                shutil.rmtree(run_dir)
+            t0 = time.monotonic()
+            trainer = Trainer(
+                TrainConfig(
+                    stores=[args.data],
+                    out=str(run_dir),
+                    steps=1_000_000,
+                    seconds=args.budget,
+                    max_episodes=n,
+                    checkpoint_every=0,
+                    seed=0,
+                    model={"head": args.head},
+                ),
+                joint_names=list(spec.joint_names),
+                cameras=cameras,
+                text=text,
+            )
+            summary = trainer.run()
+            vla = CompactVLAPolicy.load(run_dir / "checkpoint", text)
+            print(f"compact VLA, {n} demos: evaluating", file=sys.stderr)
+            ev = evaluate_policy(vla, twin, cfg, args.episodes, args.seed)
+            entry["compact"] = {"train": summary, "eval": ev, "wall_s": time.monotonic() - t0}
+            rows.append(_row(f"compact VLA ({args.head})", n, summary, ev))
+            # -- ACT ------------------------------------------------------------------------------
+            if not args.skip_act:
+                from policy.lerobot_adapters import LeRobotPolicy, train_act
+
+                act_dir = out / f"act_{n}"
+                if act_dir.exists():
+                    import shutil
+
+                    shutil.rmtree(act_dir)
+                t0 = time.monotonic()
+                train_act(
+                    args.data,
+                    act_dir,
+                    seconds_budget=args.budget,
+                    max_episodes=n,
+                    cameras=cameras,
+                    image_size=tuple(trainer._unwrapped().config.image_size),
+                    chunk_size=10,
+                    seed=0,
+                )
+                act = LeRobotPolicy.load(
+                    str(act_dir), joint_names=spec.joint_names, cameras=cameras
+                )
+                print(f"ACT, {n} demos: evaluating", file=sys.stderr)
+                ev_act = evaluate_policy(act, twin, cfg, args.episodes, args.seed)
+                act_summary = {"seconds": args.budget, "steps": _act_steps(act_dir)}
+                entry["act"] = {
+                    "train": act_summary,
+                    "eval": ev_act,
+                    "wall_s": time.monotonic() - t0,
+                }
+                rows.append(_row("LeRobot ACT", n, act_summary, ev_act))
+            results["demos"][str(n)] = entry
+        # -- instruction following: swapped colours, models trained on the most demos ------------
+        n = max(args.demos)
+        swap_rows = []
+        vla = CompactVLAPolicy.load(out / f"compact_{args.head}_{n}" / "checkpoint", text)
+        print("compact VLA, swapped colours", file=sys.stderr)
+        sw = evaluate_policy(vla, twin, cfg, args.episodes, args.seed, swap=True)
+        results["swapped"] = {"compact": sw}
+        swap_rows.append(_swap_row("compact VLA", sw))
+        if not args.skip_act:
+            from policy.lerobot_adapters import LeRobotPolicy
+
+            act = LeRobotPolicy.load(
+                str(out / f"act_{n}"), joint_names=spec.joint_names, cameras=cameras
+            )
+            print("ACT, swapped colours", file=sys.stderr)
+            sw_act = evaluate_policy(act, twin, cfg, args.episodes, args.seed, swap=True)
+            results["swapped"]["act"] = sw_act
+            swap_rows.append(_swap_row("LeRobot ACT", sw_act))
+    finally:
+        twin.close()
+
+    print_table(
+        f"pick_place success after supervised fine-tuning ({args.budget:.0f} s of training each, "
+        f"{args.episodes} held-out scenes, seeds {args.seed}..)",
+        [
+            "policy",
+            "demos",
+            "train steps",
+            "success",
+            "95% CI",
+            "red",
+            "green",
+            "blue",
+            "infer p50 ms",
+        ],
+        rows,
+    )
+    print_table(
+        f"instruction following: colours swapped, {max(args.demos)} demos",
+        ["policy", "told cube in bin", "95% CI", "scene's cube in bin"],
+        swap_rows,
+    )
+    write_json(
+        "policy_learning",
+        {
+            "budget_s": args.budget,
+            "episodes": args.episodes,
+            "eval_seed": args.seed,
+            "head": args.head,
+            "torch_threads": torch.get_num_threads(),
+            **results,
+        },
+    )
+
+
+def _act_steps(path: Path):
+    from policy.lerobot_adapters.adapter import read_sidecar
+
+    side = read_sidecar(path) or {}
+    return side.get("train", {}).get("steps", side.get("steps"))
+
+
+def _row(name: str, n: int, train: dict, ev: dict) -> list:
+    colours = {c: "-" for c in SWAP}
+    colours.update(per_colour(ev))
+    return [
+        name,
+        n,
+        train.get("steps"),
+        f"{ev['successes']}/{ev['episodes']} = {ev['success_rate']:.2f}",
+        f"{ev['ci_low']:.2f}-{ev['ci_high']:.2f}",
+        colours["red"],
+        colours["green"],
+        colours["blue"],
+        round(ev["inference_p50_ms"] or float("nan"), 1),
+    ]
+
+
+def _swap_row(name: str, s: dict) -> list:
+    return [
+        name,
+        f"{s['followed']}/{s['episodes']} = {s['followed_rate']:.2f}",
+        f"{s['followed_ci'][0]:.2f}-{s['followed_ci'][1]:.2f}",
+        f"{s['successes']}/{s['episodes']}",
+    ]
+
+
+if __name__ == "__main__":
+    main()
