@@ -75,13 +75,16 @@ def main() -> None:
     args = ap.parse_args()
 
     import numpy as np
+    import torch
 
     from dojo import conf
     from dojo.collect import make_twin
     from policy.compact import CompactVLAPolicy
     from policy.lerobot_adapters import LeRobotPolicy
     from policy.rollout import RolloutConfig, TwinRollout
+    from policy.train import default_threads
 
+    torch.set_num_threads(default_threads())  # as the policy node runs it
     cfg = conf.load([])
     spec = conf.robot_spec(cfg)
     cameras = [c.name for c in spec.cameras]

@@ -134,10 +134,9 @@ def main() -> None:
     from dojo.collect import make_twin
     from policy.compact import CompactVLAPolicy
     from policy.models.encoders import TextEncoder
-    from policy.train import TrainConfig, Trainer
+    from policy.train import TrainConfig, Trainer, default_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or default_threads())  # the same for both models
     cfg = conf.load([])
     spec = conf.robot_spec(cfg)
     cameras = [c.name for c in spec.cameras]

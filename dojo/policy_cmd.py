@@ -144,9 +144,13 @@ def train(overrides: list[str]) -> int:
 
 
 def evaluate_cmd(overrides: list[str]) -> int:
+    import torch
+
     from policy.evaluate import EvalConfig, evaluate, format_summary
+    from policy.train import default_threads
 
     cfg = _load(overrides, "eval policy")
+    torch.set_num_threads(int(cfg.policy.threads) or default_threads())
     checkpoint = cfg.policy.checkpoint
     if not checkpoint:
         print("dojo eval policy: say which policy, e.g. checkpoint=runs/policy1", file=sys.stderr)

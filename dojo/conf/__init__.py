@@ -159,6 +159,7 @@ class PolicyConfig:
     hub id; ``kind`` says which: act, smolvla, pi0, pi05). Empty ``checkpoint``: no policy node.
     ``replan_horizon``: request the next chunk when less than this many seconds of the last one
     remain. ``camera_map``: robot camera -> the name the checkpoint uses (LeRobot backends).
+    ``threads``: torch CPU threads (0: half the cores, so the driver keeps the rest).
     """
 
     name: str = "compact"
@@ -275,7 +276,7 @@ class DojoConfig:
     task: TaskConfig = MISSING
     teleop: TeleopConfig = MISSING
     policy: PolicyConfig = MISSING
-    camera: CameraGroupConfig = MISSING
+    camera: CameraGroupConfig = field(default_factory=lambda: CameraGroupConfig(name="none"))
     sim: SimConfig = field(default_factory=SimConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     driver: DriverConfig = field(default_factory=DriverConfig)

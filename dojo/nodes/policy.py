@@ -41,10 +41,12 @@ class PolicyNode(Node):
         cfg = node_config(self)
         self._spec = conf.robot_spec(cfg)
         pcfg = cfg.policy
-        if pcfg.threads:
-            import torch
+        import torch
 
-            torch.set_num_threads(int(pcfg.threads))
+        from policy.train import default_threads
+
+        # beside the driver's control loop: never every core (OpenMP spins; see default_threads)
+        torch.set_num_threads(int(pcfg.threads) or default_threads())
         self._text = None
         if pcfg.backend == "compact":  # one text encoder, shared by every checkpoint loaded
             from policy.models.encoders import TextEncoder

@@ -1,0 +1,94 @@
+"""`dojo collect`, `dojo train policy` and `dojo eval policy` end to end, on a tiny budget."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from dojo import cli
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def run(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    return exit_info.value.code
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    store = tmp_path_factory.mktemp("collect") / "demos.zarr"
+    assert run(["collect", f"store={store}", "episodes=1", "seed=3"]) == 0
+    return store
+
+
+def test_collect_train_eval(demos, tmp_path, capsys):
+    from episodes.store import EpisodeStore
+
+    store = EpisodeStore.open(str(demos))
+    (eid,) = store.episode_ids()
+    ep = store.read(eid)
+    assert ep.success and ep.n_steps > 20 and set(ep.images) == {"front", "wrist"}
+
+    out = tmp_path / "policy"
+    assert (
+        run(
+            [
+                "train",
+                "policy",
+                f"store={demos}",
+                f"out={out}",
+                "train.steps=3",
+                "train.batch_size=4",
+                "train.checkpoint_every=0",
+            ]
+        )
+        == 0
+    )
+    assert (out / "checkpoint" / "model.safetensors").exists()
+    assert (out / "training.png").exists()
+    assert json.loads((out / "train_state.json").read_text())["step"] == 3
+
+    code = run(
+        [
+            "eval",
+            "policy",
+            f"checkpoint={out}",
+            "episodes=1",
+            "task.max_duration=1",
+            "evaluate.failure_videos=1",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "success 0/1" in printed and "95% CI" in printed
+    report = json.loads((out / "eval" / "eval.json").read_text())
+    assert report["episodes"] == 1 and len(report["failure_videos"]) == 1
+
+
+def test_train_without_a_store_says_so(capsys):
+    assert run(["train", "policy", "out=/tmp/nowhere"]) == 2
+    assert "store=demos.zarr" in capsys.readouterr().err
+
+
+def test_eval_of_a_missing_checkpoint_names_it(tmp_path, capsys):
+    assert run(["eval", "policy", f"checkpoint={tmp_path / 'nope'}", "episodes=1"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_train_refuses_a_store_of_another_robot(demos, tmp_path, capsys):
+    code = run(
+        [
+            "train",
+            "policy",
+            f"store={demos}",
+            f"out={tmp_path}/p",
+            "robot=sim_panda",
+            "train.steps=1",
+        ]
+    )
+    assert code == 2
+    assert "recorded joints" in capsys.readouterr().err
