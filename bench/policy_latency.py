@@ -146,7 +146,8 @@ def main() -> None:
         ],
     )
     print_table(
-        f"control ticks held for lack of an action, compact VLA, {args.episodes} episodes (same seeds)",
+        f"control ticks held for lack of an action, compact VLA, {args.episodes} episodes "
+        "(same seeds)",
         ["inference", "held ticks", "of ticks", "chunks", "latency p50 ms"],
         [
             [m, h["held_ticks"], h["ticks"], h["chunks"], round(h["latency_p50_ms"], 1)]
