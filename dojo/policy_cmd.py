@@ -67,6 +67,8 @@ def _load_policy(cfg, checkpoint: str, text=None):
             kind=cfg.policy.kind,
             device=cfg.policy.device,
             camera_map=dict(cfg.policy.camera_map),
+            fps=float(cfg.policy.fps),
+            tokenizer=str(cfg.policy.tokenizer),
             text=text,
         )
         policy.check(spec)

@@ -23,6 +23,8 @@ def load_policy(
     device: str = "cpu",
     camera_map: Mapping[str, str] | None = None,
     text=None,
+    fps: float = 0.0,
+    tokenizer: str = "",
 ) -> ChunkPolicy:
     """Load ``checkpoint`` with ``backend``; raise :class:`PolicyError` naming what is wrong."""
     if not checkpoint:
@@ -40,5 +42,7 @@ def load_policy(
             cameras=list(cameras),
             camera_map=dict(camera_map or {}) or None,
             device=device,
+            fps=fps or None,
+            tokenizer=tokenizer or None,
         )
     raise PolicyError(f"unknown policy backend {backend!r} (available: {list(BACKENDS)})")

@@ -170,6 +170,8 @@ class PolicyConfig:
     replan_horizon: float = 0.4
     threads: int = 0
     camera_map: dict[str, str] = field(default_factory=dict)
+    fps: float = 0.0  # LeRobot checkpoints: rate of their training data (0: from vla_dojo.json)
+    tokenizer: str = ""  # LeRobot pi0 family: a local tokenizer directory (offline machines)
 
 
 @dataclass

@@ -62,6 +62,8 @@ class PolicyNode(Node):
                 kind=pcfg.kind,
                 device=pcfg.device,
                 camera_map=dict(pcfg.camera_map),
+                fps=float(pcfg.fps),
+                tokenizer=str(pcfg.tokenizer),
                 text=self._text,
             )
 
