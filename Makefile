@@ -45,7 +45,7 @@ $(VPY):
 # After an install, flush the gigabytes pip just wrote: otherwise the first tests that write
 # (the episode store) are throttled by the kernel's dirty-page writeback for minutes.
 $(STAMP): pyproject.toml | $(VPY)
-	$(VPY) -m pip install -q -e ".[dev,models]"
+	$(VPY) -m pip install -q -e ".[dev,models,hardware]"
 	sync
 	@touch $@
 
@@ -65,6 +65,9 @@ bench: setup
 	$(VPY) bench/control_loop.py
 	$(VPY) bench/transport.py
 	$(VPY) bench/recording.py
+	$(VPY) bench/policy_learning.py
+	$(VPY) bench/policy_head.py
+	$(VPY) bench/policy_latency.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
