@@ -5,12 +5,18 @@
    the next run).
 2. **Fine-tuning**: the compact VLA trains on them for ``demo.train_seconds`` of wall clock
    (``dojo train policy``; a second run resumes the same run, so it costs nothing once done).
-3. **Deployment**: the trained checkpoint runs as the ``policy`` node in the ROS 2 graph against
-   the twin's driver (``dojo run policy.checkpoint=...``) for ``episodes`` new scenes, and the
-   success rate is reported with its 95% interval.
+3. **The critic**: the compact progress critic trains on the same demonstrations for
+   ``demo.critic_steps`` steps (``dojo train critic``).
+4. **Deployment**: the trained checkpoint runs as the ``policy`` node in the ROS 2 graph against
+   the twin's driver (``dojo record policy.checkpoint=... critic.checkpoint=...``) for
+   ``episodes`` new scenes, with the critic publishing live progress and the recorder keeping
+   every episode; the success rate is reported with its 95% interval.
+5. **Progress curves**: the critic scores the policy's recorded episodes; successful and failed
+   ones are plotted side by side.
 
 Everything lands in ``out`` (default ``runs/demo``): ``demos.zarr``, ``policy/`` (checkpoint,
-``training.png``), ``graph/`` (``episodes.json``, ``contact_sheet.png``) and ``demo.json``.
+``training.png``), ``critic/``, ``rollouts.zarr`` (the policy's episodes), ``graph/``
+(``episodes.json``, ``contact_sheet.png``), ``critic_curves.png`` and ``demo.json``.
 
 The demo trains for minutes on a CPU, so expect a policy that has learned to reach and often to
 grasp rather than a finished one: ``bench/policy_learning.py`` measures what more demos and
@@ -55,6 +61,7 @@ def run(overrides: list[str], run_graph) -> int:
     out.mkdir(parents=True, exist_ok=True)
     demos = out / "demos.zarr"
     policy_dir = out / "policy"
+    critic_dir = out / "critic"
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     passthrough = [
         o for o in overrides if o.split("=", 1)[0].split(".")[0] not in ("out", "store", "demo")
@@ -102,10 +109,31 @@ def run(overrides: list[str], run_graph) -> int:
         **json.loads((policy_dir / "train_state.json").read_text()).get("history", [{}])[-1],
     }
 
-    _step(3, f"run the policy through the ROS 2 graph for {cfg.episodes} episodes")
+    _step(3, f"train the progress critic on the demonstrations -> {critic_dir}")
+    from dojo import critic_cmd
+
+    t0 = time.monotonic()
+    if (critic_dir / "critic.json").exists():
+        print(f"{critic_dir}: already trained; reusing it")
+        code = 0
+    else:
+        code = critic_cmd.train(
+            [f"store={demos}", f"out={critic_dir}", f"steps={cfg.demo.critic_steps}"]
+        )
+    report["critic"] = {"seconds": round(time.monotonic() - t0, 1), "ok": code == 0}
+    critic_args = [f"critic.checkpoint={critic_dir}"] if code == 0 else []
+
+    _step(4, f"run the policy through the ROS 2 graph for {cfg.episodes} episodes, recorded")
     graph_out = out / "graph"
+    rollouts = out / "rollouts.zarr"
     code = run_graph(
-        [*passthrough, f"policy.checkpoint={policy_dir / 'checkpoint'}", f"out={graph_out}"]
+        [
+            *passthrough,
+            f"policy.checkpoint={policy_dir / 'checkpoint'}",
+            *critic_args,
+            f"store={rollouts}",
+            f"out={graph_out}",
+        ]
     )
     summary = graph_out / "episodes.json"
     if summary.exists():
@@ -123,6 +151,11 @@ def run(overrides: list[str], run_graph) -> int:
             print(f"  [{mark}] {ep['episode']:>2}  {ep['duration_s']:6.1f} s  {ep['instruction']}")
         print(f"training curve: {policy_dir / 'training.png'}")
         print(f"contact sheet: {graph_out / 'contact_sheet.png'}")
+    if critic_args and rollouts.exists():
+        _step(5, "progress curves of the policy's episodes, as the critic sees them")
+        critic_cmd.curves(
+            [f"store={rollouts}", f"critic={critic_dir}", f"out={out / 'critic_curves.png'}"]
+        )
     (out / "demo.json").write_text(json.dumps(report, indent=2))
     print(f"report: {out / 'demo.json'}")
     return code

@@ -226,10 +226,12 @@ class CriticConfig:
 @dataclass
 class DemoConfig:
     """``dojo demo``: ``demos`` scripted demonstrations collected in the twin (seeds from 0),
-    ``train_seconds`` of training, then ``episodes`` (top level) episodes through the graph."""
+    ``train_seconds`` of policy training, ``critic_steps`` of critic training, then ``episodes``
+    (top level) episodes through the graph."""
 
     demos: int = 30
     train_seconds: float = 240.0
+    critic_steps: int = 600
 
 
 @dataclass

@@ -116,8 +116,16 @@ class CriticNode(Node):
             self.counts["failed"] += 1
             self._report(f"critic inference failed, nothing published: {err}")
             return
-        self.pub_progress.publish(Float32(data=float(progress)))
-        self.pub_done.publish(Bool(data=bool(done >= self.threshold)))
+        if self._stop.is_set() or not self.context.ok():
+            return  # shutting down: the publishers are going away with the context
+        try:
+            self.pub_progress.publish(Float32(data=float(progress)))
+            self.pub_done.publish(Bool(data=bool(done >= self.threshold)))
+        except Exception as err:  # the context was shut down between the check and the publish
+            if self.context.ok():
+                raise
+            self.get_logger().debug(f"not published, shutting down: {err}")
+            return
         self.counts["published"] += 1
 
     def _report(self, text: str) -> None:
