@@ -12,7 +12,7 @@
     dojo episodes CMD STORE ...  ls | show | repair | export | import | view
     dojo hw find-cameras | find-port | check robot=... [key=value ...]
                                  list cameras and motor-bus ports; connect and check a robot
-    dojo demo [key=value ...]    record demos in the twin, fine-tune the VLA, run it through the graph
+    dojo demo [key=value ...]    demos in the twin, fine-tune the VLA, run it through the graph
     dojo config [key=value ...]  print the resolved config
     dojo graph [key=value ...]   print the nodes and the command line of each
 

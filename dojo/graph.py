@@ -66,9 +66,18 @@ def build(cfg: DictConfig, config_file: Path) -> list[NodeSpec]:
             stop_first=True,
         ),
     ]
+    # one node per real camera; real cameras run on system time even next to the twin
+    nodes += [
+        NodeSpec(
+            name=f"camera_{dev.name}",
+            module="dojo.nodes.camera",
+            parameters={**common, "use_sim_time": False, "camera": dev.name},
+        )
+        for dev in (cfg.camera.devices if "camera" in cfg and cfg.camera is not None else [])
+    ]
     if cfg.policy.checkpoint:  # the policy drives; a person (or the scripted one) may take over
         nodes.append(NodeSpec(name="policy", module="dojo.nodes.policy", parameters=common))
-    elif cfg.teleop.name == "scripted":
+    elif cfg.teleop.name == "scripted" and sim:  # it plans on the twin's ground truth
         nodes.append(
             NodeSpec(
                 name="scripted_operator", module="dojo.nodes.scripted_operator", parameters=common

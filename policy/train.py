@@ -379,8 +379,15 @@ class Trainer:
             hi = [h.get("ci_high", h["success_rate"]) for h in ev]
             ax[1].fill_between([h["step"] for h in ev], lo, hi, alpha=0.2)
         else:
-            ax[1].text(0.5, 0.5, "no evaluation in this run\n(train.eval_every=0)",
-                       ha="center", va="center", transform=ax[1].transAxes, color="grey")
+            ax[1].text(
+                0.5,
+                0.5,
+                "no evaluation in this run\n(train.eval_every=0)",
+                ha="center",
+                va="center",
+                transform=ax[1].transAxes,
+                color="grey",
+            )
         ax[1].set(
             xlabel="step", ylabel="success rate in the twin", ylim=(-0.02, 1.02), title="evaluation"
         )

@@ -87,23 +87,37 @@ class RobotDriverNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
-        from robot.sim.twin import Twin, TwinConfig
+        from omegaconf import OmegaConf
+
+        from robot.arms.kinematics import forward_kinematics
+        from robot.arms.registry import make_arm
 
         cfg = node_config(self)
         self._cfg = cfg
         spec = conf.robot_spec(cfg)
         self._spec = spec
+        sim = cfg.robot.driver == "sim"
         # Safety before anything can move: a spec without limits was refused by robot_spec().
-        self._twin = Twin(
-            spec,
-            TwinConfig(model=cfg.robot.model, physics_dt=cfg.sim.physics_dt, render=cfg.sim.render),
-            conf.task_config(cfg),
+        if sim:
+            from robot.sim.twin import Twin, TwinConfig
+
+            self._twin = Twin(
+                spec,
+                TwinConfig(
+                    model=cfg.robot.model, physics_dt=cfg.sim.physics_dt, render=cfg.sim.render
+                ),
+                conf.task_config(cfg),
+            )
+            self._episode_seed = int(cfg.seed)
+            self._twin.reset(seed=self._episode_seed)
+        device = OmegaConf.to_container(cfg.robot.device, resolve=True)
+        self._arm = make_arm(spec, cfg.robot.driver, device, twin=self._twin)
+        self._arm.connect()  # a real arm checks its limits against the device here
+        fk = (
+            ForwardKinematics.for_robot(spec, cfg.robot.model)
+            if sim
+            else forward_kinematics(spec, cfg.robot.model)
         )
-        self._episode_seed = int(cfg.seed)
-        self._twin.reset(seed=self._episode_seed)
-        self._arm = self._twin.arm
-        self._arm.connect()
-        fk = ForwardKinematics.for_robot(spec, cfg.robot.model)
         self._safety = SafetyLimits(spec, fk)
         self._executor = ChunkExecutor(spec, conf.executor_config(cfg))
         self._control = ControlLoop(self._arm, self._safety, self._executor)
@@ -113,11 +127,12 @@ class RobotDriverNode(LifecycleNode):
             spec,
             observer=self,
             config=LoopConfig(
-                clock=cfg.sim.clock,
+                clock=cfg.sim.clock if sim else "realtime",
                 lockstep_min_horizon=cfg.sim.lockstep_min_horizon,
                 lockstep_wait=cfg.sim.lockstep_wait,
             ),
             twin=self._twin,
+            clock=None if sim else (lambda: self.get_clock().now().nanoseconds * 1e-9),
             lock=self._lock,
         )
         deadline = float(cfg.driver.command_deadline)
@@ -129,7 +144,7 @@ class RobotDriverNode(LifecycleNode):
         p["instruction"] = self.create_publisher(String, "task/instruction", qos.LATCHED)
         p["success"] = self.create_publisher(Bool, "task/success", qos.LATCHED)
         p["objects"] = self.create_publisher(MarkerArray, "sim/objects", qos.SENSOR)
-        for cam in spec.cameras:
+        for cam in spec.cameras if sim else ():  # a real robot's cameras have their own nodes
             p[f"image/{cam.name}"] = self.create_publisher(
                 Image, f"camera/{cam.name}/image_raw", qos.SENSOR
             )
@@ -279,6 +294,13 @@ class RobotDriverNode(LifecycleNode):
     def _on_estop_reset(self, request, response):
         with self._lock:
             was = self._safety.estopped
+            if getattr(self._arm, "fault", None):  # the operator's request recovers the device
+                try:
+                    self._arm.recover("estop/reset service")
+                except Exception as err:
+                    response.success = False
+                    response.message = f"arm still faulted: {err}"
+                    return response
             self._control.reset_estop(operator="estop/reset service")
         response.success = True
         response.message = "e-stop reset" if was else "e-stop was not latched"
@@ -312,9 +334,13 @@ class RobotDriverNode(LifecycleNode):
     # -- what each tick produced (called on the control thread) -------------------------------
 
     def on_clock(self, now: float) -> None:
-        self._pubs["clock"].publish(Clock(clock=convert.to_time(now)))
+        if self._twin is not None:  # the twin is the clock; a real robot runs on system time
+            self._pubs["clock"].publish(Clock(clock=convert.to_time(now)))
 
     def on_tick(self, result: TickResult) -> None:
+        fault = getattr(self._arm, "fault", None)
+        if fault and not self._safety.estopped:  # a device stop latches an e-stop here too
+            self._control.estop(f"arm fault: {fault}")
         joints = self._spec.joint_names
         self._pubs["joint_states"].publish(convert.joint_state_to_msg(result.state, joints))
         self._pubs["command"].publish(
@@ -339,7 +365,8 @@ class RobotDriverNode(LifecycleNode):
             self._pubs["success"].publish(Bool(data=success))
 
     def _publish_instruction(self) -> None:
-        self._pubs["instruction"].publish(String(data=self._twin.instruction))
+        if self._twin is not None:  # on a real robot the task node publishes it
+            self._pubs["instruction"].publish(String(data=self._twin.instruction))
 
     def _publish_status(self) -> None:
         if self._loop is None:
@@ -357,6 +384,7 @@ class RobotDriverNode(LifecycleNode):
                 "instruction": self._twin.instruction if self._twin else "",
                 "episode_seed": self._episode_seed,
                 "last_refusal": self._last_refusal,
+                "arm_fault": getattr(self._arm, "fault", None),
                 **self._counts,
             }
         self._pubs["status"].publish(String(data=json.dumps(status)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -71,7 +72,7 @@ def test_the_policy_streams_stamped_chunks_and_their_latency(graph, probe):
     assert list(chunks[0].joint_names) == list(SPEC.joint_names)
     assert len(chunks[0].points) == 10
     stamps = [c.header.stamp.sec + c.header.stamp.nanosec * 1e-9 for c in chunks]
-    assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))  # fresh observations
+    assert all(b > a for a, b in itertools.pairwise(stamps))  # fresh observations
     wait_until(lambda: len(probe.got("policy/latency")) >= 3, 30, "latency messages")
     assert all(0 < m.data < 5.0 for m in probe.got("policy/latency"))
 

@@ -139,7 +139,7 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
 
 
 def test_not_a_checkpoint_is_refused(tmp_path):
-    with pytest.raises(PolicyError, match="no config.json"):
+    with pytest.raises(PolicyError, match=r"no config\.json"):
         load_model(tmp_path)
 
 
