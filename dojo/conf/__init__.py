@@ -172,6 +172,7 @@ class PolicyConfig:
     camera_map: dict[str, str] = field(default_factory=dict)
     fps: float = 0.0  # LeRobot checkpoints: rate of their training data (0: from vla_dojo.json)
     tokenizer: str = ""  # LeRobot pi0 family: a local tokenizer directory (offline machines)
+    instruction: str = ""  # used until task/instruction says otherwise (a robot with no twin)
 
 
 @dataclass

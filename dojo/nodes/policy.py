@@ -87,6 +87,8 @@ class PolicyNode(Node):
         )
         self._runner.checkpoint = str(pcfg.checkpoint)
         self._runner.start()
+        if pcfg.instruction:  # a real robot: no twin publishes task/instruction
+            self._on_instruction(String(data=str(pcfg.instruction)))
         self.create_subscription(String, "task/instruction", self._on_instruction, qos.LATCHED)
         self.create_subscription(Bool, "intervention/active", self._on_intervention, qos.LATCHED)
         self.create_subscription(String, "policy/checkpoint", self._on_checkpoint, qos.LATCHED)
