@@ -156,6 +156,7 @@ class TwinRollout:
         done: Callable[[], bool] | None = None,
         keep_frames: str | None = None,
         observe_cameras: list[str] | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> EpisodeResult:
         """Reset with ``seed`` and play one episode.
 
@@ -164,7 +165,8 @@ class TwinRollout:
         caller commits). ``done``: the end condition (default: the task's ground-truth
         success); the episode ends ``settle`` s after it first holds, or at ``max_duration``.
         ``keep_frames``: a camera whose frames at the record rate are kept in the result (for
-        failure videos).
+        failure videos). ``on_tick()`` is called after every physics step (to measure the
+        scene, e.g. which object the gripper went for).
         """
         cfg = self.config
         twin, spec = self.twin, self.spec
@@ -234,6 +236,8 @@ class TwinRollout:
                 self._record(writer, tick, result, keep_frames)
             twin.step(period)
             result.ticks += 1
+            if on_tick is not None:
+                on_tick()
             if done():
                 done_since = twin.time if done_since is None else done_since
                 if twin.time - done_since >= cfg.settle - 1e-9:

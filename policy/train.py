@@ -151,6 +151,8 @@ class Trainer:
             self.text.check(ins)
         self.model = CompactVLA(mcfg)
         self.model.set_stats(**self.data.stats())
+        per_sample = [self.data.episodes[e].instruction for e in self.data.index[:, 0]]
+        self.model.set_text_stats(self.text.encode(per_sample))
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )

@@ -177,6 +177,8 @@ class CompactVLA(nn.Module):
         self.register_buffer("state_std", torch.ones(D))
         self.register_buffer("action_mean", torch.zeros(D))
         self.register_buffer("action_std", torch.ones(D))
+        self.register_buffer("text_mean", torch.zeros(TEXT_DIM))
+        self.register_buffer("text_scale", torch.ones(1))
 
     # -- statistics -----------------------------------------------------------------------------
 
@@ -191,6 +193,22 @@ class CompactVLA(nn.Module):
             if name.endswith("std"):
                 t = t.clamp_min(1e-3)  # a joint that never moved must not blow up
             getattr(self, name).copy_(t)
+
+    def set_text_stats(self, embeddings: torch.Tensor) -> None:
+        """Centre the instruction embeddings on the training instructions (one row per sample).
+
+        Why: sentence embeddings of "put the red cube in the bin" and "... green ..." share most
+        of their direction (cosine ~0.85), so the words that matter are a small part of the
+        input. Subtracting the training mean leaves what tells instructions apart; dividing by
+        the mean norm of what is left keeps the input at the unit scale the encoder produces.
+        """
+        mean = embeddings.float().mean(0)
+        scale = (embeddings.float() - mean).norm(dim=-1).mean().clamp_min(1e-3)
+        self.text_mean.copy_(mean)
+        self.text_scale.copy_(scale.reshape(1))
+
+    def normalise_text(self, text: torch.Tensor) -> torch.Tensor:
+        return (text - self.text_mean) / self.text_scale
 
     def normalise_state(self, q: torch.Tensor) -> torch.Tensor:
         return (q - self.state_mean) / self.state_std
@@ -215,6 +233,7 @@ class CompactVLA(nn.Module):
         ``(B, H, D)`` with the first ``prefix_len[b]`` rows used."""
         B = state.shape[0]
         cfg = self.config
+        text = self.normalise_text(text)
         tokens = [self.text_proj(text)[:, None], self.state_proj(state)[:, None]]
         for i, cam in enumerate(cfg.cameras):
             tokens.append(self.vision[cam](images[cam], text) + self.camera_embed[i])

@@ -175,3 +175,18 @@ def test_trunk_features_have_one_vector_per_observation(text_encoder):
     images = {c[0]: torch.rand(2, 3, 32, 40) for c in CAMERAS}
     feats = model.features(images, text_encoder.encode(["a", "b"]), torch.zeros(2, 3))
     assert feats.shape == (2, 32)
+
+
+def test_instruction_embeddings_are_centred_on_the_training_instructions(tmp_path, text_encoder):
+    """The shared part of the training instructions is removed and travels in the checkpoint."""
+    model = tiny_model()
+    emb = text_encoder.encode(["put the red cube in the bin", "put the blue cube in the bin"])
+    model.set_text_stats(emb)
+    centred = model.normalise_text(emb)
+    assert torch.allclose(centred.mean(0), torch.zeros(384), atol=1e-5)
+    assert torch.allclose(centred.norm(dim=-1), torch.ones(2), atol=1e-4)
+    cos_before = torch.nn.functional.cosine_similarity(emb[0], emb[1], dim=0)
+    cos_after = torch.nn.functional.cosine_similarity(centred[0], centred[1], dim=0)
+    assert cos_before > 0.7 and cos_after < -0.9  # only what tells them apart is left
+    loaded, _ = load_model(save_checkpoint(model, tmp_path / "c"))
+    assert torch.equal(loaded.text_mean, model.text_mean)
