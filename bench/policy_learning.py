@@ -159,6 +159,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "runs/bench/policy_learning"))
     ap.add_argument("--skip-act", action="store_true")
     ap.add_argument("--eval-only", action="store_true", help="evaluate the checkpoints in --out")
+    ap.add_argument(
+        "--reuse-act", action="store_true", help="keep ACT checkpoints an earlier run trained"
+    )
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
 
@@ -200,7 +203,7 @@ def main() -> None:
 
                 act_dir = out / f"act_{n}"
                 t0 = time.monotonic()
-                if not args.eval_only:
+                if not (args.eval_only or (args.reuse_act and act_dir.exists())):
                     import shutil
 
                     shutil.rmtree(act_dir, ignore_errors=True)
