@@ -1,4 +1,6 @@
-"""Options for the opt-in hardware tests (layer 4): skipped unless the hardware is named.
+"""Options for the opt-in hardware tests (layer 4): skipped unless the hardware is named; and
+no test ever reaches the Hugging Face Hub (set before anything imports huggingface_hub, which
+reads it once at import).
 
 pytest -m hardware --robot so101 --port /dev/ttyACM0 [--robot-id follower]
 pytest -m hardware --robot ur5e --host 192.168.1.10
@@ -8,7 +10,12 @@ pytest -m hardware --uvc /dev/video0
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
