@@ -263,6 +263,7 @@ def main() -> None:
             "red",
             "green",
             "blue",
+            "named cube reached",
             "infer p50 ms",
         ],
         rows,
