@@ -96,6 +96,7 @@ def main() -> None:
     twin = make_twin(spec, cfg.robot.model, conf.task_config(cfg))
     try:
         runner = TwinRollout(twin, RolloutConfig())
+        twin.arm.connect()
         observations = []
         for k in range(10):
             twin.reset(seed=args.seed + k)
