@@ -77,7 +77,7 @@ def swapped(instruction: str) -> str:
 def evaluate_policy(policy, twin, cfg, episodes: int, seed: int, swap: bool = False) -> dict:
     import numpy as np
 
-    from policy.evaluate import summarize, wilson_interval
+    from policy.evaluate import Retold, summarize, wilson_interval
     from policy.rollout import RolloutConfig, TwinRollout
     from robot.sim.tasks import parse_instruction
 
@@ -98,17 +98,10 @@ def evaluate_policy(policy, twin, cfg, episodes: int, seed: int, swap: bool = Fa
         name = min(closest, key=closest.get)
         return name if closest[name] < REACH_M else None
 
-    class Retold:
-        def reset(self):
-            policy.reset()
-
-        def predict(self, obs, instruction, committed=None):
-            told = swapped(instruction) if swap else instruction
-            return policy.predict(obs, told)
-
+    agent = Retold(policy, swapped) if swap else policy
     for i in range(episodes):
         closest.clear()
-        r = runner.run(Retold(), seed=seed + i, on_tick=track)
+        r = runner.run(agent, seed=seed + i, on_tick=track)
         target = went_for()
         results.append(r)
         scene_goal = parse_instruction(r.instruction)

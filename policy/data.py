@@ -43,7 +43,10 @@ class DemoEpisode:
     usable: np.ndarray  # (T,) bool: steps that may be sampled
 
 
-def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(N, H, W, 3)`` uint8 -> ``(N, h, w, 3)`` uint8, bilinear with antialiasing. The one
+    resize behind training data and the LeRobot adapters' inference, so a model sees at run
+    time the pixels it was trained on."""
     if frames.shape[1:3] == tuple(size):
         return np.ascontiguousarray(frames)
     out = []
@@ -97,7 +100,9 @@ class DemoDataset:
                 usable = np.isin(ep.control_source, DEMO_SOURCES)
                 if ep.n_steps < 2 or not usable.any():
                     continue
-                images = {c: _resize(np.asarray(ep.images[c][:]), image_size) for c in cameras}
+                images = {
+                    c: resize_frames(np.asarray(ep.images[c][:]), image_size) for c in cameras
+                }
                 self.episodes.append(
                     DemoEpisode(ep.instruction, ep.joint_pos, ep.action, images, usable)
                 )

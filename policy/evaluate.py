@@ -98,7 +98,7 @@ def evaluate(
     t0 = time.monotonic()
     agent = policy
     if instruction_override:
-        agent = _Retold(policy, instruction_override)
+        agent = Retold(policy, instruction_override)
     for i in range(config.episodes):
         keep = config.video_camera if want_video and len(videos) < config.failure_videos else None
         r = runner.run(agent, seed=config.seed + i, keep_frames=keep)
@@ -130,10 +130,11 @@ def evaluate(
     return summary
 
 
-class _Retold:
-    """Passes the policy another instruction than the scene's (see ``instruction_override``)."""
+class Retold:
+    """Passes the policy another instruction than the scene's (see ``instruction_override``);
+    ``mapping`` is a dict or a function of the scene's instruction."""
 
-    def __init__(self, policy, mapping: dict[str, str]) -> None:
+    def __init__(self, policy, mapping) -> None:
         self.policy = policy
         self.mapping = mapping
 
@@ -141,7 +142,12 @@ class _Retold:
         self.policy.reset()
 
     def predict(self, obs, instruction, committed=None):
-        return self.policy.predict(obs, self.mapping.get(instruction, instruction), committed)
+        told = (
+            self.mapping(instruction)
+            if callable(self.mapping)
+            else self.mapping.get(instruction, instruction)
+        )
+        return self.policy.predict(obs, told, committed)
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -72,25 +72,6 @@ def image_key(camera: str, camera_map: Mapping[str, str] | None = None) -> str:
     return name if name.startswith(IMAGE_PREFIX) else IMAGE_PREFIX + name
 
 
-def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``(N, H, W, 3)`` uint8 -> ``(N, h, w, 3)`` uint8, bilinear with antialiasing.
-
-    One function for training and inference, so a model sees at run time the pixels it was
-    trained on (the same operation as :mod:`policy.data`).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    if frames.shape[1:3] == tuple(size):
-        return np.ascontiguousarray(frames)
-    out = []
-    for i in range(0, len(frames), 64):
-        t = torch.from_numpy(np.ascontiguousarray(frames[i : i + 64])).permute(0, 3, 1, 2).float()
-        t = F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
-        out.append(t.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
-    return np.concatenate(out)
-
-
 def read_sidecar(path: str | Path) -> dict[str, Any] | None:
     """The ``vla_dojo.json`` beside a local checkpoint, or None if it has none."""
     file = Path(path) / SIDECAR
@@ -354,6 +335,8 @@ class LeRobotPolicy(ChunkPolicy):
 
     def _batch(self, obs: Observation, instruction: str) -> dict[str, Any]:
         import torch
+
+        from policy.data import resize_frames  # the resize the training data went through
 
         self.check_observation(obs)
         if not np.all(np.isfinite(obs.joint_pos)):
