@@ -171,6 +171,23 @@ class PairBatch:
     def __len__(self) -> int:
         return len(self.ia)
 
+    @classmethod
+    def from_rows(cls, rows: list[tuple]) -> PairBatch:
+        """From rows ``(ia, ib, text, kind, delta, reject, done_a, done_b, p_a, p_b)``."""
+        cols = list(zip(*rows, strict=True))
+        return cls(
+            ia=np.asarray(cols[0], dtype=np.int64),
+            ib=np.asarray(cols[1], dtype=np.int64),
+            texts=list(cols[2]),
+            kinds=list(cols[3]),
+            delta=np.asarray(cols[4], dtype=np.float32),
+            reject=np.asarray(cols[5], dtype=np.float32),
+            done_a=np.asarray(cols[6], dtype=np.float32),
+            done_b=np.asarray(cols[7], dtype=np.float32),
+            p_a=np.asarray(cols[8], dtype=np.float32),
+            p_b=np.asarray(cols[9], dtype=np.float32),
+        )
+
 
 class PairSampler:
     """Draws labelled pairs from an :class:`EpisodeIndex` (see the module docstring)."""
@@ -204,19 +221,7 @@ class PairSampler:
     def sample(self, n: int) -> PairBatch:
         kinds = self.rng.choice(len(KINDS), size=n, p=self.config.shares())
         rows = [self._one(KINDS[k]) for k in kinds]
-        cols = list(zip(*rows, strict=True))
-        return PairBatch(
-            ia=np.asarray(cols[0], dtype=np.int64),
-            ib=np.asarray(cols[1], dtype=np.int64),
-            texts=list(cols[2]),
-            kinds=list(cols[3]),
-            delta=np.asarray(cols[4], dtype=np.float32),
-            reject=np.asarray(cols[5], dtype=np.float32),
-            done_a=np.asarray(cols[6], dtype=np.float32),
-            done_b=np.asarray(cols[7], dtype=np.float32),
-            p_a=np.asarray(cols[8], dtype=np.float32),
-            p_b=np.asarray(cols[9], dtype=np.float32),
-        )
+        return PairBatch.from_rows(rows)
 
     def _one(self, kind: str) -> tuple:
         idx = self.index
@@ -276,17 +281,5 @@ class PairSampler:
             d_i, d_j = float(self.done_label(e, i)), float(self.done_label(e, j))
             text = self.index.instructions[e]
             rows.append((s + i, s + j, text, "reference", delta, 0.0, d_i, d_j, p_i, p_j))
-        cols = list(zip(*rows, strict=True))
-        batch = PairBatch(
-            ia=np.asarray(cols[0], dtype=np.int64),
-            ib=np.asarray(cols[1], dtype=np.int64),
-            texts=list(cols[2]),
-            kinds=list(cols[3]),
-            delta=np.asarray(cols[4], dtype=np.float32),
-            reject=np.asarray(cols[5], dtype=np.float32),
-            done_a=np.asarray(cols[6], dtype=np.float32),
-            done_b=np.asarray(cols[7], dtype=np.float32),
-            p_a=np.asarray(cols[8], dtype=np.float32),
-            p_b=np.asarray(cols[9], dtype=np.float32),
-        )
+        batch = PairBatch.from_rows(rows)
         return ref_rows, batch

@@ -324,16 +324,7 @@ class CompactCritic(ProgressCritic):
     ) -> dict[str, np.ndarray]:
         """Everything about one episode's frames ``(T, ...)`` from one pass of the encoder:
         progress values, deltas (as :meth:`progress`), done probabilities per frame."""
-        n = check_frames(frames, self.image_sizes, "episode frames")
-        texts = instructions_for(instruction, n)
-        check_reference(reference, texts[:1], self.image_sizes)
-        e = self.embed_frames(frames, texts)
-        ref = self._reference(reference)
-        x = (
-            self.embed_frames(frames, texts, neutral=True)
-            if ref is not None and self._neutral
-            else e
-        )
+        n, e, ref, x = self._embed_episode(frames, instruction, reference)
         done = torch.sigmoid(self.net.done_logit(e)).double().cpu().numpy()
         if n == 1:
             return {"values": np.zeros(1), "deltas": np.zeros(0), "done": done}
@@ -349,10 +340,10 @@ class CompactCritic(ProgressCritic):
             raise CriticError(f"progress mode {mode!r} is not 'chain' or 'anchor'")
         return {"values": values, "deltas": deltas, "done": done}
 
-    @torch.no_grad()
-    def pairs_within(
-        self, frames, instruction, ia, ib, reference=None, with_reject=False, batch_size=64
-    ) -> dict[str, np.ndarray]:
+    def _embed_episode(self, frames, instruction, reference):
+        """One encoder pass over an episode's frames: ``(n, e, ref, x)``, where ``x`` is what
+        is matched to the reference (the frames without text conditioning when the critic
+        aligns them neutrally, else ``e``)."""
         n = check_frames(frames, self.image_sizes, "episode frames")
         texts = instructions_for(instruction, n)
         check_reference(reference, texts[:1], self.image_sizes)
@@ -363,6 +354,13 @@ class CompactCritic(ProgressCritic):
             if ref is not None and self._neutral
             else e
         )
+        return n, e, ref, x
+
+    @torch.no_grad()
+    def pairs_within(
+        self, frames, instruction, ia, ib, reference=None, with_reject=False, batch_size=64
+    ) -> dict[str, np.ndarray]:
+        _, e, ref, x = self._embed_episode(frames, instruction, reference)
         ia, ib = np.asarray(ia), np.asarray(ib)
         d, logit, _ = self.net.pair_out(e[ia], e[ib], ref, (x[ia], x[ib]))
         out = {"delta": d.double().cpu().numpy()}
