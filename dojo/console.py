@@ -76,6 +76,7 @@ class Phase(enum.Enum):
 
 
 BUSY = frozenset({Phase.RESETTING, Phase.STARTING, Phase.STOPPING})
+RECORDER_INSTRUCTION_WAIT_S = 15.0  # ROS s after a reset for the recorder to hear its instruction
 
 
 class Op(enum.Enum):
@@ -195,6 +196,8 @@ class Console:
         self._active = False
         self._task_done: bool | None = None
         self._status: dict[str, Any] = {}
+        self._awaiting: str | None = None  # what the recorder must have before episode/start
+        self._awaiting_since = 0.0
         self._messages: list[str] = []
 
     # -- what it shows ------------------------------------------------------------------------
@@ -202,8 +205,10 @@ class Console:
     def instruction(self, text: str) -> None:
         self._instruction = text
 
-    def recorder_status(self, status: Mapping[str, Any]) -> None:
+    def recorder_status(self, status: Mapping[str, Any], now: float = 0.0) -> list[Request]:
+        """What the recorder reports; after a reset it is also what ``episode/start`` waits on."""
         self._status = dict(status)
+        return self._start_when_recorder_has_instruction(now)
 
     def person_active(self, active: bool) -> None:
         self._active = bool(active)
@@ -302,7 +307,15 @@ class Console:
         return self._end_episode(request, name, now)
 
     def tick(self, now: float) -> list[Request]:
-        """The clock moved: ends the run once ``duration`` ROS seconds have passed."""
+        """The clock moved: ends the run once ``duration`` ROS seconds have passed, and gives up
+        on a recorder that has not heard the reset's instruction in time."""
+        if self._awaiting is not None and now - self._awaiting_since > RECORDER_INSTRUCTION_WAIT_S:
+            heard = self._status.get("instruction")
+            self._awaiting = None
+            return self._back_to_waiting(
+                f"the recorder still has instruction {heard!r} "
+                f"{RECORDER_INSTRUCTION_WAIT_S:g} s after the reset; not started"
+            )
         if not self.duration or self.phase is Phase.DONE or now <= 0.0:
             return []
         if self._run_t0 is None:
@@ -328,6 +341,10 @@ class Console:
                 return self._back_to_waiting(f"{Op.RESET_SCENE.value} failed: {message}")
             if message:
                 self._instruction = message
+            if self.record and message and not self._finish_after:  # once the recorder has it
+                self._awaiting, self._awaiting_since = message, now
+                self.phase = Phase.STARTING
+                return self._start_when_recorder_has_instruction(now)
             return self._start(now)
         if request.op is Op.START:
             if not ok:
@@ -370,6 +387,15 @@ class Console:
             return self._recording(now)
         self.phase = Phase.STARTING
         return self._issue(Request(Op.START))
+
+    def _start_when_recorder_has_instruction(self, now: float) -> list[Request]:
+        """``sim/reset``'s reply and the latched ``task/instruction`` reach the recorder in
+        either order; starting before it has the new one would store the episode under the
+        previous scene's instruction."""
+        if self._awaiting is None or self._status.get("instruction") != self._awaiting:
+            return []
+        self._awaiting = None
+        return self._start(now)
 
     def _recording(self, now: float) -> list[Request]:
         self.phase = Phase.RECORDING

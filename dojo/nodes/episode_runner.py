@@ -8,6 +8,9 @@ graph. ``duration > 0`` ends the run after that many ROS seconds even mid-episod
 
 With a ``store`` configured, each episode is recorded: ``episode/start`` after the reset,
 ``episode/stop`` with the outcome at its end (``episode/abort`` if the run is stopped mid-way).
+Before ``episode/start`` it waits until ``recorder/status`` shows the reset's instruction: the
+reset's reply and the latched ``task/instruction`` reach the recorder in either order, and an
+episode must never be stored under the previous scene's instruction.
 
 The episode logic runs on its own thread and only waits on events with timeouts; callbacks
 just record what arrived.
@@ -25,7 +28,7 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
 from dojo.nodes.base import node_config, spin_node
@@ -35,6 +38,7 @@ FRAMES_PER_EPISODE = 5
 SERVICE_WAIT_S = 30.0  # wall seconds to wait for the driver to come up
 COMMAND_SOURCE_WAIT_S = 120.0  # wall seconds to wait for a policy to load its checkpoint
 CLOCK_STALL_S = 30.0  # wall seconds without ROS time advancing before the run is declared stuck
+RECORDER_INSTRUCTION_WAIT_S = 15.0  # wall seconds for the recorder to hear a reset's instruction
 
 
 class EpisodeRunnerNode(Node):
@@ -58,7 +62,12 @@ class EpisodeRunnerNode(Node):
         self._rec_start = self.create_client(Trigger, "episode/start")
         self._rec_stop = self.create_client(SetBool, "episode/stop")
         self._rec_abort = self.create_client(Trigger, "episode/abort")
+        self._recorder_instruction: str | None = None
         self.create_subscription(Bool, "task/success", self._on_success, qos.LATCHED)
+        if self._record:
+            self.create_subscription(
+                String, "recorder/status", self._on_recorder_status, qos.STATUS
+            )
         for cam in self._cameras:
             self.create_subscription(
                 Image,
@@ -73,6 +82,9 @@ class EpisodeRunnerNode(Node):
     def _on_success(self, msg: Bool) -> None:
         if msg.data:
             self._success.set()
+
+    def _on_recorder_status(self, msg: String) -> None:
+        self._recorder_instruction = json.loads(msg.data).get("instruction")
 
     def _on_image(self, cam: str, msg: Image) -> None:
         stamp = convert.from_time(msg.header.stamp)
@@ -121,6 +133,7 @@ class EpisodeRunnerNode(Node):
             t_start_run = t0 if t_start_run is None else t_start_run
             recorded = ""
             if self._record:
+                self._wait_for_recorder_instruction(instruction)
                 recorded = self._call(self._rec_start, Trigger.Request()).message
             self._recording = True
             outcome = "timeout"
@@ -181,6 +194,16 @@ class EpisodeRunnerNode(Node):
                     "(no policy or scripted operator came up)"
                 )
             time.sleep(0.05)
+
+    def _wait_for_recorder_instruction(self, instruction: str) -> None:
+        end = time.monotonic() + RECORDER_INSTRUCTION_WAIT_S
+        while self._recorder_instruction != instruction:
+            if time.monotonic() > end or not rclpy.ok():
+                raise RuntimeError(
+                    f"the recorder still has instruction {self._recorder_instruction!r} "
+                    f"{RECORDER_INSTRUCTION_WAIT_S:.0f} s after the reset said {instruction!r}"
+                )
+            time.sleep(0.01)
 
     def _call(self, client, request, timeout: float = 60.0):
         """Call a service from this thread, bounded; a refusal is an error naming the service."""

@@ -151,7 +151,7 @@ class OperatorConsoleNode(Node):
                 console.instruction(value)
             elif kind == "status":
                 try:
-                    console.recorder_status(json.loads(value))
+                    requests += console.recorder_status(json.loads(value), now)
                 except ValueError:
                     self.get_logger().warning(f"recorder/status is not JSON: {value[:80]!r}")
             elif kind == "active":

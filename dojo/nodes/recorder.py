@@ -18,8 +18,11 @@ The critic's live values are kept per step and, once the episode is committed, s
 repeat the first one; ``attrs.steps_without_value`` says how many). They are monitoring values:
 training rewards come from relabelling, tagged with the critic's id.
 
-``recorder/status`` (JSON) reports the state, the episode, steps written and dropped, and per
-camera the misaligned and missing frames and any clock skew between streams.
+``recorder/status`` (JSON) reports the state, the instruction it would record against, the
+episode, steps written and dropped, and per camera the misaligned and missing frames and any
+clock skew between streams. It is published at 2 Hz and at once when the instruction changes:
+a caller that just reset the scene waits for its new instruction there before
+``episode/start``, since a service reply and a latched topic can arrive in either order.
 """
 
 from __future__ import annotations
@@ -129,7 +132,10 @@ class RecorderNode(Node):
     # -- streams ------------------------------------------------------------------------------
 
     def _on_instruction(self, msg: String) -> None:
+        changed = msg.data != self._instruction
         self._instruction = msg.data
+        if changed:
+            self._publish_status()
 
     def _on_joint_state(self, msg: JointState) -> None:
         with self._lock:
@@ -299,6 +305,7 @@ class RecorderNode(Node):
             stats = self._aligner.stats.to_json() if self._aligner is not None else {}
         status = {
             "recording": self._aligner is not None,
+            "instruction": self._instruction,
             "episode": self._episode,
             "written": self._written,
             "dropped": self._dropped,

@@ -45,6 +45,7 @@ def start_episode(c: Console, now: float, instruction: str = "put the red cube i
     """Reset pressed in the twin: sim/reset, then episode/start, both answered."""
     assert c.button("reset", now) == [RESET]
     assert c.phase is Phase.RESETTING
+    assert c.recorder_status({"instruction": instruction}, now) == []  # heard before the reply
     assert c.done(RESET, True, instruction, now) == [START]
     assert c.phase is Phase.STARTING
     assert c.done(START, True, "ep: " + instruction, now) == []
@@ -52,6 +53,31 @@ def start_episode(c: Console, now: float, instruction: str = "put the red cube i
 
 
 # -- the state machine ----------------------------------------------------------------------
+
+
+def test_start_waits_until_the_recorder_has_the_reset_instruction():
+    c = Console(0, sim=True)
+    c.recorder_status({"instruction": "put the red cube in the bin"}, 1.0)
+    assert c.button("reset", 1.0) == [RESET]
+    # the reply comes first; the recorder still has the previous scene's instruction
+    assert c.done(RESET, True, "put the blue cube in the bin", 1.5) == []
+    assert c.phase is Phase.STARTING and c.pending is None
+    assert c.button("success", 1.6) == []  # busy
+    assert c.recorder_status({"instruction": "put the red cube in the bin"}, 2.0) == []
+    assert c.recorder_status({"instruction": "put the blue cube in the bin"}, 2.1) == [START]
+    assert c.done(START, True, "ep: put the blue cube in the bin", 2.2) == []
+    assert c.phase is Phase.RECORDING
+
+
+def test_a_recorder_that_never_hears_the_instruction_sends_the_person_back_to_waiting():
+    c = Console(0, sim=True)
+    assert c.button("reset", 1.0) == [RESET]
+    assert c.done(RESET, True, "put the blue cube in the bin", 1.0) == []
+    assert c.tick(10.0) == []
+    assert c.tick(17.0) == []
+    assert c.phase is Phase.WAITING
+    assert "still has instruction None" in " / ".join(c.take_messages())
+    assert c.recorder_status({"instruction": "put the blue cube in the bin"}, 18.0) == []
 
 
 def test_twin_episodes_wait_for_reset_then_record_then_stop_until_n():
@@ -96,6 +122,7 @@ def test_buttons_while_busy_or_waiting_are_ignored_never_queued():
     for name in ("reset", "success", "failure"):
         assert c.button(name, 1.1) == []  # sim/reset in flight
     assert all("still resetting the scene" in m for m in c.take_messages())
+    c.recorder_status({"instruction": "put the red cube in the bin"})
     assert c.done(RESET, True, "put the red cube in the bin", 1.2) == [START]
     assert c.button("reset", 1.3) == []
     assert c.done(START, True, "ep", 1.4) == []
@@ -112,6 +139,7 @@ def test_reset_while_recording_aborts_keeps_it_and_starts_over_with_the_same_num
     start_episode(c, 1.0)
     assert c.button("reset", 3.0) == [ABORT]
     assert c.done(ABORT, True, committed(20), 3.1) == [RESET]  # then straight on: reset
+    c.recorder_status({"instruction": "put the green cube in the bin"})
     assert c.done(RESET, True, "put the green cube in the bin", 3.2) == [START]
     assert c.done(START, True, "ep", 3.3) == []
     assert c.counted == 0 and c.results[0].outcome == "abort" and c.results[0].steps == 20
@@ -126,6 +154,7 @@ def test_a_refused_service_returns_to_waiting_and_says_why():
     assert c.phase is Phase.WAITING
     assert "sim/reset failed: driver is not configured; Esc to try again" in c.take_messages()
     c.button("reset", 2.0)
+    c.recorder_status({"instruction": "put the red cube in the bin"})
     c.done(RESET, True, "put the red cube in the bin", 2.0)
     assert c.done(START, False, "no task/instruction received yet", 2.0) == []
     assert c.phase is Phase.WAITING and not c.results

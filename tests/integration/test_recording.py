@@ -66,6 +66,7 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
     probe.record(JointState, "joint_states", qos.SENSOR)
     probe.record(JointState, "driver/command", qos.STATUS)
     probe.record(Bool, "intervention/active", qos.LATCHED)
+    probe.record(String, "recorder/status", qos.STATUS)
     nodes = [
         start_node("dojo.nodes.robot_driver", common, "robot_driver", autostart=True),
         start_node("dojo.nodes.recorder", common, "recorder", use_sim_time=True),
@@ -77,6 +78,11 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
     try:
         wait_until(lambda: len(probe.got("joint_states")) > 5, 90, "the driver")
         wait_until(lambda: policy.get_subscription_count() > 0, 30, "the driver's chunk topic")
+        wait_until(
+            lambda: any(json.loads(m.data)["instruction"] for m in probe.got("recorder/status")),
+            30,
+            "the recorder to hear the twin's instruction",
+        )
         started = probe.call(Trigger, "episode/start", Trigger.Request(), timeout=60)
         assert started.success, started.message
 
