@@ -11,8 +11,10 @@ Two kinds of person:
   ``intervention.rate_hz``; end-effector deltas become joint targets through
   ``teleop.ee_control`` (mink IK with the robot's limits), a leader arm gives joint targets.
   Button presses (success / failure / reset) are published on ``intervention/button``.
-- ``scripted``: the twin's scripted operator plays the person. It watches the policy and takes
-  over when the arm stalls (moves less than ``stall_rad`` over ``stall_s``) or the task
+- ``scripted``: the twin's scripted operator plays the person. It watches the policy
+  (only while ``driver/command`` says the policy drives: an arm held before the first chunk is
+  not a stalled policy) and takes over when the arm stalls (moves less than ``stall_rad`` over
+  ``stall_s``) or the task
   regresses (the named cube ends up ``regress_m`` further from where it must go than it has
   been), then finishes the task; so takeover is testable without a person.
 """
@@ -81,6 +83,7 @@ class InterventionNode(Node):
         self._stamp = 0.0
         self._objects = None
         self._instruction = ""
+        self._policy_driving = False
         group = MutuallyExclusiveCallbackGroup()
         self._teleop_pub = self.create_publisher(
             JointTrajectory, "command/teleop", qos.command(float(cfg.driver.command_deadline))
@@ -96,6 +99,9 @@ class InterventionNode(Node):
         )
         self.create_subscription(
             MarkerArray, "sim/objects", self._on_objects, qos.SENSOR, callback_group=group
+        )
+        self.create_subscription(
+            JointState, "driver/command", self._on_driver_command, qos.STATUS, callback_group=group
         )
         self._device = None
         self._operator = None
@@ -142,6 +148,10 @@ class InterventionNode(Node):
     def _on_objects(self, msg: MarkerArray) -> None:
         self._objects, _ = convert.objects_from_msg(msg)
 
+    def _on_driver_command(self, msg: JointState) -> None:
+        source = convert.parse_source(msg.header.frame_id, ControlSource.HOLD)
+        self._policy_driving = source is ControlSource.POLICY
+
     def _on_joint_state(self, msg: JointState) -> None:
         state = convert.joint_state_from_msg(msg, self._spec.joint_names)
         self._q, self._stamp = state.position, state.stamp
@@ -176,6 +186,9 @@ class InterventionNode(Node):
         if not self._instruction or self._objects is None:
             return
         if not self._active:
+            if not self._policy_driving:  # nothing to judge yet: the grace starts with the policy
+                self._monitor.reset(t)
+                return
             reason = self._monitor.update(t, q, self._goal_distance())
             if reason is None:
                 return

@@ -97,9 +97,14 @@ class Probe:
         return future.result()
 
     def close(self) -> None:
-        self.node.destroy_node()
+        # Shut the context down first: that wakes the spinning thread, which then returns; a
+        # node destroyed under a thread still waiting on it can block in rcl.
         rclpy.try_shutdown(context=self.context)
         self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            raise AssertionError("the probe's spin thread did not stop within 5 s of shutdown")
+        self.executor.shutdown(timeout_sec=5)
+        self.node.destroy_node()
 
 
 @pytest.fixture
