@@ -79,10 +79,13 @@ def _field(target: Any, name: str, key: str) -> Any:
 
 
 def _threads() -> None:
-    """Offline tools share a workstation: one torch thread unless OMP_NUM_THREADS says."""
+    """torch threads as every dojo command sets them (``policy.train.default_threads``: torch's
+    default busy-waits beside other work), unless OMP_NUM_THREADS says otherwise."""
     import torch
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    from policy.train import default_threads
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or default_threads())
 
 
 def _fail(what: str, err: Exception) -> int:

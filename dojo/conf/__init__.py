@@ -214,7 +214,7 @@ class CriticConfig:
     ``vlm:<model dir>``. It publishes ``critic/progress`` and ``critic/done`` at ``rate_hz``
     from the latest frames; ``done_threshold`` turns the done probability into a Bool.
     ``mode``: chain (VLAC: accumulate consecutive deltas) or anchor (each frame against the
-    first of the episode)."""
+    first of the episode). ``threads``: torch CPU threads, 0: half the cores (as the policy)."""
 
     enabled: bool = False
     checkpoint: str = ""
@@ -222,6 +222,7 @@ class CriticConfig:
     done_threshold: float = 0.5
     mode: str = "chain"
     device: str = "cpu"
+    threads: int = 0
 
 
 @dataclass
@@ -599,6 +600,8 @@ def _validate_critic(cfg: DictConfig) -> None:
         raise ConfigError(f"config 'critic.done_threshold': {cr.done_threshold} must be in [0, 1]")
     if cr.mode not in ("chain", "anchor"):
         raise ConfigError(f"config 'critic.mode': {cr.mode!r} is not 'chain' or 'anchor'")
+    if cr.threads < 0:
+        raise ConfigError(f"config 'critic.threads': {cr.threads} must be >= 0 (0: half the cores)")
 
 
 POLICY_BACKENDS = ("compact", "lerobot")

@@ -31,8 +31,14 @@ class CriticNode(Node):
         cc = cfg.critic
         if not cc.checkpoint:
             raise conf.ConfigError("critic: 'critic.checkpoint' is not set")
+        import torch
+
         from critic.live import LiveProgress
         from critic.models.compact import load_critic
+        from policy.train import default_threads
+
+        # torch's default (every core) busy-waits in OpenMP beside the driver and the policy
+        torch.set_num_threads(int(cc.threads) or default_threads())
 
         self.critic = load_critic(cc.checkpoint, device=cc.device)
         self.live = LiveProgress(self.critic, mode=cc.mode)

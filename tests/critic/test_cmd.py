@@ -82,3 +82,5 @@ def test_graph_runs_the_critic_node_only_when_configured(tmp_path):
         conf.load(["critic.enabled=true"])
     with pytest.raises(conf.ConfigError, match=r"critic\.rate_hz"):
         conf.load(["critic.checkpoint=/x", "critic.rate_hz=0"])
+    with pytest.raises(conf.ConfigError, match=r"critic\.threads"):
+        conf.load(["critic.checkpoint=/x", "critic.threads=-1"])

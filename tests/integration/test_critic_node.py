@@ -81,6 +81,8 @@ def test_node_publishes_progress_and_reports_bad_frames(start_node, probe, tmp_p
         wait_until(lambda: _status(probe).get("failed", 0) > 3, 20, "more failed inferences")
         assert _status(probe)["published"] == published
         assert not probe.got("critic/progress")
+        # Ctrl-C stops it cleanly (within NodeProcess.stop's bound, or it would be killed)
+        assert node.stop() == 0, node.output()[-2000:]
     except AssertionError as err:
         raise AssertionError(f"{err}\n{dump_logs_on_failure([node])}") from None
 
