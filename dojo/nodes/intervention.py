@@ -11,12 +11,12 @@ Two kinds of person:
   ``intervention.rate_hz``; end-effector deltas become joint targets through
   ``teleop.ee_control`` (mink IK with the robot's limits), a leader arm gives joint targets.
   Button presses (success / failure / reset) are published on ``intervention/button``.
-- ``scripted``: the twin's scripted operator plays the person. It watches the policy
-  (only while ``driver/command`` says the policy drives: an arm held before the first chunk is
-  not a stalled policy) and takes over when the arm stalls (moves less than ``stall_rad`` over
-  ``stall_s``) or the task
-  regresses (the named cube ends up ``regress_m`` further from where it must go than it has
-  been), then finishes the task; so takeover is testable without a person.
+- ``scripted``: the twin's scripted operator plays the person. It watches the policy from the
+  first tick ``driver/command`` shows a policy or script driving in this episode (an arm held
+  before the first chunk is not a stalled policy; one held after it is) and takes over when the
+  arm stalls (moves less than ``stall_rad`` over ``stall_s``) or the task regresses (the named
+  cube ends up ``regress_m`` further from where it must go than it has been), then finishes
+  the task; so takeover is testable without a person.
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ from robot.sim.tasks import parse_instruction
 class StallMonitor:
     """Decides when the scripted person takes over: a stalled arm or a regressing task.
 
-    Pure logic on (time, joint positions, distance-to-goal) samples, so it is unit-testable.
+    Pure logic on (time, joint positions, distance-to-goal) samples and the control source of
+    each driver tick, so it is unit-testable. Nothing is judged until a policy or script has
+    driven since the last :meth:`reset` (the grace period starts then): an arm held while the
+    policy loads is not a stall, but one held after the policy went quiet is.
     """
 
     def __init__(self, stall_s: float, stall_rad: float, regress_m: float, grace_s: float) -> None:
@@ -49,11 +52,19 @@ class StallMonitor:
 
     def reset(self, t0: float) -> None:
         self._t0 = t0
+        self._driven = False
         self._history: list[tuple[float, np.ndarray]] = []
         self._best = np.inf
 
+    def source(self, t: float, source: ControlSource) -> None:
+        """Who drove the driver's tick at ``t``."""
+        if not self._driven and source in (ControlSource.POLICY, ControlSource.SCRIPT):
+            self._driven, self._t0 = True, t
+
     def update(self, t: float, q: np.ndarray, goal_distance: float | None) -> str | None:
         """The reason to take over now, or None."""
+        if not self._driven:
+            return None
         self._history.append((t, np.asarray(q, dtype=np.float64)))
         while self._history and self._history[0][0] < t - self.stall_s:
             self._history.pop(0)
@@ -83,7 +94,6 @@ class InterventionNode(Node):
         self._stamp = 0.0
         self._objects = None
         self._instruction = ""
-        self._policy_driving = False
         group = MutuallyExclusiveCallbackGroup()
         self._teleop_pub = self.create_publisher(
             JointTrajectory, "command/teleop", qos.command(float(cfg.driver.command_deadline))
@@ -149,8 +159,9 @@ class InterventionNode(Node):
         self._objects, _ = convert.objects_from_msg(msg)
 
     def _on_driver_command(self, msg: JointState) -> None:
-        source = convert.parse_source(msg.header.frame_id, ControlSource.HOLD)
-        self._policy_driving = source is ControlSource.POLICY
+        if self._operator is not None:
+            source = convert.parse_source(msg.header.frame_id, ControlSource.HOLD)
+            self._monitor.source(convert.from_time(msg.header.stamp), source)
 
     def _on_joint_state(self, msg: JointState) -> None:
         state = convert.joint_state_from_msg(msg, self._spec.joint_names)
@@ -186,9 +197,6 @@ class InterventionNode(Node):
         if not self._instruction or self._objects is None:
             return
         if not self._active:
-            if not self._policy_driving:  # nothing to judge yet: the grace starts with the policy
-                self._monitor.reset(t)
-                return
             reason = self._monitor.update(t, q, self._goal_distance())
             if reason is None:
                 return
