@@ -10,7 +10,8 @@
 
 These are offline tools: they take ``key=value`` arguments checked against the dataclasses of
 ``critic`` (a misspelt key names the nearest valid one), not the node graph's hydra config.
-The live critic node is configured in the graph's ``critic`` section (``dojo/conf``).
+The live critic node is configured by the graph's ``critic`` group (``dojo/conf/critic/``:
+``compact``, ``vlm``). ``critic=vlm:<model dir>`` here loads the VLM backend.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Hydra structured configs: a dataclass schema per group, YAML presets that fill it in.
 
-Groups (a folder of presets each): ``robot``, ``task``, ``teleop``. Sections without presets
+Groups (a folder of presets each): ``robot``, ``task``, ``teleop``, ``camera``, ``policy``,
+``critic``. Sections without presets
 (``sim``, ``executor``, ``ros``) take ``key=value`` overrides. Libraries never see hydra: after
 composition, :func:`validate` turns the config into the plain objects the libraries take
 (``RobotSpec``, ``ExecutorConfig``, ...), and a bad value fails here, before any node starts or
@@ -29,7 +30,7 @@ from robot.sim.tasks import TaskConfig
 from teleop.scripted import ScriptedConfig
 
 CONF_DIR = Path(__file__).resolve().parent
-GROUPS = ("robot", "task", "teleop", "policy", "camera")
+GROUPS = ("robot", "task", "teleop", "policy", "camera", "critic")
 
 
 class ConfigError(ValueError):
@@ -209,15 +210,23 @@ class EvalConfigSection:
 
 @dataclass
 class CriticConfig:
-    """The live progress critic (dojo/nodes/critic.py). ``enabled`` (or a ``checkpoint``): the
-    graph runs it. ``checkpoint``: a compact critic directory (``dojo train critic``) or
-    ``vlm:<model dir>``. It publishes ``critic/progress`` and ``critic/done`` at ``rate_hz``
-    from the latest frames; ``done_threshold`` turns the done probability into a Bool.
-    ``mode``: chain (VLAC: accumulate consecutive deltas) or anchor (each frame against the
-    first of the episode). ``threads``: torch CPU threads, 0: half the cores (as the policy)."""
+    """The live progress critic (dojo/nodes/critic.py); presets in ``conf/critic/``.
 
+    ``backend``: ``compact`` (``checkpoint``: a ``dojo train critic`` directory) or ``vlm``
+    (``checkpoint``: an image-text-to-text model directory, VLAC's on a GPU workstation, shown
+    the ``cameras`` named here, answering in at most ``max_new_tokens``). ``enabled`` (or a
+    ``checkpoint``): the graph runs it. It publishes ``critic/progress`` and ``critic/done`` at
+    ``rate_hz`` from the latest frames; ``done_threshold`` turns the done probability into a
+    Bool. ``mode``: chain (VLAC: accumulate consecutive deltas) or anchor (each frame against
+    the first of the episode). ``threads``: torch CPU threads, 0: half the cores (as the
+    policy)."""
+
+    name: str = "compact"
+    backend: str = "compact"
     enabled: bool = False
     checkpoint: str = ""
+    cameras: list[str] = field(default_factory=lambda: ["front"])
+    max_new_tokens: int = 12
     rate_hz: float = 2.0
     done_threshold: float = 0.5
     mode: str = "chain"
@@ -314,6 +323,7 @@ def _register() -> None:
     cs.store(group="teleop", name="teleop_schema", node=TeleopConfig)
     cs.store(group="policy", name="policy_schema", node=PolicyConfig)
     cs.store(group="camera", name="camera_schema", node=CameraGroupConfig)
+    cs.store(group="critic", name="critic_schema", node=CriticConfig)
     _registered = True
 
 
@@ -587,12 +597,29 @@ def validate(cfg: DictConfig) -> None:
         )
 
 
+CRITIC_BACKENDS = ("compact", "vlm")
+
+
 def _validate_critic(cfg: DictConfig) -> None:
     cr = cfg.critic
-    if cr.enabled and not cr.checkpoint:
+    if cr.backend not in CRITIC_BACKENDS:
         raise ConfigError(
-            "config 'critic.checkpoint': the critic is enabled but no checkpoint is set "
-            "(a `dojo train critic` output directory, or vlm:<model dir>)"
+            f"config 'critic.backend': {cr.backend!r} is not one of {list(CRITIC_BACKENDS)}"
+        )
+    if cr.enabled and not cr.checkpoint:
+        what = "a model directory" if cr.backend == "vlm" else "a `dojo train critic` directory"
+        raise ConfigError(
+            f"config 'critic.checkpoint': the critic is enabled but no checkpoint is set ({what})"
+        )
+    if cr.backend == "compact" and str(cr.checkpoint).startswith("vlm:"):
+        raise ConfigError(
+            f"config 'critic.checkpoint': {cr.checkpoint!r} names a VLM; use "
+            f"critic=vlm critic.checkpoint={cr.checkpoint[4:]}"
+        )
+    if cr.backend == "vlm" and (not cr.cameras or cr.max_new_tokens < 1):
+        raise ConfigError(
+            f"config 'critic.cameras'/'critic.max_new_tokens': a VLM critic needs a camera and "
+            f"at least one new token (got {list(cr.cameras)}, {cr.max_new_tokens})"
         )
     if not cr.rate_hz > 0:
         raise ConfigError(f"config 'critic.rate_hz': {cr.rate_hz} must be > 0")

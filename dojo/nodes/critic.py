@@ -24,6 +24,22 @@ from dojo.nodes.base import node_config, spin_node
 from dojo.ros import convert, qos
 
 
+def load_configured_critic(cc):
+    """The critic the ``critic`` config group names: ``backend`` picks the loader."""
+    if cc.backend == "vlm":
+        from critic.vlm import VLMCritic
+
+        return VLMCritic.from_pretrained(
+            str(cc.checkpoint),
+            device=str(cc.device),
+            cameras=list(cc.cameras),
+            max_new_tokens=int(cc.max_new_tokens),
+        )
+    from critic.models.compact import CompactCritic
+
+    return CompactCritic.load(str(cc.checkpoint), device=str(cc.device))
+
+
 class CriticNode(Node):
     def __init__(self) -> None:
         super().__init__("critic")
@@ -34,13 +50,12 @@ class CriticNode(Node):
         import torch
 
         from critic.live import LiveProgress
-        from critic.models.compact import load_critic
         from policy.train import default_threads
 
         # torch's default (every core) busy-waits in OpenMP beside the driver and the policy
         torch.set_num_threads(int(cc.threads) or default_threads())
 
-        self.critic = load_critic(cc.checkpoint, device=cc.device)
+        self.critic = load_configured_critic(cc)
         self.live = LiveProgress(self.critic, mode=cc.mode)
         self.threshold = float(cc.done_threshold)
         self._lock = threading.Lock()

@@ -84,3 +84,21 @@ def test_graph_runs_the_critic_node_only_when_configured(tmp_path):
         conf.load(["critic.checkpoint=/x", "critic.rate_hz=0"])
     with pytest.raises(conf.ConfigError, match=r"critic\.threads"):
         conf.load(["critic.checkpoint=/x", "critic.threads=-1"])
+
+
+def test_critic_is_a_config_group_with_presets():
+    from dojo import conf
+
+    assert conf.presets("critic") == ["compact", "vlm"]
+    default = conf.load([]).critic
+    assert default.name == "compact" and default.backend == "compact" and not default.checkpoint
+    vlm = conf.load(["critic=vlm", "critic.checkpoint=/models/VLAC"]).critic
+    assert vlm.backend == "vlm" and list(vlm.cameras) == ["front"] and vlm.rate_hz == 1.0
+    with pytest.raises(conf.ConfigError, match="did you mean 'critic=vlm'"):
+        conf.load(["critic=vml"])
+    with pytest.raises(conf.ConfigError, match=r"critic=vlm critic\.checkpoint=/models/VLAC"):
+        conf.load(["critic.checkpoint=vlm:/models/VLAC"])
+    with pytest.raises(conf.ConfigError, match=r"critic\.backend"):
+        conf.load(["critic.backend=gpt"])
+    with pytest.raises(conf.ConfigError, match="a model directory"):
+        conf.load(["critic=vlm", "critic.enabled=true"])

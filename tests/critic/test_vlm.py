@@ -142,3 +142,26 @@ def test_bad_inputs(critic):
         critic.done_frames(good, "")
     with pytest.raises(CriticError, match="trained on 32x24"):
         critic.done_frames({"front": np.zeros((1, 10, 10, 3), np.uint8)}, instruction("red"))
+
+
+def test_the_vlm_preset_loads_a_saved_model_through_from_pretrained(tiny_vlm, tmp_path):
+    """``critic=vlm critic.checkpoint=<dir>``: what the critic node loads, from disk."""
+    from dojo import conf
+    from dojo.nodes.critic import load_configured_critic
+
+    model, processor = tiny_vlm
+    model.save_pretrained(tmp_path / "tiny-vlac")
+    processor.save_pretrained(tmp_path / "tiny-vlac")
+    cfg = conf.load(["critic=vlm", f"critic.checkpoint={tmp_path / 'tiny-vlac'}",
+                     "critic.max_new_tokens=3"])  # fmt: skip
+    loaded = load_configured_critic(cfg.critic)
+    assert isinstance(loaded, VLMCritic)
+    assert loaded.cameras == ("front",) and loaded.max_new_tokens == 3
+    assert loaded.critic_id.startswith("vlm-tiny-vlac-")
+    frames = {"front": square_frames(2, "red", True)}
+    delta = loaded.delta_frames(
+        {"front": frames["front"][:1]}, {"front": frames["front"][1:]}, instruction("red")
+    )
+    assert delta.shape == (1,)
+    with pytest.raises(CriticError, match="no model at"):
+        load_configured_critic(conf.load(["critic=vlm", f"critic.checkpoint={tmp_path}/x"]).critic)
