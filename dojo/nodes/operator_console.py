@@ -124,6 +124,16 @@ class OperatorConsoleNode(Node):
                 raise RuntimeError(
                     f"service {client.srv_name} did not appear within {SERVICE_WAIT_S:.0f} s"
                 )
+        # The person's keys reach this node as intervention/button; a press sent before that
+        # topic is matched is lost, so the prompt appears only once it is.
+        end = time.monotonic() + SERVICE_WAIT_S
+        while self.count_publishers("intervention/button") == 0:
+            if time.monotonic() > end or not rclpy.ok():
+                raise RuntimeError(
+                    f"nothing publishes intervention/button after {SERVICE_WAIT_S:.0f} s: "
+                    "is the intervention node running?"
+                )
+            time.sleep(0.05)
         early: list[tuple[str, object]] = []
         while True:  # buttons pressed before the console was ready are not acted on
             try:
