@@ -14,7 +14,8 @@ One iteration, at ROS time ``now``::
                                                  lockstep renders here, in order; realtime
                                                  hands a state snapshot to a render thread
     pace                                         realtime: wait for the wall clock;
-                                                 lockstep: wait (bounded) for the policy
+                                                 lockstep: wait (bounded) for the policy,
+                                                 or the wall clock while no policy is alive
     twin.step(period)                            physics advances exactly one control period
 
 A real arm has no twin: ``now`` comes from the ``clock`` callable and the arm's own I/O paces.
@@ -152,6 +153,7 @@ class DriverLoop:
         self._frames: FrameWorker | None = None
         self.pacer: RealTimePacer | None = None
         self._last_chunk_seen = -np.inf
+        self._idle = False  # lockstep with no live policy: paced to the wall clock
 
     # -- called from other threads ------------------------------------------------------------
 
@@ -245,15 +247,25 @@ class DriverLoop:
             self._next_scene += 1.0 / self.config.scene_hz
 
     def _wait_for_policy(self, stop: threading.Event) -> None:
-        """Lockstep: hold the world still while a live policy computes its next chunk."""
+        """Lockstep: hold the world still while a live policy computes its next chunk.
+
+        With no policy alive (none yet, or one that went quiet) it runs in real time: there is
+        nothing to be fast for, and racing ahead rendering frames took both cores of a small
+        machine from the policy process that was loading."""
         executor = self.control.executor
         watchdog = getattr(executor.config, "watchdog", 0.5)
         period = self.spec.control_period
         deadline = time.monotonic() + self.config.lockstep_wait
         with self.lock:
             policy_alive = self.now - self._last_chunk_seen <= watchdog
-            if not policy_alive:
-                return
+        if not policy_alive:
+            if not self._idle:
+                self._idle = True
+                self.pacer.reset()  # anchor afresh: the time spent in lockstep is no lag
+            self.pacer.wait(self.now + period)
+            return
+        self._idle = False
+        with self.lock:
             waited = False
             while (
                 executor.remaining_horizon(self.now + period) < self.config.lockstep_min_horizon

@@ -86,7 +86,8 @@ class SimConfig:
     ``clock``: ``realtime`` paces physics to the wall clock; ``lockstep`` advances one control
     period per tick as fast as the machine allows, and waits (at most ``lockstep_wait`` wall
     seconds) for the policy whenever fewer than ``lockstep_min_horizon`` seconds of actions are
-    queued, so a slow policy sees the same world as a fast one.
+    queued, so a slow policy sees the same world as a fast one. While no policy is alive (none
+    has sent a chunk within the watchdog) lockstep keeps to the wall clock.
     """
 
     clock: str = "lockstep"
