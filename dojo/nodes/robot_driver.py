@@ -184,7 +184,11 @@ class RobotDriverNode(LifecycleNode):
         )
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._arm.enable()
+        try:
+            self._arm.enable()
+        except Exception as err:  # the arm's own error names the device; the arm stays off
+            self.get_logger().error(f"activate refused: enabling {self._arm.name} failed: {err}")
+            return TransitionCallbackReturn.FAILURE
         self._control.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run_loop, name="control", daemon=True)

@@ -15,7 +15,8 @@ Reads retry (``read_retries`` extra attempts, each a full ``sync_read``) so a co
 packet is absorbed; when every attempt fails the bus is declared lost: the arm latches a fault,
 the servos are told to hold their last measured position (they hold a goal on their own, so
 this is the stop that does not drop a loaded arm, unlike torque off) and ``read`` raises naming
-the port. Only ``recover(operator)`` after the bus answers again clears it.
+the port. Only ``recover(operator)`` after the bus answers again clears it. Enabling torque
+retries as often (it is idempotent); a bus that still does not answer refuses ``enable``.
 
 Test depth: fake hardware. ``tests/robot/arms/test_so101.py`` and ``test_koch.py`` run
 LeRobot's real ``FeetechMotorsBus``/``DynamixelMotorsBus`` with ``scservo_sdk``/``dynamixel_sdk``
@@ -219,7 +220,8 @@ class LeRobotArm(HardwareArm):
     def _device_enable(self) -> None:
         # hold where the arm is before (re)enabling torque: no jump to a stale goal
         self.bus.sync_write("Goal_Position", self._to_device(self._device_read().position))
-        self.bus.enable_torque()
+        # torque on is idempotent, so a lost status reply is retried like a read
+        self.bus.enable_torque(num_retry=max(0, self.config.read_retries))
 
     def _device_send(self, q: np.ndarray) -> np.ndarray:
         lower, upper, _ = self.device_limits()

@@ -127,6 +127,24 @@ def test_transient_read_failure_is_absorbed(bus, calibration):
         arm.close()
 
 
+def test_a_lost_reply_while_enabling_torque_is_retried(bus, calibration, monkeypatch):
+    arm = make(bus, calibration, read_retries=2)
+    arm.connect()
+    try:
+        read = arm._device_read
+
+        def read_then_lose_the_next_reply():
+            state = read()
+            bus.drop_replies = 1  # the first Torque_Enable write's status packet
+            return state
+
+        monkeypatch.setattr(arm, "_device_read", read_then_lose_the_next_reply)
+        arm.enable()
+        assert arm.enabled and bus.get(1, "Torque_Enable") == 1 and bus.drop_replies == 0
+    finally:
+        arm.close()
+
+
 def test_repeated_read_failures_latch_a_safe_stop(bus, calibration):
     arm = make(bus, calibration, read_retries=2)
     arm.connect()
