@@ -25,20 +25,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from bench.common import percentiles, print_table, write_json
 
 
-class _NullObserver:
-    def on_clock(self, now):
-        pass
-
-    def on_tick(self, result):
-        pass
-
-    def on_frame(self, camera, image, stamp):
-        pass
-
-    def on_scene(self, now):
-        pass
-
-
 def _burn(stop) -> None:
     x = 0
     while not stop.is_set():
@@ -51,7 +37,7 @@ def measure(overrides: list[str], seconds: float) -> dict:
     from robot.control import ControlLoop
     from robot.executor import ChunkExecutor
     from robot.kinematics import ForwardKinematics
-    from robot.runtime import DriverLoop, LoopConfig
+    from robot.runtime import DriverLoop, LoopConfig, NullObserver
     from robot.safety import SafetyLimits
     from robot.sim.twin import Twin, TwinConfig
 
@@ -70,7 +56,7 @@ def measure(overrides: list[str], seconds: float) -> dict:
         twin.arm, SafetyLimits(spec, fk), ChunkExecutor(spec, conf.executor_config(cfg))
     )
     control.start()
-    loop = DriverLoop(control, spec, _NullObserver(), LoopConfig(clock="realtime"), twin=twin)
+    loop = DriverLoop(control, spec, NullObserver(), LoopConfig(clock="realtime"), twin=twin)
     stop = threading.Event()
     timer = threading.Timer(seconds, stop.set)
     timer.start()

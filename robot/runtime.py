@@ -55,6 +55,22 @@ class TickObserver(Protocol):
     def on_scene(self, now: float) -> None: ...
 
 
+class NullObserver:
+    """Publishes nothing: for running the loop without a transport (benchmarks, tests)."""
+
+    def on_clock(self, now: float) -> None:
+        pass
+
+    def on_tick(self, result: TickResult) -> None:
+        pass
+
+    def on_frame(self, camera: str, image: np.ndarray, stamp: float) -> None:
+        pass
+
+    def on_scene(self, now: float) -> None:
+        pass
+
+
 @dataclass
 class LoopConfig:
     clock: str = "realtime"  # "realtime" | "lockstep" (lockstep needs a twin)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 import rclpy
@@ -33,6 +34,19 @@ def node_config(node: Node) -> DictConfig:
     cfg = conf.from_yaml_file(path)
     conf.validate(cfg)
     return cfg
+
+
+def wait_until(
+    done: Callable[[], bool], timeout_s: float, failure: Callable[[], str], poll_s: float = 0.01
+) -> None:
+    """Wait, on a node's own thread (never in a callback), until ``done()``; ``RuntimeError``
+    with ``failure()`` (built then, so it can show the latest value) after ``timeout_s`` wall
+    seconds or once rclpy shuts down."""
+    end = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > end or not rclpy.ok():
+            raise RuntimeError(failure())
+        time.sleep(poll_s)
 
 
 def spin_node(make_node: Callable[[], Node], *, threads: int = 1) -> int:

@@ -31,7 +31,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
-from dojo.nodes.base import node_config, spin_node
+from dojo.nodes.base import node_config, spin_node, wait_until
 from dojo.ros import convert, qos
 
 FRAMES_PER_EPISODE = 5
@@ -186,33 +186,32 @@ class EpisodeRunnerNode(Node):
     def _wait_for_command_source(self) -> None:
         """Start the first episode only once something publishes chunks: a policy node creates
         its publisher after its checkpoint loaded, so no episode runs out while it loads."""
-        end = time.monotonic() + COMMAND_SOURCE_WAIT_S
-        while self.count_publishers("command/chunk") == 0:
-            if time.monotonic() > end or not rclpy.ok():
-                raise RuntimeError(
-                    f"nothing publishes command/chunk after {COMMAND_SOURCE_WAIT_S:.0f} s "
-                    "(no policy or scripted operator came up)"
-                )
-            time.sleep(0.05)
+        wait_until(
+            lambda: self.count_publishers("command/chunk") > 0,
+            COMMAND_SOURCE_WAIT_S,
+            lambda: (
+                f"nothing publishes command/chunk after {COMMAND_SOURCE_WAIT_S:.0f} s "
+                "(no policy or scripted operator came up)"
+            ),
+            poll_s=0.05,
+        )
 
     def _wait_for_recorder_instruction(self, instruction: str) -> None:
-        end = time.monotonic() + RECORDER_INSTRUCTION_WAIT_S
-        while self._recorder_instruction != instruction:
-            if time.monotonic() > end or not rclpy.ok():
-                raise RuntimeError(
-                    f"the recorder still has instruction {self._recorder_instruction!r} "
-                    f"{RECORDER_INSTRUCTION_WAIT_S:.0f} s after the reset said {instruction!r}"
-                )
-            time.sleep(0.01)
+        wait_until(
+            lambda: self._recorder_instruction == instruction,
+            RECORDER_INSTRUCTION_WAIT_S,
+            lambda: (
+                f"the recorder still has instruction {self._recorder_instruction!r} "
+                f"{RECORDER_INSTRUCTION_WAIT_S:.0f} s after the reset said {instruction!r}"
+            ),
+        )
 
     def _call(self, client, request, timeout: float = 60.0):
         """Call a service from this thread, bounded; a refusal is an error naming the service."""
         future = client.call_async(request)
-        end = time.monotonic() + timeout
-        while not future.done():
-            if time.monotonic() > end or not rclpy.ok():
-                raise RuntimeError(f"{client.srv_name} did not answer within {timeout:.0f} s")
-            time.sleep(0.01)
+        wait_until(
+            future.done, timeout, lambda: f"{client.srv_name} did not answer within {timeout:.0f} s"
+        )
         response = future.result()
         if not response.success:
             raise RuntimeError(f"{client.srv_name} refused: {response.message}")

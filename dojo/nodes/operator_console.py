@@ -37,7 +37,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
 from dojo.console import Console, Op, Request, StatusDisplay, button_labels
-from dojo.nodes.base import node_config, spin_node
+from dojo.nodes.base import node_config, spin_node, wait_until
 from dojo.ros import qos
 
 SERVICE_WAIT_S = 60.0  # wall s for the driver and the recorder to come up
@@ -126,14 +126,15 @@ class OperatorConsoleNode(Node):
                 )
         # The person's keys reach this node as intervention/button; a press sent before that
         # topic is matched is lost, so the prompt appears only once it is.
-        end = time.monotonic() + SERVICE_WAIT_S
-        while self.count_publishers("intervention/button") == 0:
-            if time.monotonic() > end or not rclpy.ok():
-                raise RuntimeError(
-                    f"nothing publishes intervention/button after {SERVICE_WAIT_S:.0f} s: "
-                    "is the intervention node running?"
-                )
-            time.sleep(0.05)
+        wait_until(
+            lambda: self.count_publishers("intervention/button") > 0,
+            SERVICE_WAIT_S,
+            lambda: (
+                f"nothing publishes intervention/button after {SERVICE_WAIT_S:.0f} s: "
+                "is the intervention node running?"
+            ),
+            poll_s=0.05,
+        )
         early: list[tuple[str, object]] = []
         while True:  # buttons pressed before the console was ready are not acted on
             try:

@@ -12,27 +12,13 @@ import pytest
 from robot.control import ControlLoop
 from robot.executor import ChunkExecutor, ExecutorConfig
 from robot.kinematics import ForwardKinematics
-from robot.runtime import DriverLoop, LoopConfig
+from robot.runtime import DriverLoop, LoopConfig, NullObserver
 from robot.safety import SafetyLimits
 from robot.schema import ActionChunk, ControlSource
 from robot.sim.twin import Twin, TwinConfig
 from tests.sim_helpers import robot_spec
 
 SPEC = robot_spec("so101")
-
-
-class _Quiet:
-    def on_clock(self, now):
-        pass
-
-    def on_tick(self, result):
-        pass
-
-    def on_frame(self, camera, image, stamp):
-        pass
-
-    def on_scene(self, now):
-        pass
 
 
 @pytest.fixture
@@ -47,7 +33,7 @@ def lockstep():
         ChunkExecutor(SPEC, ExecutorConfig()),
     )
     control.start()
-    loop = DriverLoop(control, SPEC, _Quiet(), LoopConfig(clock="lockstep"), twin=twin)
+    loop = DriverLoop(control, SPEC, NullObserver(), LoopConfig(clock="lockstep"), twin=twin)
     stop = threading.Event()
     thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
     yield loop, thread, stop
