@@ -38,7 +38,7 @@ def contact_sheet(results: list[dict], path: Path, max_rows: int = 12) -> Path:
             if frames and (i < len(frames)):
                 stamp, image = frames[i]
                 ax.imshow(np.asarray(image))
-                ax.set_xlabel(f"{cam} +{stamp:.1f} s", fontsize=7)
+                ax.set_xlabel(f"{cam} {stamp:+.1f} s", fontsize=7)
             else:
                 ax.axis("off")
         ok = result["success"]
