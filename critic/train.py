@@ -13,7 +13,6 @@ benchmark trains longer on more episodes. Both call :func:`train`.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,11 +26,14 @@ import torch.nn.functional as F
 from critic.base import CriticError
 from critic.models.compact import CompactConfig, CompactCritic, CompactCriticNet
 from critic.pairs import EpisodeIndex, PairBatch, PairConfig, PairSampler
+from policy.schedule import Budget, warmup_cosine
 
 
 @dataclass
 class TrainConfig:
     """``stores``: episode stores to train on; ``out``: checkpoint directory.
+    ``steps``/``seconds``: the budget, whichever ends first (``seconds`` 0: none); the
+    learning rate's cosine runs over it (:mod:`policy.schedule`).
     ``threads``: torch CPU threads (0: leave torch's default)."""
 
     stores: list[str] = field(default_factory=list)
@@ -44,6 +46,7 @@ class TrainConfig:
     ref_frames: int = 8
     ref_align: str = "neutral"
     steps: int = 1500
+    seconds: float = 0.0
     batch_size: int = 32
     ref_batch: int = 8
     lr: float = 1e-3
@@ -63,6 +66,8 @@ class TrainConfig:
                 raise CriticError(f"train critic: {key}={getattr(self, key)} must be >= 1")
         if not self.lr > 0:
             raise CriticError(f"train critic: lr={self.lr} must be > 0")
+        if self.seconds < 0:
+            raise CriticError(f"train critic: seconds={self.seconds} must be >= 0 (0: no limit)")
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, shift: int = 2) -> torch.Tensor:
@@ -181,19 +186,19 @@ def train(
     net = critic.net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
-    def lr_at(s: int) -> float:
-        if s < config.warmup:
-            return (s + 1) / config.warmup
-        frac = (s - config.warmup) / max(1, config.steps - config.warmup)
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    budget = Budget(config.steps, config.seconds, min(config.warmup, config.steps - 1))
     gen = torch.Generator().manual_seed(config.seed)
     t0 = time.monotonic()
     pairs = 0
     running: dict[str, float] = {}
     history = []
-    for s in range(config.steps):
+    s = 0
+    while not budget.exhausted(s, time.monotonic() - t0):
+        scale = warmup_cosine(
+            s, budget.fraction(s, time.monotonic() - t0), warmup=budget.warmup, floor=0.05
+        )
+        for group in opt.param_groups:
+            group["lr"] = config.lr * scale
         batch = sampler.sample(config.batch_size)
         loss, parts = batch_loss(critic, index, batch, gen)
         pairs += len(batch)
@@ -211,18 +216,18 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        sched.step()
         for k, v in {"loss": float(loss.detach()), **parts}.items():
             running[k] = 0.9 * running.get(k, v) + 0.1 * v
         if s == 0:
             history.append({"step": 1, **running})
-        if (s + 1) % config.log_every == 0 or s + 1 == config.steps:
-            history.append({"step": s + 1, **running})
+        s += 1
+        if s % config.log_every == 0 or s == config.steps:
+            history.append({"step": s, "lr": config.lr * scale, **running})
             if progress:
                 rate = pairs / max(time.monotonic() - t0, 1e-9)
                 terms = " ".join(f"{k}={v:.3f}" for k, v in running.items())
                 print(
-                    f"critic step {s + 1}/{config.steps} {rate:.0f} pairs/s {terms}",
+                    f"critic step {s}/{config.steps} {rate:.0f} pairs/s {terms}",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -20,13 +20,14 @@ Multi-GPU goes through ``accelerate`` (``accelerate launch -m dojo.cli train pol
 one CPU the same code runs with a single process. Only the main process writes files.
 
 Budget: ``steps`` and/or ``seconds`` (wall clock), whichever comes first, so a benchmark can
-give two methods the same time.
+give two methods the same time. The learning rate warms up over ``warmup`` steps and then
+decays along a cosine to ``lr_floor`` of its peak over the fraction of whichever budget ends the
+run (:mod:`policy.schedule`), so a time-budgeted run ends at its floor too.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from policy.compact import save_checkpoint
 from policy.data import DemoDataset, random_shift
 from policy.models.encoders import TextEncoder, images_to_tensor
 from policy.models.vla import CompactVLA, VLAConfig
+from policy.schedule import Budget, BudgetBar, warmup_cosine
 
 STATE_FILE = "train_state"
 
@@ -58,6 +60,7 @@ class TrainConfig:
     seconds: float = 0.0
     batch_size: int = 32
     lr: float = 3e-4
+    lr_floor: float = 0.1  # the cosine ends at this fraction of lr, at the end of the budget
     weight_decay: float = 1e-4
     warmup: int = 100
     augment_pad: int = 4
@@ -124,10 +127,12 @@ class Trainer:
         evaluate: Callable[[Path], dict[str, Any]] | None = None,
         text: TextEncoder | None = None,
         dataset: DemoDataset | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         from accelerate import Accelerator
 
         self.cfg = config
+        self.clock = clock  # the wall clock the seconds budget is measured on
         torch.set_num_threads(config.threads or default_threads())
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
@@ -157,6 +162,7 @@ class Trainer:
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
         self.step = 0
+        self.last_lr: float | None = None
         self.elapsed = 0.0
         self.history: list[dict[str, Any]] = []
         self.best = -1.0
@@ -234,13 +240,15 @@ class Trainer:
 
     # -- training --------------------------------------------------------------------------------
 
-    def _lr(self) -> float:
-        cfg = self.cfg
-        if self.step < cfg.warmup:
-            return cfg.lr * (self.step + 1) / cfg.warmup
-        total = max(cfg.steps, cfg.warmup + 1)
-        frac = min(1.0, (self.step - cfg.warmup) / (total - cfg.warmup))
-        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+    def budget(self) -> Budget:
+        return Budget(self.cfg.steps, self.cfg.seconds, min(self.cfg.warmup, self.cfg.steps - 1))
+
+    def _lr(self, elapsed: float) -> float:
+        budget = self.budget()
+        frac = budget.fraction(self.step, elapsed)
+        return self.cfg.lr * warmup_cosine(
+            self.step, frac, warmup=budget.warmup, floor=self.cfg.lr_floor
+        )
 
     def _tensors(self, raw: dict) -> dict[str, Any]:
         m = self._unwrapped()
@@ -271,23 +279,22 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
+        budget = self.budget()
         bar = None
         if cfg.progress and self.accel.is_main_process:
-            from tqdm import tqdm
-
-            bar = tqdm(total=cfg.steps, initial=self.step, desc="train policy", unit="step")
-        start = time.monotonic() - self.elapsed
+            bar = BudgetBar(budget, "train policy", self.step, self.elapsed)
+        start = self.clock() - self.elapsed
         losses: list[float] = []
         self.model.train()
-        stop_reason = "steps"
-        while self.step < cfg.steps:
-            if cfg.seconds and time.monotonic() - start >= cfg.seconds:
-                stop_reason = "seconds"
+        while True:
+            stop_reason = budget.exhausted(self.step, self.clock() - start)
+            if stop_reason:
                 break
             rows = self.rng.integers(0, len(self.data), cfg.batch_size)
             batch = self._tensors(self.data.batch(rows))
+            lr = self._lr(self.clock() - start)
             for group in self.opt.param_groups:
-                group["lr"] = self._lr()
+                group["lr"] = lr
             loss = self.model(batch)  # forward() is the loss: DDP syncs gradients through it
             self.opt.zero_grad(set_to_none=True)
             self.accel.backward(loss)
@@ -295,28 +302,31 @@ class Trainer:
             self.opt.step()
             self.step += 1
             losses.append(float(loss.detach()))
+            self.last_lr = lr
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                bar.update(self.step, self.clock() - start, loss=f"{losses[-1]:.4f}")
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                self.elapsed = time.monotonic() - start
+                self.elapsed = self.clock() - start
                 self.history.append(
                     {
                         "step": self.step,
                         "seconds": round(self.elapsed, 2),
                         "loss": float(np.mean(losses)),
+                        "lr": lr,
                     }
                 )
                 losses.clear()
             if cfg.eval_every and self.step % cfg.eval_every == 0:
+                paused = self.clock()
                 self._evaluate(start)
+                start += self.clock() - paused  # evaluating is not training time
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                self.elapsed = time.monotonic() - start
+                self.elapsed = self.clock() - start
                 self.save()
         if bar is not None:
             bar.close()
         if losses:
-            self.elapsed = time.monotonic() - start
+            self.elapsed = self.clock() - start
             self.history.append(
                 {
                     "step": self.step,
@@ -324,7 +334,7 @@ class Trainer:
                     "loss": float(np.mean(losses)),
                 }
             )
-        self.elapsed = time.monotonic() - start
+        self.elapsed = self.clock() - start
         self.save()
         if cfg.eval_every and self.evaluate is not None and not self._evaluated_at(self.step):
             self._evaluate(start)
@@ -346,13 +356,13 @@ class Trainer:
             return
         self.model.eval()
         self.save()
-        t0 = time.monotonic()
+        t0 = self.clock()
         result = self.evaluate(self.out / "checkpoint")
-        entry = {"step": self.step, "seconds": round(time.monotonic() - start, 2), **result}
+        entry = {"step": self.step, "seconds": round(self.clock() - start, 2), **result}
         self.history.append(entry)
         rate = float(result.get("success_rate", -1))
         print(
-            f"\nstep {self.step}: success {rate:.2f} ({time.monotonic() - t0:.0f} s eval)",
+            f"\nstep {self.step}: success {rate:.2f} ({self.clock() - t0:.0f} s eval)",
             file=sys.stderr,
         )
         if rate > self.best:
