@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from robot.control import ControlLoop, TickResult
-from robot.executor import ChunkExecutor, ExecutorConfig
+from robot.executor import ChunkExecutor, ExecutorConfig, committed_prefix
 from robot.kinematics import ForwardKinematics
 from robot.safety import SafetyLimits
 from robot.schema import ActionChunk, ControlSource, Observation
@@ -96,22 +96,6 @@ class EpisodeResult:
             "chunks": self.chunks,
             "latency_p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 3),
         }
-
-
-def committed_prefix(
-    executor: ChunkExecutor, stamp: float, chunk_dt: float, lead: float
-) -> np.ndarray:
-    """The targets the executor will run at ``stamp + chunk_dt * (1..k)`` whatever the next
-    chunk says, ``k = ceil(lead / chunk_dt)`` (``lead``: expected latency + the executor's
-    committed ``rtc_prefix``): the prefix a real-time-chunking policy continues."""
-    k = math.ceil(lead / chunk_dt - 1e-9)
-    if k <= 0:
-        return np.empty((0, executor.spec.dof))
-    dense = executor.committed_actions(stamp, k * chunk_dt)
-    stride = chunk_dt / executor.spec.control_period
-    idx = [round(stride * (i + 1)) for i in range(k)]
-    idx = [i for i in idx if i < len(dense)]
-    return dense[idx]
 
 
 class TwinRollout:
@@ -208,7 +192,8 @@ class TwinRollout:
                         if result.latencies and cfg.inference != "instant"
                         else 0.0
                     )
-                    prefix = committed_prefix(executor, obs.stamp, agent.chunk_dt, lead)
+                    plan = executor.plan(obs.stamp)
+                    prefix = committed_prefix(plan, obs.stamp, agent.chunk_dt, lead)
                     chunk = agent.predict(obs, instruction, prefix)
                 else:
                     chunk = agent.predict(obs, instruction)

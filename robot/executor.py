@@ -20,8 +20,10 @@ Overlapping policy chunks are blended by one of three rules (``ExecutorConfig.bl
   already-executing plans, which smooths switching.
 - ``rtc`` (real-time chunking): the already-executing trajectory is committed for
   ``rtc_prefix`` seconds after a new chunk arrives, then crossfades linearly into the new chunk
-  over ``rtc_blend`` seconds. :meth:`ChunkExecutor.committed_actions` tells the policy what
-  that committed prefix will be, so it can condition its next chunk on it.
+  over ``rtc_blend`` seconds. :meth:`ChunkExecutor.plan` is what it will run if no new chunk
+  arrives, and :func:`committed_prefix` samples it at the next chunk's step times: the prefix a
+  real-time-chunking policy continues (the in-process rollout and the policy node both use it;
+  the node hears the plan from the driver on ``driver/plan``).
 
 A new chunk whose first kept step is still in the future while nothing else is executing
 holds that step's value until it is due (the safety layer limits how fast the arm gets there).
@@ -350,6 +352,7 @@ class ChunkExecutor:
         self._last_policy_submit: float | None = None
         self._last_human_submit: float | None = None
         self._policy_end: float | None = None
+        self._newest_stamp: float | None = None  # stamp of the newest accepted policy chunk
 
     def observe(self, stamp: float) -> None:
         """Note the stamp of the latest joint state; an older or non-finite stamp is ignored."""
@@ -393,6 +396,7 @@ class ChunkExecutor:
         self._policy.add(prepared)
         self._last_policy_submit = now
         self._policy_end = self._policy.end_time()
+        self._newest_stamp = float(chunk.stamp)
         return Submission(True, reason, dropped)
 
     def submit_teleop(self, chunk: ActionChunk, now: float) -> Submission:
@@ -427,6 +431,7 @@ class ChunkExecutor:
         if active:
             self._policy.clear()
             self._policy_end = None
+            self._newest_stamp = None
             log.warning("t=%.3f: intervention active; policy queue flushed, human in control", now)
         else:
             self._human.clear()
@@ -492,6 +497,30 @@ class ChunkExecutor:
                 break
             rows.append(target)
         return np.asarray(rows, dtype=np.float64).reshape(-1, self.spec.dof)
+
+    def plan(self, now: float) -> ActionChunk | None:
+        """What :meth:`committed_actions` will run from ``now`` to the end of the queued plan,
+        one target per control period, or ``None`` when no policy plan is queued.
+
+        Stamped with the observation stamp of the newest policy chunk it holds (its first step
+        is due at ``now``), so whoever computed that chunk can tell the plan already holds it;
+        ``source`` is POLICY, joints in spec order. This is what the driver publishes on
+        ``driver/plan``.
+        """
+        end = self._policy.end_time()
+        if self._intervention or end is None or end < now or self._newest_stamp is None:
+            return None
+        rows = self.committed_actions(now, end - now)
+        if not len(rows):
+            return None
+        stamp = self._newest_stamp
+        return ActionChunk(
+            stamp=stamp,
+            joint_names=self.spec.joint_names,
+            positions=rows,
+            times=(now - stamp) + self._dt * np.arange(len(rows)),
+            source=ControlSource.POLICY,
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -585,6 +614,33 @@ class ChunkExecutor:
         else:
             log.debug("chunk refused at t=%.3f: %s", now, reason)
         return Submission(False, reason, 0)
+
+
+def committed_prefix(
+    plan: ActionChunk | None, stamp: float, chunk_dt: float, lead: float
+) -> np.ndarray | None:
+    """The targets ``plan`` (:meth:`ChunkExecutor.plan`) runs at ``stamp + chunk_dt * (1..k)``
+    whatever the next chunk says, ``k = ceil(lead / chunk_dt)`` (``lead``: expected latency +
+    the executor's committed ``rtc_prefix``): the prefix a real-time-chunking policy continues.
+
+    ``(k', D)`` with ``k' <= k`` where the plan ends first; ``None`` when there is nothing to
+    continue (no plan, ``k = 0``, the plan ends before the first step, or starts after it: a
+    plan made after that step was due cannot say what it was).
+    """
+    k = math.ceil(lead / chunk_dt - 1e-9)
+    if plan is None or k <= 0:
+        return None
+    due = plan.due
+    t = stamp + chunk_dt * np.arange(1, k + 1)
+    if t[0] < due[0] - 1e-6:
+        return None
+    t = t[t <= due[-1] + 1e-6]
+    if not len(t):
+        return None
+    t = np.minimum(t, due[-1])
+    return np.stack(
+        [np.interp(t, due, plan.positions[:, j]) for j in range(plan.positions.shape[1])], axis=1
+    )
 
 
 def _hold(reason: str) -> ExecutorOutput:

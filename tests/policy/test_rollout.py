@@ -84,7 +84,7 @@ def test_committed_prefix_samples_the_executor_plan_at_the_chunk_times(twin):
     ex.observe(0.0)
     ramp = np.linspace(0, 1, 10)[:, None] * np.ones(spec.dof)
     ex.submit(ActionChunk(0.0, spec.joint_names, ramp, 0.1 * np.arange(1, 11)), 0.0)
-    prefix = committed_prefix(ex, 0.0, 0.1, 0.25)
+    prefix = committed_prefix(ex.plan(0.0), 0.0, 0.1, 0.25)
     assert prefix.shape == (3, spec.dof)
     np.testing.assert_allclose(prefix, ramp[:3], atol=1e-9)
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robot.executor import ChunkExecutor, ExecutorConfig, ExecutorOutput
+from robot.executor import ChunkExecutor, ExecutorConfig, ExecutorOutput, committed_prefix
 from robot.schema import ActionChunk, ControlSource, RobotSpec
 
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex")
@@ -182,6 +182,34 @@ def test_committed_actions_are_what_gets_executed(spec: RobotSpec) -> None:
     np.testing.assert_allclose(planned, executed, atol=1e-12)
     # it stops where the plan ends
     assert len(ex.committed_actions(0.35, 1.0)) == 3  # 0.35, 0.37, 0.39
+
+
+def test_the_plan_is_what_gets_executed_stamped_with_the_newest_chunk(spec: RobotSpec) -> None:
+    ex = executor(spec, blend="rtc", rtc_prefix=0.1, rtc_blend=0.2, watchdog=5.0)
+    assert ex.plan(0.0) is None  # nothing queued
+    ex.submit(chunk(0.0, np.arange(0.1, 1.01, 0.1)), now=0.0)  # ramp: value = due time
+    ex.submit(constant(0.4, 2.0, 1.0, first=0.1), now=0.42)
+    plan = ex.plan(0.42)
+    assert plan.stamp == 0.4 and plan.joint_names == spec.joint_names
+    np.testing.assert_allclose(plan.due[[0, -1]], [0.42, 1.4], atol=1e-9)
+    executed = np.stack([act(ex, t).target for t in plan.due])
+    np.testing.assert_allclose(plan.positions, executed, atol=1e-12)
+    ex.set_intervention(True, now=0.5)
+    assert ex.plan(0.5) is None
+
+
+def test_committed_prefix_samples_the_plan_at_the_next_chunk_steps(spec: RobotSpec) -> None:
+    ex = executor(spec)
+    ex.submit(chunk(0.0, np.arange(0.1, 1.01, 0.1)), now=0.0)  # value = due time
+    plan = ex.plan(0.3)
+    # k = ceil((latency 0.12 + rtc_prefix 0.1) / 0.1) = 3 steps after the stamp 0.34
+    prefix = committed_prefix(plan, 0.34, 0.1, 0.22)
+    np.testing.assert_allclose(prefix[:, 0], [0.44, 0.54, 0.64], atol=1e-9)
+    assert prefix.shape == (3, 3)
+    assert committed_prefix(plan, 0.84, 0.1, 0.3).shape == (1, 3)  # the plan ends at 1.0
+    assert committed_prefix(plan, 0.1, 0.1, 0.3) is None  # the plan starts after t=0.2
+    assert committed_prefix(plan, 0.34, 0.1, 0.0) is None
+    assert committed_prefix(None, 0.34, 0.1, 0.3) is None
 
 
 def test_chunk_buffers_are_bounded(spec: RobotSpec) -> None:
