@@ -13,10 +13,20 @@ otherwise a lifecycle manager drives it through ``robot_driver/change_state``.
 Topics (relative, so a namespace per robot works; ARCHITECTURE.md section 2)::
 
     publishes   joint_states, driver/command (what was actually sent, frame_id = source),
-                driver/status (JSON), camera/<name>/image_raw + camera_info (twin),
+                driver/plan (trajectory_msgs/JointTrajectory: the policy targets the executor
+                will run, one per tick, if no new chunk arrives), driver/status (JSON),
+                camera/<name>/image_raw + camera_info (twin),
                 /clock, task/instruction, task/success, sim/objects (twin)
     subscribes  command/chunk, command/teleop, intervention/active, estop
     services    estop/reset, sim/reset (twin)
+
+``driver/plan`` is published whenever the plan changes (a policy chunk accepted, an
+intervention, a reset), reliable and one deep, stamped with the observation stamp of the newest
+policy chunk in it, its first point due when it was published: the policy node continues it as
+the real-time-chunking prefix (``executor.blend=rtc``). ``driver/status`` goes out at
+``driver.status_hz`` and at once when a policy chunk is refused, with the refused chunk's stamp
+(``last_refusal_stamp``), so the policy node re-plans at once instead of waiting for the plan
+it thinks is running to run out.
 
 The node converts messages and calls library objects; the loop itself is
 ``robot.runtime.DriverLoop`` on a dedicated thread, never on an executor callback.
@@ -62,6 +72,8 @@ class RobotDriverNode(LifecycleNode):
         self._srvs: list[object] = []
         self._counts = {"refused": 0, "deadline_missed": 0, "held_ticks": 0}
         self._last_refusal = ""
+        self._last_refusal_stamp: float | None = None  # header stamp of the refused chunk
+        self._last_refusal_source = ""
         self._last_success: bool | None = None
         self._episode_seed = 0
         self.exit_code = 0
@@ -139,6 +151,7 @@ class RobotDriverNode(LifecycleNode):
         p = self._pubs
         p["joint_states"] = self.create_publisher(JointState, "joint_states", qos.SENSOR)
         p["command"] = self.create_publisher(JointState, "driver/command", qos.STATUS)
+        p["plan"] = self.create_publisher(JointTrajectory, "driver/plan", qos.PLAN)
         p["status"] = self.create_publisher(String, "driver/status", qos.STATUS)
         p["clock"] = self.create_publisher(Clock, "/clock", qos.CLOCK)
         p["instruction"] = self.create_publisher(String, "task/instruction", qos.LATCHED)
@@ -251,27 +264,44 @@ class RobotDriverNode(LifecycleNode):
 
     def _submit(self, msg: JointTrajectory, teleop: bool) -> None:
         default = ControlSource.HUMAN if teleop else ControlSource.POLICY
+        source = "teleop" if teleop else "policy"
         with self._lock:
             now = self._loop.now
             try:
                 chunk = convert.chunk_from_msg(msg, default)
             except SchemaError as err:
-                self._refused(f"chunk refused: {err}")
-                return
-            result = (
-                self._executor.submit_teleop(chunk, now)
-                if teleop
-                else self._executor.submit(chunk, now)
-            )
-            if not result.accepted:
-                self._refused(f"chunk refused at t={now:.3f}: {result.reason}")
+                self._refused(f"chunk refused: {err}", msg, source)
+                accepted = False
             else:
-                self._loop.notify_chunk()
+                result = (
+                    self._executor.submit_teleop(chunk, now)
+                    if teleop
+                    else self._executor.submit(chunk, now)
+                )
+                accepted = result.accepted
+                if not accepted:
+                    self._refused(f"chunk refused at t={now:.3f}: {result.reason}", msg, source)
+                else:
+                    self._loop.notify_chunk()
+        if teleop:
+            return
+        if accepted:
+            self._publish_plan()
+        else:  # the policy node re-plans on hearing it (last_refusal_stamp)
+            self._publish_status()
 
-    def _refused(self, text: str) -> None:
+    def _refused(self, text: str, msg: JointTrajectory, source: str) -> None:
         self._counts["refused"] += 1
         self._last_refusal = text
+        self._last_refusal_stamp = convert.from_time(msg.header.stamp)
+        self._last_refusal_source = source
         self.get_logger().warning(text, throttle_duration_sec=1.0)
+
+    def _publish_plan(self) -> None:
+        with self._lock:
+            now = self._loop.now
+            plan = self._executor.plan(now)
+        self._pubs["plan"].publish(convert.plan_to_msg(plan, now, self._spec.joint_names))
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
         self._submit(msg, teleop=False)
@@ -283,6 +313,7 @@ class RobotDriverNode(LifecycleNode):
         with self._lock:
             self._executor.set_intervention(bool(msg.data), self._loop.now)
             self._loop.notify_chunk()
+        self._publish_plan()
         self.get_logger().info(f"intervention {'active' if msg.data else 'released'}")
 
     def _on_deadline(self, topic: str) -> None:
@@ -331,6 +362,7 @@ class RobotDriverNode(LifecycleNode):
             response.success, response.message = False, "reset did not run within 10 s"
             return response
         self._publish_instruction()
+        self._publish_plan()
         response.success = True
         response.message = self._twin.instruction
         return response
@@ -388,6 +420,8 @@ class RobotDriverNode(LifecycleNode):
                 "instruction": self._twin.instruction if self._twin else "",
                 "episode_seed": self._episode_seed,
                 "last_refusal": self._last_refusal,
+                "last_refusal_stamp": self._last_refusal_stamp,
+                "last_refusal_source": self._last_refusal_source,
                 "arm_fault": getattr(self._arm, "fault", None),
                 **self._counts,
             }

@@ -10,6 +10,9 @@ Choices that a reader of the wire format needs to know:
   the observation it was computed from, ``points[i].time_from_start`` its schedule.
   ``header.frame_id`` carries the producer (``policy``, ``script``, ``human``): a joint-space
   trajectory has no frame, and standard messages have no other field for provenance.
+- The driver's committed plan (``driver/plan``) is a ``JointTrajectory`` too: ``header.stamp``
+  is the observation stamp of the newest policy chunk in it, the points are the targets it will
+  run at each control tick from the time it was published on; no points means no plan.
 - The executed command is a ``sensor_msgs/JointState`` whose ``header.frame_id`` is the control
   source of that tick (``policy``, ``human``, ``script``, ``hold``).
 - Images are ``sensor_msgs/Image`` with encoding ``rgb8``; scene objects of the twin are a
@@ -166,6 +169,38 @@ def chunk_from_msg(
         positions=positions,
         times=times,
         source=parse_source(msg.header.frame_id, default_source),
+    )
+
+
+def plan_to_msg(
+    plan: ActionChunk | None, now: float, joint_names: Sequence[str]
+) -> JointTrajectory:
+    """The executor's plan (:meth:`robot.executor.ChunkExecutor.plan`); ``None`` becomes a
+    trajectory with no points stamped ``now``: nothing is queued."""
+    if plan is not None:
+        return chunk_to_msg(plan)
+    msg = JointTrajectory()
+    msg.header.stamp = to_time(now)
+    msg.header.frame_id = source_name(ControlSource.POLICY)
+    msg.joint_names = list(joint_names)
+    return msg
+
+
+def plan_from_msg(msg: JointTrajectory, joint_names: Sequence[str]) -> ActionChunk | None:
+    """``None`` for an empty plan; columns reordered into ``joint_names`` (missing: an error)."""
+    if not msg.points:
+        return None
+    plan = chunk_from_msg(msg)
+    index = {n: i for i, n in enumerate(plan.joint_names)}
+    missing = [j for j in joint_names if j not in index]
+    if missing:
+        raise SchemaError(f"plan lacks joint(s) {missing}; it has {list(plan.joint_names)}")
+    return ActionChunk(
+        plan.stamp,
+        tuple(joint_names),
+        plan.positions[:, [index[j] for j in joint_names]],
+        plan.times,
+        plan.source,
     )
 
 

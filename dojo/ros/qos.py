@@ -2,8 +2,11 @@
 
 Sensor streams are best effort and shallow: a late image is worth less than the next one.
 Commands are reliable and carry a deadline: a missed deadline is logged and counted; the
-executor's own watchdog is what holds the arm. The instruction and checkpoints are transient
-local, so a node that starts late still receives the last one.
+executor's own watchdog is what holds the arm. The driver's plan is reliable and one deep:
+only the newest matters, but a lost one would leave the policy continuing a plan that no longer
+runs; subscribers of it ask for no deadline, so a default-QoS publisher matches. The
+instruction and checkpoints are transient local, so a node that starts late still receives the
+last one.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ LATCHED = QoSProfile(
     depth=1,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+PLAN = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
 )
 
 CLOCK = QoSProfile(

@@ -63,6 +63,20 @@ def test_chunk_round_trip(source):
     np.testing.assert_allclose(back.times, chunk.times, atol=1e-9)
 
 
+def test_plan_round_trip_reorders_and_an_empty_plan_is_none():
+    plan = ActionChunk(2.5, JOINTS, np.arange(12.0).reshape(4, 3), 0.04 + 0.02 * np.arange(4))
+    msg = convert.plan_to_msg(plan, 2.54, JOINTS)
+    back = convert.plan_from_msg(msg, ("c", "a", "b"))
+    assert back.stamp == pytest.approx(2.5) and back.joint_names == ("c", "a", "b")
+    np.testing.assert_array_equal(back.positions[:, 0], plan.positions[:, 2])
+    np.testing.assert_allclose(back.due, plan.due, atol=1e-9)
+    empty = convert.plan_to_msg(None, 7.0, JOINTS)
+    assert convert.from_time(empty.header.stamp) == 7.0 and list(empty.joint_names) == list(JOINTS)
+    assert convert.plan_from_msg(empty, JOINTS) is None
+    with pytest.raises(SchemaError, match="'wrist'"):
+        convert.plan_from_msg(msg, ("a", "wrist"))
+
+
 def test_chunk_nan_survives_transport_for_the_executor_to_refuse():
     chunk = ActionChunk(1.0, JOINTS, np.array([[0.0, np.nan, 0.0]]), np.array([0.02]))
     back = convert.chunk_from_msg(convert.chunk_to_msg(chunk))
