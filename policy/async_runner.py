@@ -17,11 +17,25 @@ that fails to load (corrupt file, another robot's joints, a missing camera) is r
 
 Where the remaining horizon comes from: the runner knows the chunks it sent, so it mirrors the
 executor's plan end (``stamp + times[-1]`` of the last chunk). A chunk the driver refused
-(during an intervention, say) makes the runner ask again one ``replan_horizon`` later.
+(:meth:`chunk_refused`: one computed before an intervention ended, one too old or too long)
+is not running, so the runner forgets the mirrored plan and asks again on the next tick
+instead of waiting, with the arm holding, for a plan end that will never come.
+
+Real-time chunking (``rtc_prefix`` set: the executor blends with ``rtc``): the runner keeps the
+driver's committed plan (:meth:`set_plan`, a :meth:`robot.executor.ChunkExecutor.plan`) and
+passes its targets at ``obs.stamp + chunk_dt * (1..k)`` to ``predict`` as ``committed``, ``k =
+ceil((expected latency + rtc_prefix) / chunk_dt)`` (:func:`robot.executor.committed_prefix`,
+the rule the in-process rollout uses). The expected latency is in ROS time: how late after its
+observation the driver took the last chunk (the first point of the plan it published on
+accepting it), or, until that plan arrives, the ROS time that had passed when inference ended.
+A plan is used only if it holds the last chunk sent (its stamp) or that chunk was refused: a
+plan from before the driver took it would be a prefix the executor is no longer going to run.
+A policy whose ``predict`` takes no ``committed`` argument keeps the two-argument call.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import threading
@@ -33,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from policy.base import ChunkPolicy, PolicyError
+from robot.executor import committed_prefix
 from robot.schema import ActionChunk, Observation, RobotSpec
 
 log = logging.getLogger(__name__)
@@ -40,13 +55,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunnerStats:
-    """Counters for ``policy/status``. ``latencies``: the last 256 inference times (s)."""
+    """Counters for ``policy/status``. ``latencies``: the last 256 inference times (s).
+    ``refused``: chunks the driver refused; ``prefixed``: chunks computed with a committed
+    prefix, ``prefix_steps`` its length for the last chunk (0: none)."""
 
     requests: int = 0
     chunks: int = 0
     failures: int = 0
     swaps: int = 0
     swap_failures: int = 0
+    refused: int = 0
+    prefixed: int = 0
+    prefix_steps: int = 0
     latencies: deque = field(default_factory=lambda: deque(maxlen=256))
 
     def to_json(self) -> dict:
@@ -57,6 +77,9 @@ class RunnerStats:
             "failures": self.failures,
             "swaps": self.swaps,
             "swap_failures": self.swap_failures,
+            "refused": self.refused,
+            "prefixed": self.prefixed,
+            "prefix_steps": self.prefix_steps,
             "latency_p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 2),
             "latency_p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 2),
         }
@@ -67,7 +90,8 @@ class AsyncPolicyRunner:
 
     ``on_chunk(chunk, latency_s)`` and ``on_event(kind, message)`` are called from the worker
     or loader thread; they must be quick and thread-safe (a ROS publish is).
-    ``loader(path) -> ChunkPolicy`` loads a checkpoint for :meth:`swap`.
+    ``loader(path) -> ChunkPolicy`` loads a checkpoint for :meth:`swap`. ``rtc_prefix``: the
+    executor's committed prefix (s) when it blends with ``rtc``, else ``None`` (no prefix).
     """
 
     def __init__(
@@ -79,10 +103,12 @@ class AsyncPolicyRunner:
         on_chunk: Callable[[ActionChunk, float], None],
         on_event: Callable[[str, str], None] | None = None,
         loader: Callable[[str], ChunkPolicy] | None = None,
+        rtc_prefix: float | None = None,
     ) -> None:
         policy.check(spec)
         self.spec = spec
         self.replan_horizon = float(replan_horizon)
+        self.rtc_prefix = None if rtc_prefix is None else float(rtc_prefix)
         self.on_chunk = on_chunk
         self._on_event = on_event or (lambda kind, msg: log.info("%s: %s", kind, msg))
         self.loader = loader
@@ -99,6 +125,11 @@ class AsyncPolicyRunner:
         self._stop = False
         self._paused = False
         self._epoch = 0  # bumps on a new instruction: results of older requests are dropped
+        self._now = -math.inf  # ROS time of the latest tick
+        self._plan: ActionChunk | None = None  # the driver's committed plan, as last heard
+        self._sent: float | None = None  # stamp of the last chunk handed to on_chunk
+        self._refused: float | None = None  # stamp of the last chunk the driver refused
+        self._lag = 0.0  # ROS s from an observation to the driver taking its chunk
         self._worker = threading.Thread(target=self._run, name="policy-inference", daemon=True)
         self._loader: threading.Thread | None = None
         self.checkpoint = ""
@@ -140,6 +171,7 @@ class AsyncPolicyRunner:
         """Call on every joint state (ROS time ``now``): request a chunk if the plan runs out
         within ``replan_horizon``. Returns whether a request was made."""
         with self._lock:
+            self._now = max(self._now, now)
             if (
                 self._busy
                 or self._want
@@ -155,11 +187,25 @@ class AsyncPolicyRunner:
             self._lock.notify_all()
             return True
 
-    def chunk_refused(self, now: float) -> None:
-        """The driver did not take the last chunk: ask again after one replan horizon."""
+    def chunk_refused(self, stamp: float) -> bool:
+        """The driver refused the chunk stamped ``stamp``. If that is the last one sent, it is
+        not running: forget the plan it would have made and ask again on the next tick.
+        Returns whether it was (a refusal heard again, or of an older chunk, changes nothing)."""
         with self._lock:
+            if self._sent is None or abs(stamp - self._sent) > 1e-6 or self._refused == self._sent:
+                return False
+            self._refused = self._sent
+            self.stats.refused += 1
             self._plan_end = -math.inf
-            self._retry_at = now + self.replan_horizon
+            self._retry_at = -math.inf
+            return True
+
+    def set_plan(self, plan: ActionChunk | None) -> None:
+        """The driver's committed plan (``None``: nothing queued), in this robot's joint order."""
+        with self._lock:
+            self._plan = plan
+            if plan is not None and self._sent is not None and abs(plan.stamp - self._sent) < 1e-6:
+                self._lag = max(float(plan.times[0]), 0.0)  # published when it took the chunk
 
     def swap(self, checkpoint: str) -> None:
         """Load ``checkpoint`` in the background; switch to it between two inferences."""
@@ -198,6 +244,18 @@ class AsyncPolicyRunner:
                 self._lock.wait(left)
         return True
 
+    def _prefix(self, policy: ChunkPolicy, obs: Observation):
+        """The committed prefix for an inference from ``obs`` (under the lock), or ``None``."""
+        if self.rtc_prefix is None or not takes_committed(policy):
+            return None
+        plan = self._plan
+        if plan is None:
+            return None
+        current = self._sent is None or self._refused == self._sent
+        if not current and abs(plan.stamp - self._sent) > 1e-6:
+            return None  # the driver has not said it took the last chunk yet
+        return committed_prefix(plan, obs.stamp, policy.chunk_dt, self._lag + self.rtc_prefix)
+
     # -- threads ----------------------------------------------------------------------------------
 
     def _load(self, checkpoint: str) -> None:
@@ -235,12 +293,16 @@ class AsyncPolicyRunner:
                 self._busy = True
                 obs, instruction, epoch = self._obs, self._instruction, self._epoch
                 policy = self._policy
+                prefix = self._prefix(policy, obs)
             try:
                 if epoch != epoch_seen:
                     policy.reset()
                     epoch_seen = epoch
                 t0 = time.perf_counter()
-                chunk = policy.predict(obs, instruction)
+                if prefix is None:
+                    chunk = policy.predict(obs, instruction)
+                else:
+                    chunk = policy.predict(obs, instruction, prefix)
                 latency = time.perf_counter() - t0
                 ok = True
             except (PolicyError, ValueError, RuntimeError) as err:
@@ -252,7 +314,11 @@ class AsyncPolicyRunner:
                 if ok and epoch == self._epoch:
                     self.stats.chunks += 1
                     self.stats.latencies.append(latency)
+                    self.stats.prefix_steps = 0 if prefix is None else len(prefix)
+                    self.stats.prefixed += int(prefix is not None)
                     self._plan_end = chunk.stamp + float(chunk.times[-1])
+                    self._sent = float(chunk.stamp)
+                    self._lag = max(self._now - obs.stamp, 0.0)  # until the driver's plan says
                 elif not ok:
                     self._retry_at = obs.stamp + self.replan_horizon
                 self._lock.notify_all()
@@ -261,3 +327,13 @@ class AsyncPolicyRunner:
                     self.on_chunk(chunk, latency)
                 except Exception:
                     log.exception("publishing a chunk failed")
+
+
+def takes_committed(policy) -> bool:
+    """Whether ``policy.predict`` accepts a third argument, ``committed`` (every
+    :class:`ChunkPolicy`; a duck-typed agent may not)."""
+    try:
+        inspect.signature(policy.predict).bind(None, "", None)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,7 +1,9 @@
 """``policy``: the VLA on the robot, inferring asynchronously (policy/async_runner.py).
 
     subscribes  joint_states, camera/<name>/image_raw (the cameras the policy needs),
-                task/instruction, intervention/active, policy/checkpoint (std_msgs/String)
+                task/instruction, intervention/active, policy/checkpoint (std_msgs/String),
+                driver/status (std_msgs/String, JSON), driver/plan (JointTrajectory; only
+                with executor.blend=rtc)
     publishes   command/chunk (trajectory_msgs/JointTrajectory), policy/latency
                 (std_msgs/Float32, seconds, one per chunk), policy/status (std_msgs/String, JSON)
 
@@ -10,6 +12,12 @@ runner's thread and loading a new checkpoint on another, so no callback ever wai
 model. Everything that can be wrong with the checkpoint (format, corrupt weights, another
 robot's joints, a missing camera) is checked before the node subscribes to anything: the node
 exits with the reason instead of sending a single chunk.
+
+Two things come back from the driver. ``driver/status`` names a policy chunk it refused
+(``last_refusal_stamp``): the runner re-plans at once instead of waiting for the end of a plan
+that is not running. With ``executor.blend=rtc``, ``driver/plan`` is the executor's committed
+plan: each inference continues it (the real-time-chunking prefix, ``committed`` in
+:meth:`policy.base.ChunkPolicy.predict`), as the in-process rollout does.
 
 ``policy/checkpoint`` names a new checkpoint (the learner publishes it, transient-local): it is
 loaded in the background and swapped in between two inferences; if it fails to load, the error
@@ -77,6 +85,8 @@ class PolicyNode(Node):
         )
         self._latency_pub = self.create_publisher(Float32, "policy/latency", qos.STATUS)
         self._status_pub = self.create_publisher(String, "policy/status", qos.STATUS)
+        ecfg = conf.executor_config(cfg)
+        rtc = ecfg.blend == "rtc"
         self._runner = AsyncPolicyRunner(
             policy,
             self._spec,
@@ -84,6 +94,7 @@ class PolicyNode(Node):
             on_chunk=self._publish_chunk,
             on_event=self._on_event,
             loader=loader,
+            rtc_prefix=ecfg.rtc_prefix if rtc else None,
         )
         self._runner.checkpoint = str(pcfg.checkpoint)
         self._runner.start()
@@ -92,6 +103,9 @@ class PolicyNode(Node):
         self.create_subscription(String, "task/instruction", self._on_instruction, qos.LATCHED)
         self.create_subscription(Bool, "intervention/active", self._on_intervention, qos.LATCHED)
         self.create_subscription(String, "policy/checkpoint", self._on_checkpoint, qos.LATCHED)
+        self.create_subscription(String, "driver/status", self._on_driver_status, qos.STATUS)
+        if rtc:
+            self.create_subscription(JointTrajectory, "driver/plan", self._on_plan, qos.PLAN)
         for cam in self._cameras:
             self.create_subscription(
                 Image,
@@ -103,7 +117,12 @@ class PolicyNode(Node):
         self.create_timer(1.0, self._publish_status)
         self.get_logger().info(
             f"{policy.describe()}: {len(policy.joint_names)} joints, cameras {self._cameras}, "
-            f"horizon {policy.horizon} x {policy.chunk_dt:.3f} s"
+            f"horizon {policy.horizon} x {policy.chunk_dt:.3f} s, "
+            + (
+                f"continuing the driver's plan (rtc_prefix {ecfg.rtc_prefix:g} s)"
+                if rtc
+                else f"blend={ecfg.blend}: no committed prefix"
+            )
         )
 
     # -- callbacks: store and notify, nothing else ------------------------------------------------
@@ -126,6 +145,27 @@ class PolicyNode(Node):
         if msg.data and msg.data != self._runner.checkpoint:
             self.get_logger().info(f"loading checkpoint {msg.data} in the background")
             self._runner.swap(msg.data)
+
+    def _on_plan(self, msg: JointTrajectory) -> None:
+        try:
+            plan = convert.plan_from_msg(msg, self._spec.joint_names)
+        except SchemaError as err:
+            self._on_event("bad_plan", f"driver/plan: {err}")
+            return
+        self._runner.set_plan(plan)
+
+    def _on_driver_status(self, msg: String) -> None:
+        try:
+            status = json.loads(msg.data)
+            stamp = status.get("last_refusal_stamp")
+            policy = status.get("last_refusal_source") == "policy"
+        except (ValueError, AttributeError):
+            return  # not the driver's JSON: nothing to act on
+        if policy and isinstance(stamp, int | float) and self._runner.chunk_refused(stamp):
+            self._last_event = f"chunk_refused: {status.get('last_refusal', '')}"
+            self.get_logger().warning(
+                f"{self._last_event}; re-planning now", throttle_duration_sec=1.0
+            )
 
     def _on_image(self, cam: str, msg: Image) -> None:
         try:

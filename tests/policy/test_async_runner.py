@@ -193,3 +193,119 @@ def test_a_policy_for_another_robot_is_refused_before_anything_runs(spec):
             replan_horizon=0.3,
             on_chunk=lambda c, lat: None,
         )
+
+
+# -- the committed prefix (real-time chunking) and refusals ------------------------------------
+
+
+class RampPolicy(ChunkPolicy):
+    """Chunks whose every joint reads its step's due time; records what each call was given
+    (``calls``: ``committed``, or the string "two-arg" for a call without it)."""
+
+    def __init__(self, joints=JOINTS):
+        self.joint_names = tuple(joints)
+        self.cameras = ()
+        self.horizon = 10
+        self.chunk_dt = 0.1
+        self.calls: list = []
+
+    def reset(self) -> None:
+        pass
+
+    def predict(self, obs, instruction, *committed) -> ActionChunk:
+        self.calls.append(committed[0] if committed else "two-arg")
+        times = self.chunk_times()
+        return ActionChunk(
+            obs.stamp, self.joint_names, np.repeat((obs.stamp + times)[:, None], 3, 1), times
+        )
+
+
+class TwoArgPolicy(RampPolicy):
+    def predict(self, obs, instruction) -> ActionChunk:  # no committed argument at all
+        return super().predict(obs, instruction)
+
+
+def request(runner, chunks: queue.Queue, now: float) -> ActionChunk:
+    runner.update_observation(obs_at(now))
+    assert runner.tick(now), f"no request at t={now}"
+    return chunks.get(timeout=WAIT)
+
+
+def rtc_runner(spec, policy, rtc_prefix=0.1):
+    chunks: queue.Queue = queue.Queue()
+    runner = AsyncPolicyRunner(
+        policy,
+        spec,
+        replan_horizon=0.4,
+        on_chunk=lambda c, lat: chunks.put(c),
+        rtc_prefix=rtc_prefix,
+    )
+    runner.start()
+    runner.set_instruction("go")
+    return runner, chunks
+
+
+def test_with_rtc_each_inference_continues_the_drivers_committed_plan(spec):
+    policy = RampPolicy()
+    runner, chunks = rtc_runner(spec, policy)
+    executor = ChunkExecutor(spec, ExecutorConfig(blend="rtc", rtc_prefix=0.1))
+    executor.observe(0.0)
+    try:
+        first = request(runner, chunks, 0.0)
+        assert policy.calls == ["two-arg"]  # no plan yet: nothing to continue
+        assert executor.submit(first, 0.06).accepted  # the driver took it 60 ms after its obs
+        runner.set_plan(executor.plan(0.06))
+        assert not runner.tick(0.5)  # 0.5 s of plan left > replan_horizon
+        request(runner, chunks, 0.62)
+        # k = ceil((0.06 s latency + 0.1 s rtc_prefix) / 0.1) = 2: targets at 0.72 and 0.82
+        committed = policy.calls[-1]
+        executed = []
+        for t in (0.72, 0.82):
+            executor.observe(t)
+            executed.append(executor.next_action(t).target)
+        np.testing.assert_allclose(committed, executed, atol=1e-9)
+        np.testing.assert_allclose(committed[:, 0], [0.72, 0.82], atol=1e-9)
+        assert runner.stats.prefixed == 1 and runner.stats.prefix_steps == 2
+        # the driver has not confirmed the second chunk: its old plan is no prefix to continue
+        request(runner, chunks, 1.24)
+        assert policy.calls[-1] == "two-arg"
+    finally:
+        runner.close()
+
+
+def test_without_rtc_or_a_committed_argument_the_call_keeps_two_arguments(spec):
+    executor = ChunkExecutor(spec, ExecutorConfig())
+    executor.observe(0.0)
+    for policy, rtc_prefix in ((RampPolicy(), None), (TwoArgPolicy(), 0.1)):
+        runner, chunks = rtc_runner(spec, policy, rtc_prefix)
+        try:
+            chunk = request(runner, chunks, 0.0)
+            executor.submit(chunk, 0.02)
+            runner.set_plan(executor.plan(0.02))
+            request(runner, chunks, 0.62)
+            assert policy.calls == ["two-arg", "two-arg"] and runner.stats.prefixed == 0
+        finally:
+            runner.close()
+
+
+def test_a_refused_chunk_is_replanned_at_once_and_its_refusal_heard_once(spec):
+    policy = RampPolicy()
+    runner, chunks = rtc_runner(spec, policy)
+    executor = ChunkExecutor(spec, ExecutorConfig(blend="rtc"))
+    executor.observe(0.0)
+    try:
+        first = request(runner, chunks, 0.0)
+        executor.submit(first, 0.02)
+        runner.set_plan(executor.plan(0.02))
+        request(runner, chunks, 0.6)  # the driver refuses this one (say, stamped before release)
+        assert not runner.tick(0.64)  # the runner believes it runs until 1.6
+        assert not runner.chunk_refused(0.0)  # a refusal of an older chunk changes nothing
+        assert runner.chunk_refused(0.6)
+        assert not runner.chunk_refused(0.6)  # driver/status repeats it: heard once
+        request(runner, chunks, 0.66)  # at once, not 0.6 s later
+        # the plan without the refused chunk is what the executor runs: it is continued (one
+        # step: k = ceil((0 s latency, as the last inference took no ROS time here + 0.1) / 0.1))
+        np.testing.assert_allclose(policy.calls[-1][:, 0], [0.76], atol=1e-9)
+        assert runner.stats.refused == 1
+    finally:
+        runner.close()
