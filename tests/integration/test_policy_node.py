@@ -20,8 +20,11 @@ from tests.sim_helpers import robot_spec
 SPEC = robot_spec("so101")
 
 
-def tiny_checkpoint(path, joint_names=SPEC.joint_names, cameras=("front", "wrist")):
-    """An untrained compact VLA whose outputs sit at the home pose (std 1 mrad): safe to run."""
+def tiny_checkpoint(
+    path, joint_names=SPEC.joint_names, cameras=("front", "wrist"), action_std: float = 1e-3
+):
+    """An untrained compact VLA whose outputs sit at the home pose (std ``action_std`` rad,
+    1 mrad by default): safe to run."""
     cfg = VLAConfig(
         joint_names=list(joint_names),
         cameras=list(cameras),
@@ -37,7 +40,7 @@ def tiny_checkpoint(path, joint_names=SPEC.joint_names, cameras=("front", "wrist
     model = CompactVLA(cfg)
     d = len(joint_names)
     home = SPEC.home if d == SPEC.dof else np.zeros(d)
-    model.set_stats(np.zeros(d), np.ones(d), home, np.full(d, 1e-3))
+    model.set_stats(np.zeros(d), np.ones(d), home, np.full(d, action_std))
     return save_checkpoint(model, path)
 
 
