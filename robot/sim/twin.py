@@ -45,12 +45,19 @@ import numpy as np
 from robot.arm import Arm, ArmError
 from robot.schema import CameraIntrinsics, CameraSpec, JointState, ObjectPose, RobotSpec
 from robot.sim.clock import ClockMode
+from robot.sim.meshes import MIN_FACES
 from robot.sim.scene import BIN_RGBA, COLORS, Scene, build_scene, cube_name
 from robot.sim.tasks import BIN, TASKS, EpisodeSetup, TaskConfig, make_task
 
 log = logging.getLogger(__name__)
 
 _OPTICAL_FROM_MUJOCO = np.diag([1.0, -1.0, -1.0])
+# Triangles per render mesh by default; bench/sim.py measures speed and pixel error against
+# the shipped meshes (see README, "The twin").
+DEFAULT_RENDER_MESH_FACES = 1000
+# A frame asked smaller than the camera's size is rendered this many times larger and
+# box-filtered down, see Twin.render.
+SUPERSAMPLE = 2
 
 
 class TwinError(ValueError):
@@ -65,12 +72,17 @@ class TwinConfig:
     (s); the control period must be a whole number of them. ``render``: build renderers on
     demand (off for physics-only runs). ``clock``: ``realtime`` or ``lockstep`` (see
     :mod:`robot.sim.clock`); the twin itself never waits, whoever steps it paces it.
+    ``render_mesh_faces``: the robot's render-only geoms draw copies of their meshes decimated
+    to at most this many triangles each, made once and cached (:mod:`robot.sim.meshes`);
+    collision meshes, masses and so physics are exactly as shipped. 0 (or None): the shipped
+    meshes, full fidelity at about ten times the render cost.
     """
 
     model: str = "so101"
     physics_dt: float = 0.002
     render: bool = True
     clock: str = "lockstep"
+    render_mesh_faces: int = DEFAULT_RENDER_MESH_FACES
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.physics_dt) and self.physics_dt > 0):
@@ -79,6 +91,15 @@ class TwinConfig:
             ClockMode.parse(self.clock)
         except ValueError as exc:
             raise TwinError(f"sim.clock: {exc}") from None
+        if self.render_mesh_faces is None:
+            self.render_mesh_faces = 0
+        faces = self.render_mesh_faces
+        whole = isinstance(faces, int) and not isinstance(faces, bool)
+        if not (whole and (faces == 0 or faces >= MIN_FACES)):
+            raise TwinError(
+                f"sim.render_mesh_faces={faces!r} must be 0 (the shipped meshes) or a whole "
+                f"number >= {MIN_FACES}"
+            )
 
 
 @dataclass(frozen=True)
@@ -305,14 +326,16 @@ class Snapshot:
 
 
 def _renderer_for(
-    cache: dict[tuple[int, int], mujoco.Renderer], model: mujoco.MjModel, cam: CameraSpec
+    cache: dict[tuple[int, int], mujoco.Renderer],
+    model: mujoco.MjModel,
+    cam: CameraSpec,
+    size: tuple[int, int],
 ) -> mujoco.Renderer:
-    """One renderer per image size, shadows and reflections off (CPU rendering at ~30 fps)."""
-    key = (cam.height, cam.width)
-    renderer = cache.get(key)
+    """One renderer per image size ``(h, w)``, shadows and reflections off (CPU rendering)."""
+    renderer = cache.get(size)
     if renderer is None:
         try:
-            renderer = mujoco.Renderer(model, height=cam.height, width=cam.width)
+            renderer = mujoco.Renderer(model, height=size[0], width=size[1])
         except mujoco.FatalError as exc:
             raise TwinError(
                 f"render('{cam.name}'): no OpenGL context ({exc}); without a display set "
@@ -320,8 +343,59 @@ def _renderer_for(
             ) from exc
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-        cache[key] = renderer
+        cache[size] = renderer
     return renderer
+
+
+def _frame_size(model: mujoco.MjModel, cam: CameraSpec, size: Any) -> tuple[int, int]:
+    """``size`` checked: ``(h, w)`` of the camera's aspect (a pixel of rounding allowed), no
+    larger than the offscreen buffer; None is the camera's configured size."""
+    if size is None:
+        return (cam.height, cam.width)
+    try:
+        h, w = (int(v) for v in size)
+        ok = (h, w) == tuple(size) and h > 0 and w > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise TwinError(f"render('{cam.name}'): size={size!r} must be (height, width) in pixels")
+    if abs(h * cam.width - w * cam.height) > max(cam.width, cam.height):
+        raise TwinError(
+            f"render('{cam.name}'): size (h, w)=({h}, {w}) does not have the camera's aspect "
+            f"{cam.width}x{cam.height} (the same fovy would crop, not scale, the view; resize "
+            "a frame of the camera's aspect instead)"
+        )
+    buf_w, buf_h = model.vis.global_.offwidth, model.vis.global_.offheight
+    if h > buf_h or w > buf_w:
+        raise TwinError(
+            f"render('{cam.name}'): size (h, w)=({h}, {w}) exceeds the offscreen buffer "
+            f"{buf_w}x{buf_h}"
+        )
+    return (h, w)
+
+
+def _render_frame(
+    cache: dict[tuple[int, int], mujoco.Renderer],
+    model: mujoco.MjModel,
+    data: mujoco.MjData,
+    cam: CameraSpec,
+    cam_id: int,
+    size: Any,
+) -> np.ndarray:
+    """One RGB frame of ``cam`` at ``size`` (see :meth:`Twin.render`)."""
+    h, w = _frame_size(model, cam, size)
+    k = 1
+    if (h, w) != (cam.height, cam.width) and h < cam.height:
+        buf_w, buf_h = model.vis.global_.offwidth, model.vis.global_.offheight
+        k = max(1, min(SUPERSAMPLE, buf_h // h, buf_w // w))
+    renderer = _renderer_for(cache, model, cam, (k * h, k * w))
+    renderer.update_scene(data, camera=cam_id)
+    frame = renderer.render()
+    if k == 1:
+        return frame
+    # box filter over k x k pixels: exactly what an antialiased downscale by k does
+    box = frame.reshape(h, k, w, k, 3).astype(np.uint16).sum(axis=(1, 3))
+    return ((box + (k * k) // 2) // (k * k)).astype(np.uint8)
 
 
 class SnapshotRenderer:
@@ -336,7 +410,10 @@ class SnapshotRenderer:
         self._data = mujoco.MjData(twin.model)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
 
-    def render(self, camera: str, snap: Snapshot) -> np.ndarray:
+    def render(
+        self, camera: str, snap: Snapshot, size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """``camera``'s frame of ``snap``; ``size`` as in :meth:`Twin.render`."""
         cam, cam_id = self._twin._camera(camera)
         m, d = self._twin.model, self._data
         d.qpos[:] = snap.qpos
@@ -344,9 +421,7 @@ class SnapshotRenderer:
         d.mocap_quat[:] = snap.mocap_quat
         mujoco.mj_kinematics(m, d)
         mujoco.mj_camlight(m, d)
-        renderer = _renderer_for(self._renderers, m, cam)
-        renderer.update_scene(d, camera=cam_id)
-        return renderer.render()
+        return _render_frame(self._renderers, m, d, cam, cam_id, size)
 
     def close(self) -> None:
         for renderer in self._renderers.values():
@@ -383,6 +458,7 @@ class Twin:
             with_bin=TASKS[self.task_config.name].needs_bin,
             ee_site=spec.ee_site,
             physics_dt=self.config.physics_dt,
+            render_mesh_faces=self.config.render_mesh_faces,
         )
         self.model = self.scene.model
         self.data = mujoco.MjData(self.model)
@@ -501,15 +577,25 @@ class Twin:
             )
         return cam, int(self.model.camera(camera).id)
 
-    def render(self, camera: str) -> np.ndarray:
-        """``(H, W, 3)`` uint8 RGB from ``camera`` at its configured size, current state."""
+    def render(self, camera: str, size: tuple[int, int] | None = None) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB from ``camera``, current state.
+
+        ``size``: ``(h, w)`` for a frame of another size than the camera's (a policy's input
+        size), the same view (same fovy and aspect; a pixel of rounding allowed). None: the
+        camera's configured size, the one recorded and shown to a person. Consumers that
+        shrink frames anyway should ask for their size here rather than resize a full frame:
+        rendering fewer pixels is what costs less on a CPU. A frame asked smaller than the
+        camera's size is rendered :data:`SUPERSAMPLE` times larger (within the offscreen
+        buffer) and box-filtered down: a frame rendered directly at the small size has no
+        antialiasing (``offsamples=0``), so edges and thin parts alias and the pixels drift
+        from an antialiased resize of the full frame (what the policy was trained on);
+        ``tests/robot/test_twin_render.py`` measures both.
+        """
         self._require_open("render()")
         if not self.config.render:
             raise TwinError("render(): rendering is off (TwinConfig.render=False)")
         cam, cam_id = self._camera(camera)
-        renderer = _renderer_for(self._renderers, self.model, cam)
-        renderer.update_scene(self.data, camera=cam_id)
-        return renderer.render()
+        return _render_frame(self._renderers, self.model, self.data, cam, cam_id, size)
 
     def snapshot(self) -> Snapshot:
         """What a camera needs of the current state, copied (cheap): render it elsewhere with a

@@ -1,0 +1,235 @@
+"""Render meshes and render sizes: decimated visual meshes look like the shipped ones, change
+no physics, are cached by content; a small frame asked of the twin matches a resized full one.
+
+The bounds are measured numbers with margin (``bench/sim.py`` prints the same measurements):
+mean absolute error on 0-255 over all pixels and channels.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
+
+import shutil
+import threading
+
+import mujoco
+import numpy as np
+import pytest
+
+from robot.kinematics import load_robot_spec
+from robot.sim import meshes
+from robot.sim.meshes import RENDER_SUFFIX, drawn_mesh_faces, render_mesh, use_render_meshes
+from robot.sim.tasks import TaskConfig
+from robot.sim.twin import DEFAULT_RENDER_MESH_FACES, Twin, TwinConfig, TwinError
+from tests.sim_helpers import robot_spec
+
+# Measured with render_mesh_faces=1000 on the SO-101, seeds 0-2 (bench/sim.py): front 0.32-0.37,
+# wrist 2.9-3.1 (the wrist camera sees the jaws from 7 cm).
+MAX_MAE = {"front": 1.0, "wrist": 4.5}
+# Measured: a 96x72 frame rendered 2x and box-filtered differs from resize_frames of the full
+# frame by 1.7-1.8 on both cameras; rendered directly at 96x72 (no antialiasing) by 3.0-3.8.
+MAX_SMALL_MAE = 2.5
+SMALL = (72, 96)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One mesh cache for the module, so the SO-101 is decimated once here."""
+    path = tmp_path_factory.mktemp("vla-dojo-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(meshes.CACHE_ENV, str(path))
+        yield path / "meshes"
+
+
+def _twin(robot: str, faces: int) -> Twin:
+    return Twin(
+        robot_spec(robot),
+        TwinConfig(model=robot, render_mesh_faces=faces),
+        TaskConfig(name="pick_place"),
+    )
+
+
+@pytest.fixture(scope="module")
+def so101_pair(cache):
+    """The SO-101 twin with the shipped meshes and with the default decimated ones."""
+    shipped, decimated = _twin("so101", 0), _twin("so101", DEFAULT_RENDER_MESH_FACES)
+    yield shipped, decimated
+    shipped.close()
+    decimated.close()
+
+
+def _move(twin: Twin, seed: int, ticks: int) -> None:
+    twin.reset(seed=seed)
+    if not twin.arm.connected:
+        twin.arm.connect()
+        twin.arm.enable()
+    target = twin.spec.home.copy()
+    target[0] += 0.4
+    target[2] -= 0.3
+    twin.arm.send(target)
+    for _ in range(ticks):
+        twin.step(twin.spec.control_period)
+
+
+def _mae(a: np.ndarray, b: np.ndarray) -> float:
+    assert a.shape == b.shape
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def test_decimated_render_stays_close_to_the_shipped_meshes(so101_pair):
+    shipped, decimated = so101_pair
+    before, after = drawn_mesh_faces(shipped.model), drawn_mesh_faces(decimated.model)
+    assert after < before / 10, f"decimation left {after} of {before} mesh faces"
+    for seed, ticks in ((0, 0), (1, 15)):
+        _move(shipped, seed, ticks)
+        _move(decimated, seed, ticks)
+        for cam, bound in MAX_MAE.items():
+            error = _mae(shipped.render(cam), decimated.render(cam))
+            assert error <= bound, f"{cam} seed {seed}: mean abs pixel error {error:.2f}"
+
+
+def test_render_mesh_faces_zero_draws_the_shipped_meshes(so101_pair):
+    shipped, _ = so101_pair
+    assert not any(
+        shipped.model.mesh(i).name.endswith(RENDER_SUFFIX) for i in range(shipped.model.nmesh)
+    )
+    assert TwinConfig(render_mesh_faces=None).render_mesh_faces == 0
+
+
+@pytest.mark.parametrize("robot", ["so101", "panda"])
+def test_physics_with_decimated_meshes_is_bit_identical(cache, robot):
+    a = Twin(robot_spec(robot), TwinConfig(model=robot, render=False, render_mesh_faces=0))
+    b = Twin(robot_spec(robot), TwinConfig(model=robot, render=False))
+    try:
+        ma, mb = a.model, b.model
+        assert mb.nmesh > 0 and any(
+            mb.mesh(i).name.endswith(RENDER_SUFFIX) for i in range(mb.nmesh)
+        )
+        for name in ("body_mass", "body_inertia", "body_ipos", "body_iquat", "dof_armature"):
+            assert np.array_equal(getattr(ma, name), getattr(mb, name)), name
+        # every geom that can collide draws (and collides with) the shipped mesh
+        for g in range(ma.ngeom):
+            if ma.geom_contype[g] or ma.geom_conaffinity[g]:
+                assert mb.geom(g).name == ma.geom(g).name
+                if ma.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH:
+                    assert mb.mesh(mb.geom_dataid[g]).name == ma.mesh(ma.geom_dataid[g]).name
+        for twin in (a, b):
+            _move(twin, seed=3, ticks=100)
+        assert np.array_equal(a.data.qpos, b.data.qpos)
+        assert np.array_equal(a.data.qvel, b.data.qvel)
+        assert a.data.ncon == b.data.ncon
+    finally:
+        a.close()
+        b.close()
+
+
+def _source(tmp_path, name: str = "sts3215_03a_v1.stl"):
+    spec = load_robot_spec("so101")
+    folder = os.path.join(spec.modelfiledir, spec.compiler.meshdir)
+    copy = tmp_path / name
+    shutil.copyfile(os.path.join(folder, name), copy)
+    return copy
+
+
+def test_cache_is_reused_and_keyed_on_content_and_budget(tmp_path, monkeypatch):
+    source = _source(tmp_path)
+    store = tmp_path / "cache"
+    first = render_mesh(source, 500, store)
+    assert first.decimated_now and first.faces <= 500 < first.source_faces
+    assert first.path.parent == store and first.path.suffix == ".stl"
+
+    def no_decimation(*args):
+        raise AssertionError("decimated again on a cache hit")
+
+    monkeypatch.setattr(meshes, "simplify", no_decimation)
+    again = render_mesh(source, 500, store)
+    assert (again.path, again.decimated_now, again.faces) == (first.path, False, first.faces)
+    monkeypatch.undo()
+
+    assert render_mesh(source, 800, store).path != first.path  # another budget, another entry
+    data = bytearray(source.read_bytes())
+    data[84 + 12] ^= 0x01  # one bit of the first vertex: another mesh, another entry
+    source.write_bytes(bytes(data))
+    changed = render_mesh(source, 500, store)
+    assert changed.decimated_now and changed.path != first.path
+    assert not [p for p in store.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_mesh_within_the_budget_is_used_as_shipped(tmp_path):
+    source = _source(tmp_path, "waveshare_mounting_plate_so101_v2.stl")  # 1254 faces
+    store = tmp_path / "cache"
+    first = render_mesh(source, 2000, store)
+    assert first.path == source and first.decimated_now
+    assert render_mesh(source, 2000, store).decimated_now is False
+
+
+def test_the_second_scene_build_decimates_nothing(tmp_path):
+    store = tmp_path / "cache"
+    first = use_render_meshes(load_robot_spec("so101"), 300, store)
+    second = use_render_meshes(load_robot_spec("so101"), 300, store)
+    assert first.decimated_now > 0 and second.decimated_now == 0
+    assert {k: m.path for k, m in first.meshes.items()} == {
+        k: m.path for k, m in second.meshes.items()
+    }
+    # shared with collision geoms: a new asset; visual-only: the shipped asset is dropped
+    assert "sts3215_03a_v1" not in first.removed_assets
+    assert "base_so101_v2" in first.removed_assets
+
+
+def test_concurrent_builds_never_see_half_a_file(tmp_path):
+    """Several nodes start at once on an empty cache: each gets a complete mesh."""
+    source = _source(tmp_path)
+    store = tmp_path / "cache"
+    start = threading.Barrier(4)
+    found: list = []
+
+    def build() -> None:
+        start.wait(timeout=30)
+        found.append(render_mesh(source, 400, store))
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(found) == 4 and len({m.path for m in found}) == 1
+    _, faces = meshes.read_mesh(found[0].path)
+    assert 0 < len(faces) <= 400
+    assert sorted(p.name for p in store.iterdir()) == [found[0].path.name]
+
+
+def test_a_small_frame_matches_a_resized_full_frame(so101_pair):
+    resize_frames = pytest.importorskip("policy.data").resize_frames
+    _, twin = so101_pair
+    _move(twin, 2, 10)
+    for cam in ("front", "wrist"):
+        full = twin.render(cam)
+        small = twin.render(cam, size=SMALL)
+        assert small.shape == (*SMALL, 3) and small.dtype == np.uint8
+        error = _mae(small, resize_frames(full[None], SMALL)[0])
+        assert error <= MAX_SMALL_MAE, f"{cam}: mean abs pixel error {error:.2f}"
+        assert twin.render(cam, size=(240, 320)).shape == full.shape
+
+
+@pytest.mark.parametrize(
+    ("size", "match"),
+    [
+        ((72, 72), "aspect"),
+        ((960, 1280), "offscreen buffer"),
+        ((72.5, 96), "height, width"),
+        ((0, 0), "height, width"),
+        ("72x96", "height, width"),
+    ],
+)
+def test_a_bad_render_size_is_refused_naming_it(so101_pair, size, match):
+    _, twin = so101_pair
+    with pytest.raises(TwinError, match=match):
+        twin.render("front", size=size)
+
+
+@pytest.mark.parametrize("faces", [-1, 3, 2.5, True])
+def test_a_bad_face_budget_is_refused_naming_it(faces):
+    with pytest.raises(TwinError, match="render_mesh_faces"):
+        TwinConfig(render_mesh_faces=faces)
