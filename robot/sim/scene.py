@@ -51,7 +51,7 @@ import numpy as np
 
 from robot.kinematics import KinematicsError, load_robot_spec, robot_mjcf_path, root_body
 from robot.schema import CameraSpec
-from robot.sim.meshes import MIN_FACES, MeshCacheError, use_render_meshes
+from robot.sim.meshes import MeshCacheError, use_render_meshes
 
 log = logging.getLogger(__name__)
 
@@ -406,11 +406,11 @@ def _quat_to_matrix(quat: Sequence[float]) -> np.ndarray:
 
 
 def _prepare_robot(
-    profile: RobotProfile, render_mesh_faces: int = 0, mesh_cache: Path | None = None
+    profile: RobotProfile, render_mesh_tolerance: float = 0.0, mesh_cache: Path | None = None
 ) -> mujoco.MjSpec:
     """The robot-only spec with the profile's changes (servos, gravity compensation, pads) and,
-    when ``render_mesh_faces`` > 0, its render-only geoms on decimated meshes (last, so the
-    pads the profile enables count as collision geoms)."""
+    when ``render_mesh_tolerance`` > 0, its render-only geoms on decimated meshes (last, so
+    the pads the profile enables count as collision geoms)."""
     robot = load_robot_spec(profile.model)
     if profile.position_actuators:
         by_joint = {a.target: a for a in robot.actuators}
@@ -436,16 +436,16 @@ def _prepare_robot(
             raise SceneError(f"robot model '{profile.model}' has no geom '{geom_name}'")
         geom.contype = 1
         geom.conaffinity = 1
-    if render_mesh_faces:
+    if render_mesh_tolerance:
         try:
-            report = use_render_meshes(robot, render_mesh_faces, mesh_cache)
+            report = use_render_meshes(robot, render_mesh_tolerance, mesh_cache)
         except (MeshCacheError, ValueError) as exc:
             raise SceneError(f"robot model '{profile.model}': render meshes: {exc}") from exc
         log.debug(
-            "robot model '%s': %d render-only geoms on meshes of <= %d faces (%d decimated now)",
+            "robot model '%s': %d render-only geoms on meshes within %g m (%d decimated now)",
             profile.model,
             report.geoms,
-            render_mesh_faces,
+            render_mesh_tolerance,
             report.decimated_now,
         )
     return robot
@@ -459,7 +459,7 @@ def build_scene(
     with_bin: bool = True,
     ee_site: str = "",
     physics_dt: float = 0.002,
-    render_mesh_faces: int = 0,
+    render_mesh_tolerance: float = 0.0,
     mesh_cache: Path | None = None,
 ) -> Scene:
     """Compose table, floor, lights, cubes (one per colour), optionally a bin, the robot and
@@ -470,19 +470,18 @@ def build_scene(
     worldbody (a floor, lights) is left out.
     ``cameras``: the robot's cameras; ``front`` and ``wrist`` are built here, any other name
     must be a camera of the robot's MJCF. ``ee_site``: required for an MJCF path, checked
-    against the preset otherwise. ``render_mesh_faces``: above 0, every render-only mesh geom
-    of the robot draws a copy of its mesh decimated to at most that many triangles, cached in
-    ``mesh_cache`` (default :func:`robot.sim.meshes.cache_dir`); collision geoms, masses and
-    so physics stay exactly as shipped (:mod:`robot.sim.meshes`). 0: the shipped meshes.
+    against the preset otherwise. ``render_mesh_tolerance`` (m): above 0, every render-only
+    mesh geom of the robot draws a copy of its mesh decimated within that distance of the
+    shipped surface, cached in ``mesh_cache`` (default :func:`robot.sim.meshes.cache_dir`);
+    collision geoms, masses and so physics stay exactly as shipped (:mod:`robot.sim.meshes`).
+    0: the shipped meshes.
     """
     if not physics_dt > 0:
         raise SceneError(f"physics_dt={physics_dt} must be > 0")
-    if render_mesh_faces != 0 and not (
-        isinstance(render_mesh_faces, int) and render_mesh_faces >= MIN_FACES
-    ):
+    if not (math.isfinite(render_mesh_tolerance) and render_mesh_tolerance >= 0):
         raise SceneError(
-            f"render_mesh_faces={render_mesh_faces!r} must be 0 (the shipped meshes) or a whole "
-            f"number >= {MIN_FACES}"
+            f"render_mesh_tolerance={render_mesh_tolerance!r} must be >= 0 m "
+            "(0: the shipped meshes)"
         )
     unknown = [c for c in colors if c not in COLORS]
     if unknown:
@@ -513,7 +512,7 @@ def build_scene(
     spec.visual.headlight.specular = [0.0, 0.0, 0.0]
 
     _add_world(spec, layout)
-    robot = _prepare_robot(profile, render_mesh_faces, mesh_cache)
+    robot = _prepare_robot(profile, render_mesh_tolerance, mesh_cache)
     frame = spec.worldbody.add_frame(pos=[0.0, 0.0, 0.0])
     root = frame.attach_body(robot.worldbody.first_body(), "", "")
     # keep the table from pushing against the links that sit on it

@@ -45,16 +45,15 @@ import numpy as np
 from robot.arm import Arm, ArmError
 from robot.schema import CameraIntrinsics, CameraSpec, JointState, ObjectPose, RobotSpec
 from robot.sim.clock import ClockMode
-from robot.sim.meshes import MIN_FACES
 from robot.sim.scene import BIN_RGBA, COLORS, Scene, build_scene, cube_name
 from robot.sim.tasks import BIN, TASKS, EpisodeSetup, TaskConfig, make_task
 
 log = logging.getLogger(__name__)
 
 _OPTICAL_FROM_MUJOCO = np.diag([1.0, -1.0, -1.0])
-# Triangles per render mesh by default; bench/sim.py measures speed and pixel error against
-# the shipped meshes (see README, "The twin").
-DEFAULT_RENDER_MESH_FACES = 1000
+# How far (m) a render mesh may stray from the shipped surface by default; bench/sim.py
+# measures speed and pixel error against the shipped meshes (README, the twin's section).
+DEFAULT_RENDER_MESH_TOLERANCE = 0.0002
 # A frame asked smaller than the camera's size is rendered this many times larger and
 # box-filtered down, see Twin.render.
 SUPERSAMPLE = 2
@@ -72,17 +71,17 @@ class TwinConfig:
     (s); the control period must be a whole number of them. ``render``: build renderers on
     demand (off for physics-only runs). ``clock``: ``realtime`` or ``lockstep`` (see
     :mod:`robot.sim.clock`); the twin itself never waits, whoever steps it paces it.
-    ``render_mesh_faces``: the robot's render-only geoms draw copies of their meshes decimated
-    to at most this many triangles each, made once and cached (:mod:`robot.sim.meshes`);
-    collision meshes, masses and so physics are exactly as shipped. 0 (or None): the shipped
-    meshes, full fidelity at about ten times the render cost.
+    ``render_mesh_tolerance`` (m): the robot's render-only geoms draw copies of their meshes
+    decimated within this distance of the shipped surface, made once and cached
+    (:mod:`robot.sim.meshes`); collision meshes, masses and so physics are exactly as
+    shipped. 0 (or None): the shipped meshes, full fidelity at several times the render cost.
     """
 
     model: str = "so101"
     physics_dt: float = 0.002
     render: bool = True
     clock: str = "lockstep"
-    render_mesh_faces: int = DEFAULT_RENDER_MESH_FACES
+    render_mesh_tolerance: float = DEFAULT_RENDER_MESH_TOLERANCE
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.physics_dt) and self.physics_dt > 0):
@@ -91,14 +90,13 @@ class TwinConfig:
             ClockMode.parse(self.clock)
         except ValueError as exc:
             raise TwinError(f"sim.clock: {exc}") from None
-        if self.render_mesh_faces is None:
-            self.render_mesh_faces = 0
-        faces = self.render_mesh_faces
-        whole = isinstance(faces, int) and not isinstance(faces, bool)
-        if not (whole and (faces == 0 or faces >= MIN_FACES)):
+        if self.render_mesh_tolerance is None:
+            self.render_mesh_tolerance = 0.0
+        tol = self.render_mesh_tolerance
+        number = isinstance(tol, int | float) and not isinstance(tol, bool)
+        if not (number and math.isfinite(tol) and tol >= 0):
             raise TwinError(
-                f"sim.render_mesh_faces={faces!r} must be 0 (the shipped meshes) or a whole "
-                f"number >= {MIN_FACES}"
+                f"sim.render_mesh_tolerance={tol!r} must be >= 0 metres (0: the shipped meshes)"
             )
 
 
@@ -393,9 +391,10 @@ def _render_frame(
     frame = renderer.render()
     if k == 1:
         return frame
-    # box filter over k x k pixels: exactly what an antialiased downscale by k does
-    box = frame.reshape(h, k, w, k, 3).astype(np.uint16).sum(axis=(1, 3))
-    return ((box + (k * k) // 2) // (k * k)).astype(np.uint8)
+    import cv2  # lazily: only a small frame needs it
+
+    # INTER_AREA at a whole factor is the mean over each k x k block (a box filter)
+    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
 
 
 class SnapshotRenderer:
@@ -458,7 +457,7 @@ class Twin:
             with_bin=TASKS[self.task_config.name].needs_bin,
             ee_site=spec.ee_site,
             physics_dt=self.config.physics_dt,
-            render_mesh_faces=self.config.render_mesh_faces,
+            render_mesh_tolerance=self.config.render_mesh_tolerance,
         )
         self.model = self.scene.model
         self.data = mujoco.MjData(self.model)
