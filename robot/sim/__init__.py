@@ -2,7 +2,7 @@
 
 Modules: ``scene`` (MjSpec composition, names), ``tasks`` (language goals, resets, success),
 ``twin`` (:class:`~robot.sim.twin.Twin` and its :class:`~robot.sim.twin.SimArm`), ``clock``
-(real-time pacing or lockstep).
+(real-time pacing or lockstep), ``meshes`` (decimated render meshes, cached by content).
 
 Rendering without a screen: MuJoCo picks its GL backend from ``MUJOCO_GL`` when ``mujoco`` is
 first imported. When nothing chose one and there is no display, this package selects EGL (the

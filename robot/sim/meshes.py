@@ -42,8 +42,9 @@ machine of this project).
 The cache. ``$VLA_DOJO_CACHE/meshes`` or, unset, ``${XDG_CACHE_HOME:-~/.cache}/vla-dojo/meshes``.
 An entry is named ``<stem>-<key>.stl``, the key a SHA-256 over the source file's bytes, the
 tolerance, the method and the library version: an edited mesh, another tolerance or another
-meshoptimizer gets a new entry, never a stale one. A source that decimation would not halve
-gets an empty ``<stem>-<key>.keep`` marker and is used as shipped (with its own normals).
+meshoptimizer gets a new entry, never a stale one. A source that decimation would not halve,
+or one with texture coordinates (the copy would lose them), gets an empty
+``<stem>-<key>.keep`` marker and is used as shipped (with its own normals).
 Entries are written to a temporary file in the cache directory and renamed over the final
 name, so processes that start together (several ROS nodes) never read half a file; two that
 both miss write identical bytes.
@@ -104,9 +105,10 @@ def cache_key(source_bytes: bytes, tolerance: float) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray, bool]:
     """Vertices ``(V, 3)`` float64 (the file's own coordinates, unscaled) and faces ``(F, 3)``
-    of any mesh file MuJoCo reads (STL, OBJ, MSH), with coincident vertices welded.
+    of any mesh file MuJoCo reads (STL, OBJ, MSH), with coincident vertices welded; and
+    whether the file has texture coordinates (which decimation would lose).
 
     MuJoCo is the reader, so the decimated mesh starts from exactly what the twin would have
     drawn. It stores a mesh moved into its inertial frame (``mesh_pos``, ``mesh_quat``); that
@@ -131,7 +133,7 @@ def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
     mujoco.mju_quat2Mat(rot, model.mesh_quat[0])
     verts = verts @ rot.reshape(3, 3).T + model.mesh_pos[0]
     welded, inverse = np.unique(verts, axis=0, return_inverse=True)
-    return welded, inverse.reshape(-1)[faces]
+    return welded, inverse.reshape(-1)[faces], bool(model.mesh_texcoordnum[0])
 
 
 def simplify(
@@ -220,9 +222,10 @@ def render_mesh(source: Path, tolerance: float, cache: Path | None = None) -> Re
             f"render mesh cache {cache} cannot be created ({exc}); set {CACHE_ENV} to a "
             "writable directory, or sim.render_mesh_tolerance=0 for the shipped meshes"
         ) from exc
-    verts, faces = read_mesh(source)
+    verts, faces, textured = read_mesh(source)
     try:
-        v, f = simplify(verts, faces, tolerance)
+        # a textured mesh keeps its own: the decimated copy has no texture coordinates
+        v, f = (verts, faces) if textured else simplify(verts, faces, tolerance)
         if len(f) < MIN_FACES or 2 * len(f) > len(faces):
             _write_atomic(keep, b"")
             return RenderMesh(source, source, len(faces), len(faces), True)
@@ -309,6 +312,7 @@ def use_render_meshes(
         copy.refpos = list(mesh.refpos)
         copy.refquat = list(mesh.refquat)
         copy.smoothnormal = mesh.smoothnormal
+        copy.material = mesh.material
         copy.inertia = mujoco.mjtMeshInertia.mjMESH_INERTIA_SHELL  # never used for mass
         for geom in visual:
             geom.meshname = copy_name

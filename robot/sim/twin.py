@@ -602,18 +602,20 @@ class Twin:
         d = self.data
         return Snapshot(self.time, d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
 
-    def camera_info(self, camera: str) -> CameraIntrinsics:
-        """Pinhole intrinsics of ``camera`` from the model's fovy and the configured size."""
+    def camera_info(self, camera: str, size: tuple[int, int] | None = None) -> CameraIntrinsics:
+        """Pinhole intrinsics of ``camera`` from the model's fovy, at the configured size or at
+        ``size`` ``(h, w)``, that of frames from ``render(camera, size=size)``."""
         cam, cam_id = self._camera(camera)
+        height, width = _frame_size(self.model, cam, size)
         fovy = math.radians(float(self.model.cam_fovy[cam_id]))
-        f = (cam.height / 2.0) / math.tan(fovy / 2.0)
+        f = (height / 2.0) / math.tan(fovy / 2.0)
         return CameraIntrinsics(
-            width=cam.width,
-            height=cam.height,
+            width=width,
+            height=height,
             fx=f,
             fy=f,
-            cx=(cam.width - 1) / 2.0,
-            cy=(cam.height - 1) / 2.0,
+            cx=(width - 1) / 2.0,
+            cy=(height - 1) / 2.0,
             frame_id=f"{camera}_optical",
         )
 

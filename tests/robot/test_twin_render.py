@@ -197,7 +197,7 @@ def test_concurrent_builds_never_see_half_a_file(tmp_path):
     for t in threads:
         t.join(timeout=60)
     assert len(found) == 4 and len({m.path for m in found}) == 1
-    _, faces = meshes.read_mesh(found[0].path)
+    _, faces, _ = meshes.read_mesh(found[0].path)
     assert len(faces) == found[0].faces > 0
     assert sorted(p.name for p in store.iterdir()) == [found[0].path.name]
 
@@ -213,6 +213,10 @@ def test_a_small_frame_matches_a_resized_full_frame(so101_pair):
         error = _mae(small, resize_frames(full[None], SMALL)[0])
         assert error <= MAX_SMALL_MAE, f"{cam}: mean abs pixel error {error:.2f}"
         assert twin.render(cam, size=(240, 320)).shape == full.shape
+        info, full_info = twin.camera_info(cam, size=SMALL), twin.camera_info(cam)
+        assert (info.height, info.width) == SMALL
+        assert info.fx == pytest.approx(full_info.fx * SMALL[0] / full_info.height)
+        assert info.cx == pytest.approx((SMALL[1] - 1) / 2)
 
 
 @pytest.mark.parametrize(
@@ -235,3 +239,31 @@ def test_a_bad_render_size_is_refused_naming_it(so101_pair, size, match):
 def test_a_bad_tolerance_is_refused_naming_it(tolerance):
     with pytest.raises(TwinError, match="render_mesh_tolerance"):
         TwinConfig(render_mesh_tolerance=tolerance)
+
+
+def _grid_obj(path, n: int, texcoords: bool) -> None:
+    """A flat n x n grid of quads (2 n^2 triangles, all of which a decimator could merge)."""
+    lines = [f"v {i / n} {j / n} 0" for j in range(n + 1) for i in range(n + 1)]
+    if texcoords:
+        lines += [f"vt {i / n} {j / n}" for j in range(n + 1) for i in range(n + 1)]
+    for j in range(n):
+        for i in range(n):
+            a, b, c, d = (
+                j * (n + 1) + i + 1,
+                j * (n + 1) + i + 2,
+                (j + 1) * (n + 1) + i + 2,
+                (j + 1) * (n + 1) + i + 1,
+            )
+            for tri in ((a, b, c), (a, c, d)):
+                lines.append("f " + " ".join(f"{k}/{k}" if texcoords else str(k) for k in tri))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_textured_mesh_is_used_as_shipped(tmp_path):
+    """Decimation would drop the texture coordinates; the same mesh without them is halved."""
+    plain, textured = tmp_path / "plain.obj", tmp_path / "textured.obj"
+    _grid_obj(plain, 16, texcoords=False)
+    _grid_obj(textured, 16, texcoords=True)
+    store = tmp_path / "cache"
+    assert render_mesh(plain, 1e-4, store).faces < 2 * 16 * 16 / 2
+    assert render_mesh(textured, 1e-4, store).path == textured
