@@ -382,18 +382,20 @@ def _render_frame(
 ) -> np.ndarray:
     """One RGB frame of ``cam`` at ``size`` (see :meth:`Twin.render`)."""
     h, w = _frame_size(model, cam, size)
-    k = 1
-    if (h, w) != (cam.height, cam.width) and h < cam.height:
-        buf_w, buf_h = model.vis.global_.offwidth, model.vis.global_.offheight
-        k = max(1, min(SUPERSAMPLE, buf_h // h, buf_w // w))
-    renderer = _renderer_for(cache, model, cam, (k * h, k * w))
+    shape = (h, w)
+    if h < cam.height:
+        # supersampled, but never to more pixels than the camera's own frame
+        k = min(SUPERSAMPLE, cam.height // h, cam.width // w)
+        shape = (k * h, k * w) if k >= 2 else (cam.height, cam.width)
+    renderer = _renderer_for(cache, model, cam, shape)
     renderer.update_scene(data, camera=cam_id)
     frame = renderer.render()
-    if k == 1:
+    if shape == (h, w):
         return frame
     import cv2  # lazily: only a small frame needs it
 
-    # INTER_AREA at a whole factor is the mean over each k x k block (a box filter)
+    # INTER_AREA: at a whole factor the mean over each k x k block (a box filter), otherwise
+    # the area-weighted mean, antialiased either way
     return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
 
 
@@ -584,11 +586,13 @@ class Twin:
         camera's configured size, the one recorded and shown to a person. Consumers that
         shrink frames anyway should ask for their size here rather than resize a full frame:
         rendering fewer pixels is what costs less on a CPU. A frame asked smaller than the
-        camera's size is rendered :data:`SUPERSAMPLE` times larger (within the offscreen
-        buffer) and box-filtered down: a frame rendered directly at the small size has no
+        camera's size is rendered :data:`SUPERSAMPLE` times larger (at most at the camera's
+        size) and box-filtered down: a frame rendered directly at the small size has no
         antialiasing (``offsamples=0``), so edges and thin parts alias and the pixels drift
-        from an antialiased resize of the full frame (what the policy was trained on);
-        ``tests/robot/test_twin_render.py`` measures both.
+        from an antialiased resize of the full frame (what the policy was trained on). At
+        96x72 from 320x240, against ``policy.data.resize_frames`` of the full frame: mean abs
+        error 2.9-4.0 rendered directly, 1.7-1.9 supersampled, for 1.3x the direct cost
+        (3.6 against 2.8 ms on the SO-101's front camera; ``tests/robot/test_twin_render.py``).
         """
         self._require_open("render()")
         if not self.config.render:

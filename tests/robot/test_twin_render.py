@@ -212,7 +212,11 @@ def test_a_small_frame_matches_a_resized_full_frame(so101_pair):
         assert small.shape == (*SMALL, 3) and small.dtype == np.uint8
         error = _mae(small, resize_frames(full[None], SMALL)[0])
         assert error <= MAX_SMALL_MAE, f"{cam}: mean abs pixel error {error:.2f}"
-        assert twin.render(cam, size=(240, 320)).shape == full.shape
+        assert np.array_equal(twin.render(cam, size=(240, 320)), full)
+        # more than half the camera's size: the full frame, area-resized (no bigger render)
+        assert twin.render(cam, size=(180, 240)).shape == (180, 240, 3)
+        assert (360, 480) not in twin._renderers and (240, 320) in twin._renderers
+        assert twin.render(cam, size=(480, 640)).shape == (480, 640, 3)  # larger: rendered so
         info, full_info = twin.camera_info(cam, size=SMALL), twin.camera_info(cam)
         assert (info.height, info.width) == SMALL
         assert info.fx == pytest.approx(full_info.fx * SMALL[0] / full_info.height)
