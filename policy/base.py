@@ -36,6 +36,10 @@ class ChunkPolicy(abc.ABC):
     cameras: tuple[str, ...]
     horizon: int
     chunk_dt: float  # seconds between chunk steps
+    # (h, w) every camera's frame is resized to before the model sees it; None: it takes any
+    # size. A twin renders observations at this size directly, which costs far less on a CPU
+    # than a full frame resized (robot.sim.twin.Twin.render).
+    input_size: tuple[int, int] | None = None
 
     @abc.abstractmethod
     def reset(self) -> None: ...

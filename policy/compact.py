@@ -151,6 +151,7 @@ class CompactVLAPolicy(ChunkPolicy):
         self.cameras = tuple(self.config.cameras)
         self.horizon = self.config.horizon
         self.chunk_dt = self.config.chunk_dt
+        self.input_size = tuple(self.config.image_size)
 
     @classmethod
     def load(
@@ -197,8 +198,9 @@ class CompactVLAPolicy(ChunkPolicy):
             )
             for cam in cfg.cameras
         }
-        state = torch.from_numpy(np.stack([o.joint_pos for o in observations])).float()
-        state = m.normalise_state(state.to(self.device))
+        raw_state = torch.from_numpy(np.stack([o.joint_pos for o in observations])).float()
+        raw_state = raw_state.to(self.device)
+        state = m.normalise_state(raw_state)
         prefix = prefix_len = None
         committed = committed or [None] * len(observations)
         if any(c is not None and len(c) for c in committed):
@@ -213,9 +215,10 @@ class CompactVLAPolicy(ChunkPolicy):
                         f"{self.describe()}: committed prefix has shape {c.shape}, expected "
                         f"(k, {cfg.action_dim})"
                     )
-                prefix[b, : len(c)] = m.normalise_action(torch.from_numpy(c))
+                prefix[b, : len(c)] = m.normalise_action(torch.from_numpy(c), raw_state[b])
                 prefix_len[b] = len(c)
-        out = m.unnormalise_action(m.sample(images, text, state, prefix, prefix_len)).cpu().numpy()
+        out = m.sample(images, text, state, prefix, prefix_len)
+        out = m.unnormalise_action(out, raw_state).cpu().numpy()
         times = self.chunk_times()
         return [
             ActionChunk(

@@ -126,15 +126,26 @@ class DemoDataset:
     def __len__(self) -> int:
         return len(self.index)
 
-    def stats(self) -> dict[str, np.ndarray]:
+    def stats(self, action_mode: str = "absolute") -> dict[str, np.ndarray]:
+        """Normalisation statistics. ``action_mode="delta"``: of the chunk targets relative to
+        the joint position each chunk starts from, over every sample and step of the chunk."""
         q = np.concatenate([ep.joint_pos for ep in self.episodes])
-        a = np.concatenate([ep.action for ep in self.episodes])
+        if action_mode == "delta":
+            a = np.concatenate([self._chunk_deltas(ep) for ep in self.episodes])
+        else:
+            a = np.concatenate([ep.action for ep in self.episodes])
         return {
             "state_mean": q.mean(0),
             "state_std": q.std(0),
             "action_mean": a.mean(0),
             "action_std": a.std(0),
         }
+
+    def _chunk_deltas(self, ep: DemoEpisode) -> np.ndarray:
+        T = len(ep.action)
+        t = np.flatnonzero(ep.usable[:-1])
+        idx = np.minimum(t[:, None] + 1 + np.arange(self.horizon)[None, :], T - 1)
+        return (ep.action[idx] - ep.joint_pos[t][:, None, :]).reshape(-1, ep.action.shape[1])
 
     def batch(self, rows: np.ndarray) -> dict:
         """Raw (unnormalised) batch for ``index[rows]``: images uint8, state, actions, mask."""

@@ -137,6 +137,8 @@ class Retold:
     def __init__(self, policy, mapping) -> None:
         self.policy = policy
         self.mapping = mapping
+        self.input_size = getattr(policy, "input_size", None)
+        self.chunk_dt = getattr(policy, "chunk_dt", None)
 
     def reset(self) -> None:
         self.policy.reset()

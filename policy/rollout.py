@@ -118,11 +118,16 @@ class TwinRollout:
             )
         self._record_every = round(every)
 
-    def observe(self, cameras: list[str] | None = None) -> Observation:
-        """The current observation: joint state and a fresh frame from each camera."""
+    def observe(
+        self, cameras: list[str] | None = None, size: tuple[int, int] | None = None
+    ) -> Observation:
+        """The current observation: joint state and a fresh frame from each camera, rendered
+        at ``size`` ``(h, w)`` (a policy's :attr:`~policy.base.ChunkPolicy.input_size`; None:
+        each camera's own size). Rendering the model's size instead of resizing a full frame
+        is most of what makes a rollout fast; frames written to a store stay full size."""
         state = self.twin.arm.read()
         names = [c.name for c in self.spec.cameras] if cameras is None else cameras
-        images = {name: self.twin.render(name) for name in names}
+        images = {name: self.twin.render(name, size) for name in names}
         return Observation(
             stamp=state.stamp,
             joint_pos=state.position,
@@ -173,6 +178,7 @@ class TwinRollout:
         result = EpisodeResult(seed, instruction, False, 0.0, 0, 0, 0)
         if keep_frames:
             result.frames[keep_frames] = []
+        observe_size = getattr(agent, "input_size", None)
         pending: tuple[float, ActionChunk] | None = None  # async: (arrival time, chunk)
         blocked_until = -math.inf  # sync: the loop is inside predict() until then
         done_since: float | None = None
@@ -183,7 +189,7 @@ class TwinRollout:
                 pending = None
             want = pending is None and now >= blocked_until
             if want and executor.remaining_horizon(now) <= cfg.replan_horizon:
-                obs = self.observe(observe_cameras)
+                obs = self.observe(observe_cameras, observe_size)
                 executor.observe(obs.stamp)
                 t0 = time.perf_counter()
                 if cfg.executor.blend == "rtc":

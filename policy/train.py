@@ -155,7 +155,7 @@ class Trainer:
         for ins in self.data.instructions:
             self.text.check(ins)
         self.model = CompactVLA(mcfg)
-        self.model.set_stats(**self.data.stats())
+        self.model.set_stats(**self.data.stats(mcfg.action_mode))
         per_sample = [self.data.episodes[e].instruction for e in self.data.index[:, 0]]
         self.model.set_text_stats(self.text.encode(per_sample))
         self.opt = torch.optim.AdamW(
@@ -258,8 +258,9 @@ class Trainer:
             c: random_shift(images_to_tensor(v, mc.image_size), self.cfg.augment_pad).to(dev)
             for c, v in raw["images"].items()
         }
-        state = m.normalise_state(torch.from_numpy(raw["state"]).to(dev))
-        actions = m.normalise_action(torch.from_numpy(raw["actions"]).to(dev))
+        raw_state = torch.from_numpy(raw["state"]).to(dev)
+        state = m.normalise_state(raw_state)
+        actions = m.normalise_action(torch.from_numpy(raw["actions"]).to(dev), raw_state)
         B = state.shape[0]
         prefix_len = torch.zeros(B, dtype=torch.long)
         use = torch.rand(B) < self.cfg.prefix_prob

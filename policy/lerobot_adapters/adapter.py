@@ -150,6 +150,8 @@ class LeRobotPolicy(ChunkPolicy):
         self._sizes = {
             key: (int(ft.shape[1]), int(ft.shape[2])) for key, ft in cfg.image_features.items()
         }
+        sizes = set(self._sizes.values())
+        self.input_size = sizes.pop() if len(sizes) == 1 else None
         rtc_config = getattr(cfg, "rtc_config", None)
         self.rtc = bool(policy.supports_rtc()) and bool(getattr(rtc_config, "enabled", False))
 

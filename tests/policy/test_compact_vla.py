@@ -49,6 +49,31 @@ def test_normalisation_round_trips():
     assert torch.allclose(model.normalise_state(q), torch.zeros(1, 3), atol=1e-6)
 
 
+def test_delta_actions_are_relative_to_the_state_the_chunk_starts_from():
+    model = tiny_model(action_mode="delta")
+    a = torch.randn(5, 4, 3)
+    q = torch.randn(5, 3)
+    back = model.unnormalise_action(model.normalise_action(a, q), q)
+    assert torch.allclose(back, a, atol=1e-5)
+    # the same targets from another state are another network target
+    assert not torch.allclose(model.normalise_action(a, q), model.normalise_action(a, q + 0.5))
+    with pytest.raises(ValueError, match="delta.*joint state"):
+        model.normalise_action(a)
+
+
+@pytest.mark.parametrize("head", ["regression", "flow"])
+def test_delta_chunks_continue_the_committed_prefix_exactly(text_encoder, head):
+    policy = CompactVLAPolicy(tiny_model(head=head, action_mode="delta"), text_encoder)
+    committed = np.array([[1.1, -0.9, 0.4], [1.2, -0.8, 0.3]])
+    chunk = policy.predict(observation(), "move the arm left", committed)
+    np.testing.assert_allclose(chunk.positions[:2], committed, atol=1e-5)
+
+
+def test_an_unknown_action_mode_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match=r"action_mode='relative'.*absolute"):
+        tiny_model(action_mode="relative")
+
+
 def test_a_joint_that_never_moved_does_not_blow_up_normalisation():
     model = tiny_model()
     model.set_stats([0, 0, 0], [0, 1, 1], [0, 0, 0], [1, 0, 1])

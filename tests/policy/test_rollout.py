@@ -112,3 +112,39 @@ def test_evaluation_reports_rate_interval_and_per_instruction(twin, tmp_path):
     assert sum(v["episodes"] for v in summary["per_instruction"].values()) == 2
     assert len(summary["failure_videos"]) == 1
     assert (tmp_path / "eval.json").exists()
+
+
+class SizedAgent(HomeAgent):
+    """Asks for its input size and keeps what it was shown (and the full-size render of the
+    same moment, resized as training data is) to compare."""
+
+    input_size = (72, 96)
+
+    def __init__(self, spec, twin):
+        super().__init__(spec)
+        self.twin = twin
+        self.seen: list[tuple[dict, dict]] = []
+
+    def predict(self, obs, instruction, committed=None):
+        from policy.data import resize_frames
+
+        full = {
+            name: resize_frames(self.twin.render(name)[None], self.input_size)[0]
+            for name in obs.images
+        }
+        self.seen.append((dict(obs.images), full))
+        return super().predict(obs, instruction, committed)
+
+
+def test_a_rollout_renders_at_the_policy_input_size_close_to_a_resized_full_frame(twin):
+    """Training data is full frames resized (policy.data.resize_frames); a rollout now renders
+    the model's size directly. The two must agree within a pixel tolerance, or the policy
+    would be evaluated on other pixels than it was trained on."""
+    agent = SizedAgent(twin.spec, twin)
+    TwinRollout(twin, RolloutConfig(replan_horizon=0.4, max_duration=1.0)).run(agent, seed=5)
+    assert agent.seen
+    for shown, full in agent.seen:
+        for name, frame in shown.items():
+            assert frame.shape == (72, 96, 3) and frame.dtype == np.uint8
+            err = np.abs(frame.astype(float) - full[name].astype(float)).mean()
+            assert err < 2.5, f"{name}: mean abs pixel error {err:.2f} against the resized frame"

@@ -34,8 +34,7 @@ def trainer(store, out, text_encoder, **kw) -> Trainer:
         log_every=5,
         checkpoint_every=0,
         progress=False,
-        model=tiny_model_overrides(),
-        **kw,
+        **{"model": tiny_model_overrides(), **kw},
     )
     return Trainer(cfg, joint_names=JOINTS, cameras=CAMS, text=text_encoder)
 
@@ -60,8 +59,17 @@ def test_dataset_targets_are_the_next_actions_with_a_mask_at_the_end(learnable_s
     assert batch["instructions"][0] == INSTRUCTIONS[0]
 
 
-def test_training_overfits_a_handful_of_episodes(learnable_store, tmp_path, text_encoder):
-    tr = trainer(learnable_store, tmp_path / "run", text_encoder, steps=150)
+@pytest.mark.parametrize("action_mode", ["absolute", "delta"])
+def test_training_overfits_a_handful_of_episodes(
+    learnable_store, tmp_path, text_encoder, action_mode
+):
+    tr = trainer(
+        learnable_store,
+        tmp_path / "run",
+        text_encoder,
+        steps=150,
+        model=tiny_model_overrides(action_mode=action_mode),
+    )
     summary = tr.run()
     losses = [h["loss"] for h in tr.history if "loss" in h]
     assert losses[-1] < 0.25 * losses[0], losses
