@@ -57,7 +57,7 @@ def test_delta_actions_are_relative_to_the_state_the_chunk_starts_from():
     assert torch.allclose(back, a, atol=1e-5)
     # the same targets from another state are another network target
     assert not torch.allclose(model.normalise_action(a, q), model.normalise_action(a, q + 0.5))
-    with pytest.raises(ValueError, match="delta.*joint state"):
+    with pytest.raises(ValueError, match=r"delta.*joint state"):
         model.normalise_action(a)
 
 
