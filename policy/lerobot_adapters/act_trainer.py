@@ -40,7 +40,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,7 @@ def train_act(
     augment_pad: int = 4,
     model: ActTrainConfig | None = None,
     device: str = "cpu",
+    snapshots: Mapping[float, str | Path] | None = None,
 ) -> Path:
     """Train LeRobot's ACT on the demos in ``store_url`` (one store or several) and save it to
     ``out_dir`` (new or empty), loadable with ``LeRobotPolicy.load(out_dir)``. Returns
@@ -165,6 +166,10 @@ def train_act(
     whichever comes first (at least one must be given). ``image_size`` is ``(height, width)``.
     ``camera_map`` renames our cameras to LeRobot camera names in the checkpoint.
     ``augment_pad``: random-shift augmentation in pixels (0: none).
+    ``snapshots``: ``{seconds: directory}``; the weights after that much optimisation are also
+    saved there (the time spent saving is not counted). ACT trains at a constant learning rate
+    (LeRobot's recipe), so a snapshot at ``t`` is the model a ``t``-second run would have
+    produced: one run gives a benchmark's whole success-against-time curve.
     """
     import torch
     from lerobot.configs import FeatureType, PolicyFeature
@@ -259,6 +264,39 @@ def train_act(
             file=sys.stderr,
         )
 
+    pending_snapshots = sorted((float(t), Path(d)) for t, d in (snapshots or {}).items())
+    for _, snap_dir in pending_snapshots:
+        _prepare_out_dir(snap_dir)  # refuse a non-empty one before training, not after
+
+    def sidecar(step: int, train_seconds: float) -> dict:
+        return {
+            "format_version": SIDECAR_VERSION,
+            "trained_by": "policy.lerobot_adapters.train_act",
+            "policy_type": "act",
+            "joint_names": joint_names,
+            "cameras": list(cameras),
+            "camera_map": camera_map,
+            "fps": fps,
+            "image_size": [h, w],
+            "stores": urls,
+            "episodes": len(data.episodes),
+            "samples": len(data),
+            "seed": seed,
+            "batch_size": batch_size,
+            "augment_pad": augment_pad,
+            "model": asdict(model),
+            "parameters": n_params,
+            "train": {
+                "steps": step,
+                "seconds": train_seconds,
+                "load_seconds": load_seconds,
+                "seconds_budget": seconds_budget,
+                "step_budget": steps,
+                "loss": _downsample(losses),
+                "l1_loss": _downsample(l1s),
+            },
+        }
+
     losses: list[float] = []
     l1s: list[float] = []
     policy.train()
@@ -292,6 +330,13 @@ def train_act(
         losses.append(float(loss.item()))
         l1s.append(float(info["l1_loss"]))
         now = time.monotonic() - start
+        while pending_snapshots and now >= pending_snapshots[0][0]:
+            _, snap_dir = pending_snapshots.pop(0)
+            paused = time.monotonic()
+            policy.eval()
+            _save(policy, pre, post, _prepare_out_dir(snap_dir), snap_dir, sidecar(step, now))
+            policy.train()
+            start += time.monotonic() - paused  # saving is not training time
         if progress and (now - last_print >= 0.5 or step == steps):
             last_print = now
             print(
@@ -306,37 +351,9 @@ def train_act(
     if step == 0:
         raise PolicyError(f"train_act: no optimiser step fitted in seconds_budget={seconds_budget}")
 
-    sidecar = {
-        "format_version": SIDECAR_VERSION,
-        "trained_by": "policy.lerobot_adapters.train_act",
-        "policy_type": "act",
-        "joint_names": joint_names,
-        "cameras": list(cameras),
-        "camera_map": camera_map,
-        "fps": fps,
-        "image_size": [h, w],
-        "stores": urls,
-        "episodes": len(data.episodes),
-        "samples": len(data),
-        "seed": seed,
-        "batch_size": batch_size,
-        "augment_pad": augment_pad,
-        "model": asdict(model),
-        "parameters": n_params,
-        "train": {
-            "steps": step,
-            "seconds": train_seconds,
-            "load_seconds": load_seconds,
-            "seconds_budget": seconds_budget,
-            "step_budget": steps,
-            "loss": _downsample(losses),
-            "l1_loss": _downsample(l1s),
-        },
-    }
-
     policy.eval()
     try:
-        _save(policy, pre, post, tmp, out_dir, sidecar)
+        _save(policy, pre, post, tmp, out_dir, sidecar(step, train_seconds))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -657,3 +657,37 @@ def test_train_act_honours_a_wall_clock_budget(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 30
     with pytest.raises(PolicyError, match="seconds_budget"):
         train_act(url, tmp_path / "b", chunk_size=3, cameras=("front",), progress=False)
+
+
+def test_train_act_snapshots_are_loadable_checkpoints_of_shorter_runs(tmp_path: Path) -> None:
+    """A benchmark's success-against-time curve from one ACT run: each snapshot holds the
+    weights after its time, with fewer steps than the final checkpoint, and loads."""
+    from policy.lerobot_adapters import ActTrainConfig
+
+    url = str(tmp_path / "demos.zarr")
+    make_store(url, n_episodes=1, n=6)
+    small = ActTrainConfig(
+        dim_model=32,
+        n_heads=2,
+        dim_feedforward=64,
+        n_encoder_layers=1,
+        n_vae_encoder_layers=1,
+        latent_dim=4,
+    )
+    train_act(
+        url,
+        tmp_path / "act",
+        seconds_budget=1.5,
+        chunk_size=3,
+        cameras=("front",),
+        image_size=(32, 32),
+        batch_size=2,
+        progress=False,
+        model=small,
+        snapshots={0.5: tmp_path / "act@0.5s"},
+    )
+    snap = json.loads((tmp_path / "act@0.5s" / SIDECAR).read_text())["train"]
+    final = json.loads((tmp_path / "act" / SIDECAR).read_text())["train"]
+    assert 0.5 <= snap["seconds"] < final["seconds"] and 1 <= snap["steps"] < final["steps"]
+    policy = LeRobotPolicy.load(str(tmp_path / "act@0.5s"), joint_names=JOINTS)
+    assert policy.horizon == 3
