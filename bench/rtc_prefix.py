@@ -74,6 +74,7 @@ class Recorded:
         self.policy = policy
         self.prefix = prefix
         self.chunk_dt = policy.chunk_dt
+        self.input_size = getattr(policy, "input_size", None)  # the rollout renders at it
         self.chunks: list = []
         self.prefix_steps: list[int] = []
 
