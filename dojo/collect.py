@@ -104,5 +104,8 @@ def collect(
     return CollectSummary(episodes, succeeded, time.monotonic() - t0, sim)
 
 
-def make_twin(spec, model: str, task, physics_dt: float = 0.002) -> Twin:
-    return Twin(spec, TwinConfig(model=model, physics_dt=physics_dt), task)
+def make_twin(spec, model: str, task, physics_dt: float = 0.002, sim=None) -> Twin:
+    """The twin for ``spec``; ``sim``: the config's ``sim`` section (mesh tolerance)."""
+    tolerance = getattr(sim, "render_mesh_tolerance", None)
+    extra = {} if tolerance is None else {"render_mesh_tolerance": float(tolerance)}
+    return Twin(spec, TwinConfig(model=model, physics_dt=physics_dt, **extra), task)

@@ -75,7 +75,13 @@ def run(overrides: list[str], run_graph) -> int:
     else:
         from dojo.collect import collect, make_twin
 
-        twin = make_twin(conf.robot_spec(cfg), cfg.robot.model, conf.task_config(cfg))
+        twin = make_twin(
+            conf.robot_spec(cfg),
+            cfg.robot.model,
+            conf.task_config(cfg),
+            cfg.sim.physics_dt,
+            cfg.sim,
+        )
         try:
             start = _count(demos)
             collect(

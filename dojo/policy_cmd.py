@@ -38,7 +38,7 @@ def _twin(cfg):
     from dojo.collect import make_twin
 
     return make_twin(
-        conf.robot_spec(cfg), cfg.robot.model, conf.task_config(cfg), cfg.sim.physics_dt
+        conf.robot_spec(cfg), cfg.robot.model, conf.task_config(cfg), cfg.sim.physics_dt, cfg.sim
     )
 
 

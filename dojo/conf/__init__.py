@@ -88,11 +88,16 @@ class SimConfig:
     seconds) for the policy whenever fewer than ``lockstep_min_horizon`` seconds of actions are
     queued, so a slow policy sees the same world as a fast one. While no policy is alive (none
     has sent a chunk within the watchdog) lockstep keeps to the wall clock.
+
+    ``render_mesh_tolerance`` (m): the robot's visual meshes are drawn from copies decimated
+    to this surface error (``robot.sim.meshes``), which is what makes the twin's cameras
+    cheap; 0 draws the shipped meshes (physics is the same either way).
     """
 
     clock: str = "lockstep"
     physics_dt: float = 0.002
     render: bool = True
+    render_mesh_tolerance: float = 0.0002
     lockstep_min_horizon: float = 0.06
     lockstep_wait: float = 2.0
 
