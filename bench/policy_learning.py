@@ -143,11 +143,16 @@ def per_colour(summary: dict) -> dict[str, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--demos", type=int, nargs="+", default=[25, 50, 100])
-    ap.add_argument("--budget", type=float, default=300.0, help="training seconds per model")
-    ap.add_argument("--episodes", type=int, default=30, help="evaluation episodes per model")
+    ap.add_argument("--demos", type=int, default=100, help="successful scripted demos to train on")
+    ap.add_argument(
+        "--budgets",
+        type=float,
+        nargs="+",
+        default=[300.0, 600.0, 1200.0],
+        help="training seconds: one compact-VLA run per budget, ACT snapshots at each",
+    )
+    ap.add_argument("--episodes", type=int, default=50, help="evaluation episodes per model")
     ap.add_argument("--seed", type=int, default=100_000, help="first evaluation seed")
-    ap.add_argument("--head", default="regression", choices=["regression", "flow"])
     ap.add_argument("--data", default=str(ROOT / "runs/bench/demos_pick_place.zarr"))
     ap.add_argument("--out", default=str(ROOT / "runs/bench/policy_learning"))
     ap.add_argument("--skip-act", action="store_true")
@@ -157,6 +162,7 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
+    budgets = sorted(set(args.budgets))
 
     import torch
 
@@ -170,72 +176,78 @@ def main() -> None:
     cfg = conf.load([])
     spec = conf.robot_spec(cfg)
     cameras = [c.name for c in spec.cameras]
-    ensure_demos(cfg, args.data, max(args.demos))
+    ensure_demos(cfg, args.data, args.demos)
     text = TextEncoder()
     twin = make_twin(spec, cfg.robot.model, conf.task_config(cfg))
-    rows, results = [], {"demos": {}}
     out = Path(args.out)
+    rows: list = []
+    results: dict = {"compact": {}, "act": {}, "swapped": {}}
+    t_bench = time.monotonic()
     try:
-        for n in args.demos:
-            entry: dict = {}
-            # -- the compact VLA ------------------------------------------------------------------
-            run_dir = out / f"compact_{args.head}_{n}"
+        # -- the compact VLA: one fresh run per budget (its schedule decays over the budget) ---
+        for budget in budgets:
+            run_dir = out / f"compact_{budget:.0f}s"
             t0 = time.monotonic()
             if args.eval_only:
                 summary = _trained(run_dir)
             else:
-                summary = _train_compact(args, run_dir, n, spec, cameras, text)
+                summary = _train_compact(args, run_dir, args.demos, budget, spec, cameras, text)
             vla = CompactVLAPolicy.load(run_dir / "checkpoint", text)
-            print(f"compact VLA, {n} demos: evaluating", file=sys.stderr)
+            print(f"compact VLA, {budget:.0f} s: evaluating", file=sys.stderr)
             ev = evaluate_policy(vla, twin, cfg, args.episodes, args.seed)
-            entry["compact"] = {"train": summary, "eval": ev, "wall_s": time.monotonic() - t0}
-            rows.append(_row(f"compact VLA ({args.head})", n, summary, ev))
-            # -- ACT ------------------------------------------------------------------------------
-            if not args.skip_act:
-                from policy.lerobot_adapters import LeRobotPolicy, train_act
+            results["compact"][f"{budget:.0f}"] = {
+                "train": summary,
+                "eval": ev,
+                "history": _history(run_dir),
+                "wall_s": time.monotonic() - t0,
+            }
+            rows.append(_row("compact VLA", budget, summary, ev))
+        # -- ACT: one run of the longest budget, snapshots at the others -----------------------
+        if not args.skip_act:
+            from policy.lerobot_adapters import LeRobotPolicy, train_act
 
-                act_dir = out / f"act_{n}"
-                t0 = time.monotonic()
-                if not (args.eval_only or (args.reuse_act and act_dir.exists())):
-                    import shutil
+            act_dirs = {b: out / f"act_{b:.0f}s" for b in budgets}
+            t0 = time.monotonic()
+            if not (
+                args.eval_only or (args.reuse_act and all(d.exists() for d in act_dirs.values()))
+            ):
+                import shutil
 
-                    shutil.rmtree(act_dir, ignore_errors=True)
-                    train_act(
-                        args.data,
-                        act_dir,
-                        seconds_budget=args.budget,
-                        max_episodes=n,
-                        cameras=cameras,
-                        image_size=IMAGE_SIZE,
-                        chunk_size=10,
-                        seed=0,
-                    )
-                act = LeRobotPolicy.load(
-                    str(act_dir), joint_names=spec.joint_names, cameras=cameras
+                for d in act_dirs.values():
+                    shutil.rmtree(d, ignore_errors=True)
+                train_act(
+                    args.data,
+                    act_dirs[budgets[-1]],
+                    seconds_budget=budgets[-1],
+                    max_episodes=args.demos,
+                    cameras=cameras,
+                    image_size=IMAGE_SIZE,
+                    chunk_size=10,
+                    seed=0,
+                    snapshots={b: act_dirs[b] for b in budgets[:-1]},
                 )
-                print(f"ACT, {n} demos: evaluating", file=sys.stderr)
+            for budget in budgets:
+                act = LeRobotPolicy.load(
+                    str(act_dirs[budget]), joint_names=spec.joint_names, cameras=cameras
+                )
+                print(f"ACT, {budget:.0f} s: evaluating", file=sys.stderr)
                 ev_act = evaluate_policy(act, twin, cfg, args.episodes, args.seed)
-                act_summary = {"seconds": args.budget, "steps": _act_steps(act_dir)}
-                entry["act"] = {
-                    "train": act_summary,
-                    "eval": ev_act,
-                    "wall_s": time.monotonic() - t0,
-                }
-                rows.append(_row("LeRobot ACT", n, act_summary, ev_act))
-            results["demos"][str(n)] = entry
-        # -- instruction following: swapped colours, models trained on the most demos ------------
-        n = max(args.demos)
+                act_train = _act_train(act_dirs[budget])
+                results["act"][f"{budget:.0f}"] = {"train": act_train, "eval": ev_act}
+                rows.append(_row("LeRobot ACT", budget, act_train, ev_act))
+            results["act_wall_s"] = time.monotonic() - t0
+        # -- instruction following: swapped colours, the longest-trained models ----------------
         swap_rows = []
-        vla = CompactVLAPolicy.load(out / f"compact_{args.head}_{n}" / "checkpoint", text)
+        vla = CompactVLAPolicy.load(out / f"compact_{budgets[-1]:.0f}s" / "checkpoint", text)
         print("compact VLA, swapped colours", file=sys.stderr)
         sw = evaluate_policy(vla, twin, cfg, args.episodes, args.seed, swap=True)
-        results["swapped"] = {"compact": sw}
+        results["swapped"]["compact"] = sw
         swap_rows.append(_swap_row("compact VLA", sw))
         if not args.skip_act:
             from policy.lerobot_adapters import LeRobotPolicy
 
             act = LeRobotPolicy.load(
-                str(out / f"act_{n}"), joint_names=spec.joint_names, cameras=cameras
+                str(out / f"act_{budgets[-1]:.0f}s"), joint_names=spec.joint_names, cameras=cameras
             )
             print("ACT, swapped colours", file=sys.stderr)
             sw_act = evaluate_policy(act, twin, cfg, args.episodes, args.seed, swap=True)
@@ -245,11 +257,11 @@ def main() -> None:
         twin.close()
 
     print_table(
-        f"pick_place success after supervised fine-tuning ({args.budget:.0f} s of training each, "
-        f"{args.episodes} held-out scenes, seeds {args.seed}..)",
+        f"pick_place success after supervised fine-tuning on {args.demos} demos "
+        f"({args.episodes} held-out scenes, seeds {args.seed}..)",
         [
             "policy",
-            "demos",
+            "train min",
             "train steps",
             "success",
             "95% CI",
@@ -262,7 +274,7 @@ def main() -> None:
         rows,
     )
     print_table(
-        f"instruction following: colours swapped, {max(args.demos)} demos",
+        f"instruction following: colours swapped, {budgets[-1] / 60:.0f} min of training",
         [
             "policy",
             "told cube reached",
@@ -273,23 +285,95 @@ def main() -> None:
         ],
         swap_rows,
     )
+    sw = results["swapped"]["compact"]
+    ratio = sw["reached_told_cube"] / max(sw["reached_scene_cube"], 1)
+    print(
+        f"compact VLA told/scene cube reached: {ratio:.1f}x (target >= 3x); told cube in bin "
+        f"{sw['followed_rate']:.2f} (target >= 0.30)"
+    )
     write_json(
         "policy_learning",
         {
-            "budget_s": args.budget,
+            "demos": args.demos,
+            "budgets_s": budgets,
             "episodes": args.episodes,
             "eval_seed": args.seed,
-            "head": args.head,
             "torch_threads": torch.get_num_threads(),
+            "wall_s": time.monotonic() - t_bench,
             **results,
         },
     )
+    _plot(results, budgets, args)
+
+
+def _plot(results: dict, budgets: list[float], args) -> None:
+    """Success against training time (both models, Wilson bands) and both loss curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    for name, label, colour in (("compact", "compact VLA", "C0"), ("act", "LeRobot ACT", "C1")):
+        pts = [
+            (b / 60, results[name][f"{b:.0f}"]["eval"])
+            for b in budgets
+            if f"{b:.0f}" in results[name]
+        ]
+        if not pts:
+            continue
+        x = [p[0] for p in pts]
+        ax[0].plot(x, [p[1]["success_rate"] for p in pts], "o-", color=colour, label=label)
+        ax[0].fill_between(
+            x,
+            [p[1]["ci_low"] for p in pts],
+            [p[1]["ci_high"] for p in pts],
+            color=colour,
+            alpha=0.15,
+        )
+    ax[0].axhline(0.5, color="grey", ls=":", lw=1)
+    ax[0].set(
+        xlabel="training time (min, this machine)",
+        ylabel=f"success on {args.episodes} held-out scenes",
+        ylim=(-0.02, 1.02),
+        title=f"pick_place, {args.demos} demos",
+    )
+    ax[0].legend()
+    longest = f"{budgets[-1]:.0f}"
+    hist = results["compact"].get(longest, {}).get("history", [])
+    if hist:
+        ax[1].plot(
+            [h["seconds"] / 60 for h in hist],
+            [h["loss"] for h in hist],
+            label="compact VLA (L1, normalised)",
+        )
+    act = results["act"].get(longest, {}).get("train", {})
+    if act.get("loss"):
+        n = len(act["loss"])
+        ax[1].plot(
+            [act["seconds"] / 60 * (i + 1) / n for i in range(n)],
+            act["loss"],
+            label="ACT (L1 + KL)",
+        )
+    ax[1].set(
+        xlabel="training time (min)", ylabel="training loss", yscale="log", title="learning curves"
+    )
+    ax[1].legend()
+    fig.tight_layout()
+    from bench.common import RESULTS
+
+    path = RESULTS / "policy_learning.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 IMAGE_SIZE = (72, 96)  # the compact VLA's default input (VLAConfig.image_size), given to ACT too
 
 
-def _train_compact(args, run_dir: Path, n: int, spec, cameras, text) -> dict:
+def _train_compact(args, run_dir: Path, n: int, budget: float, spec, cameras, text) -> dict:
+    """The default recipe of ``dojo train policy`` (TrainConfig and VLAConfig defaults), with
+    this benchmark's budget, demos and image size."""
     import shutil
 
     from policy.train import TrainConfig, Trainer
@@ -300,11 +384,11 @@ def _train_compact(args, run_dir: Path, n: int, spec, cameras, text) -> dict:
             stores=[args.data],
             out=str(run_dir),
             steps=1_000_000,
-            seconds=args.budget,
+            seconds=budget,
             max_episodes=n,
             checkpoint_every=0,
             seed=0,
-            model={"head": args.head, "image_size": IMAGE_SIZE},
+            model={"image_size": IMAGE_SIZE},
         ),
         joint_names=list(spec.joint_names),
         cameras=cameras,
@@ -321,19 +405,30 @@ def _trained(run_dir: Path) -> dict:
     return {"steps": state["step"], "seconds": state["elapsed"]}
 
 
-def _act_steps(path: Path):
+def _history(run_dir: Path) -> list[dict]:
+    import json
+
+    state = json.loads((run_dir / "train_state.json").read_text())
+    return [h for h in state.get("history", []) if "loss" in h]
+
+
+def _act_train(path: Path) -> dict:
     from policy.lerobot_adapters.adapter import read_sidecar
 
-    side = read_sidecar(path) or {}
-    return side.get("train", {}).get("steps", side.get("steps"))
+    side = (read_sidecar(path) or {}).get("train", {})
+    return {
+        "steps": side.get("steps"),
+        "seconds": side.get("seconds"),
+        "loss": side.get("loss", []),
+    }
 
 
-def _row(name: str, n: int, train: dict, ev: dict) -> list:
+def _row(name: str, budget: float, train: dict, ev: dict) -> list:
     colours = {c: "-" for c in SWAP}
     colours.update(per_colour(ev))
     return [
         name,
-        n,
+        f"{budget / 60:.0f}",
         train.get("steps"),
         f"{ev['successes']}/{ev['episodes']} = {ev['success_rate']:.2f}",
         f"{ev['ci_low']:.2f}-{ev['ci_high']:.2f}",

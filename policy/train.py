@@ -56,10 +56,10 @@ class TrainConfig:
 
     stores: list[str] = field(default_factory=list)
     out: str = "runs/policy"
-    steps: int = 2000
-    seconds: float = 0.0
+    steps: int = 100_000
+    seconds: float = 1200.0
     batch_size: int = 32
-    lr: float = 3e-4
+    lr: float = 1e-3
     lr_floor: float = 0.1  # the cosine ends at this fraction of lr, at the end of the budget
     weight_decay: float = 1e-4
     warmup: int = 100

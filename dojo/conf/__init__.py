@@ -188,10 +188,10 @@ class TrainConfigSection:
     periodic evaluation in the twin (``eval_every`` steps, ``eval_episodes`` each), and model
     choices (``head``: regression or flow; ``cameras``: empty = every camera of the robot)."""
 
-    steps: int = 2000
-    seconds: float = 0.0
+    steps: int = 100_000
+    seconds: float = 1200.0
     batch_size: int = 32
-    lr: float = 3e-4
+    lr: float = 1e-3
     eval_every: int = 0
     eval_episodes: int = 10
     checkpoint_every: int = 200

