@@ -1,9 +1,14 @@
 """Success in the twin after supervised fine-tuning: the compact VLA against LeRobot's ACT.
 
-For each demo count N (default 25, 50, 100 scripted pick-and-place demos, all three colours):
-train the compact VLA and ACT on the same first N successful demos for the same wall-clock
-budget, one after the other in this process, then roll both out on the same held-out scenes
-(seeds far from the training seeds) and report success with 95% Wilson intervals, per colour.
+On the same N (default 100) successful scripted pick-and-place demos, all three colours: the
+compact VLA is trained once per budget (default 5, 10 and 20 minutes of wall clock, each a
+fresh run, because its learning rate decays over the budget: a 5-minute snapshot of a 20-minute
+run is not what a 5-minute run gives), and ACT once for the longest budget with snapshots at
+the others (ACT trains at a constant rate, so its snapshots are the shorter runs' models). Every
+model is rolled out on the same held-out scenes (seeds far from the training seeds) and scored
+with 95% Wilson intervals, per colour. The compact VLA runs the recipe of ``dojo train policy``
+(the ``TrainConfig`` and ``VLAConfig`` defaults); what was tried to choose it is in
+``bench/README.md``.
 
 Which cube a policy went for: a policy trained for minutes on a CPU often grasps but misses
 the bin, so besides success each episode records which cube the gripper went for: the cube
@@ -19,12 +24,14 @@ cube it was *told* about, "told cube in bin" where that cube ended in the bin. A
 reads the words goes for the told colour; ACT has no language input, so it can only do what the
 scene looked like in training: the told cube by chance.
 
-    .venv/bin/python bench/policy_learning.py [--demos 25 50 100] [--budget 300]
-        [--episodes 30] [--head regression|flow] [--data runs/bench/demos_pick_place.zarr]
+    .venv/bin/python bench/policy_learning.py [--demos 100] [--budgets 300 600 1200]
+        [--episodes 50] [--data runs/bench/demos_pick_place.zarr] [--skip-act] [--eval-only]
 
 Demos are collected once with ``dojo collect`` (seeds 0..) into ``--data`` and reused. Results:
-a table on stdout, ``bench/results/policy_learning.json`` and the trained checkpoints under
-``runs/bench/policy_learning/``.
+a table on stdout, ``bench/results/policy_learning.json``, ``bench/results/policy_learning.png``
+(success against training time for both models, and both learning curves) and the trained
+checkpoints under ``runs/bench/policy_learning/``. About 75 minutes on a 2-core CPU with the
+defaults (the budgets are training time; collection and evaluation come on top).
 """
 
 from __future__ import annotations

@@ -246,8 +246,8 @@ class DemoConfig:
     ``train_seconds`` of policy training, ``critic_steps`` of critic training, then ``episodes``
     (top level) episodes through the graph."""
 
-    demos: int = 30
-    train_seconds: float = 240.0
+    demos: int = 100
+    train_seconds: float = 300.0
     critic_steps: int = 600
 
 
