@@ -626,12 +626,11 @@ def test_train_act_overfits_tiny_demos_and_loads(tmp_path: Path) -> None:
         LeRobotPolicy.load(out, joint_names=tuple(reversed(JOINTS)))
 
 
-def test_train_act_honours_a_wall_clock_budget(tmp_path: Path) -> None:
+def _small_act():
+    """An ACT small enough that a step takes milliseconds: wall-clock tests count steps."""
     from policy.lerobot_adapters import ActTrainConfig
 
-    url = str(tmp_path / "demos.zarr")
-    make_store(url, n_episodes=1, n=6)
-    small = ActTrainConfig(
+    return ActTrainConfig(
         dim_model=32,
         n_heads=2,
         dim_feedforward=64,
@@ -639,6 +638,12 @@ def test_train_act_honours_a_wall_clock_budget(tmp_path: Path) -> None:
         n_vae_encoder_layers=1,
         latent_dim=4,
     )
+
+
+def test_train_act_honours_a_wall_clock_budget(tmp_path: Path) -> None:
+    url = str(tmp_path / "demos.zarr")
+    make_store(url, n_episodes=1, n=6)
+    small = _small_act()
     t0 = time.monotonic()
     train_act(
         url,
@@ -662,18 +667,9 @@ def test_train_act_honours_a_wall_clock_budget(tmp_path: Path) -> None:
 def test_train_act_snapshots_are_loadable_checkpoints_of_shorter_runs(tmp_path: Path) -> None:
     """A benchmark's success-against-time curve from one ACT run: each snapshot holds the
     weights after its time, with fewer steps than the final checkpoint, and loads."""
-    from policy.lerobot_adapters import ActTrainConfig
-
     url = str(tmp_path / "demos.zarr")
     make_store(url, n_episodes=1, n=6)
-    small = ActTrainConfig(
-        dim_model=32,
-        n_heads=2,
-        dim_feedforward=64,
-        n_encoder_layers=1,
-        n_vae_encoder_layers=1,
-        latent_dim=4,
-    )
+    small = _small_act()
     train_act(
         url,
         tmp_path / "act",
