@@ -68,6 +68,7 @@ bench: setup
 	$(VPY) bench/policy_learning.py
 	$(VPY) bench/policy_head.py
 	$(VPY) bench/policy_latency.py
+	$(VPY) bench/rtc_prefix.py
 	$(VPY) bench/critic.py
 	$(VPY) bench/camera_pipeline.py
 
