@@ -118,6 +118,7 @@ def train(overrides: list[str]) -> int:
         checkpoint_every=tr.checkpoint_every,
         max_episodes=tr.max_episodes or None,
         augment_pad=tr.augment_pad,
+        start_weight=tr.start_weight,
         threads=tr.threads,
         seed=cfg.seed,
         model={"head": tr.head, "horizon": tr.horizon},

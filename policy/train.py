@@ -65,6 +65,10 @@ class TrainConfig:
     warmup: int = 100
     augment_pad: int = 4
     prefix_prob: float = 0.5
+    # samples from an episode's first start_seconds drawn start_weight times as often: there the
+    # scene and the words alone tell where to go (bench/README.md: the policy hedges there)
+    start_weight: float = 1.0
+    start_seconds: float = 1.0
     max_episodes: int | None = None
     log_every: int = 25
     eval_every: int = 0
@@ -156,6 +160,16 @@ class Trainer:
             self.text.check(ins)
         self.model = CompactVLA(mcfg)
         self.model.set_stats(**self.data.stats(mcfg.action_mode))
+        if config.start_weight <= 0 or config.start_seconds < 0:
+            raise TrainError(
+                f"train: start_weight={config.start_weight} must be > 0 and start_seconds="
+                f"{config.start_seconds} >= 0"
+            )
+        self._sample_p = None
+        if config.start_weight != 1.0:
+            early = self.data.index[:, 1] < config.start_seconds * float(self.data.fps or 10.0)
+            w = np.where(early, config.start_weight, 1.0)
+            self._sample_p = w / w.sum()
         per_sample = [self.data.episodes[e].instruction for e in self.data.index[:, 0]]
         self.model.set_text_stats(self.text.encode(per_sample))
         self.opt = torch.optim.AdamW(
@@ -291,7 +305,10 @@ class Trainer:
             stop_reason = budget.exhausted(self.step, self.clock() - start)
             if stop_reason:
                 break
-            rows = self.rng.integers(0, len(self.data), cfg.batch_size)
+            if self._sample_p is None:
+                rows = self.rng.integers(0, len(self.data), cfg.batch_size)
+            else:
+                rows = self.rng.choice(len(self.data), size=cfg.batch_size, p=self._sample_p)
             batch = self._tensors(self.data.batch(rows))
             lr = self._lr(self.clock() - start)
             for group in self.opt.param_groups:

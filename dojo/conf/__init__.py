@@ -197,6 +197,7 @@ class TrainConfigSection:
     checkpoint_every: int = 200
     max_episodes: int = 0
     augment_pad: int = 4
+    start_weight: float = 1.0
     threads: int = 0
     head: str = "regression"
     horizon: int = 10

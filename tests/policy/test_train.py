@@ -150,3 +150,18 @@ def test_random_shift_keeps_shape_and_moves_content():
     assert y.shape == x.shape
     moved = [tuple(torch.nonzero(y[i, 0])[0].tolist()) != (8, 8) for i in range(8)]
     assert any(moved)
+
+
+def test_start_weight_draws_an_episodes_first_steps_more_often(
+    learnable_store, tmp_path, text_encoder
+):
+    tr = trainer(learnable_store, tmp_path / "run", text_encoder, steps=1, start_weight=5.0)
+    early = tr.data.index[:, 1] < 10  # first second at 10 fps
+    p = tr._sample_p
+    assert p is not None and p[early][0] == pytest.approx(5 * p[~early][0])
+    rows = tr.rng.choice(len(tr.data), size=4000, p=p)
+    share = early[rows].mean()
+    expected = 5 * early.sum() / (5 * early.sum() + (~early).sum())
+    assert abs(share - expected) < 0.05
+    with pytest.raises(TrainError, match="start_weight=0"):
+        trainer(learnable_store, tmp_path / "bad", text_encoder, steps=1, start_weight=0.0)
