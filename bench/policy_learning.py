@@ -168,7 +168,16 @@ def main() -> None:
         "--reuse-act", action="store_true", help="keep ACT checkpoints an earlier run trained"
     )
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
     args = ap.parse_args()
+    if args.plot_only:
+        import json
+
+        from bench.common import RESULTS
+
+        saved = json.loads((RESULTS / "policy_learning.json").read_text())
+        _plot(saved, saved["budgets_s"], args)
+        return
     budgets = sorted(set(args.budgets))
 
     import torch
@@ -355,11 +364,11 @@ def _plot(results: dict, budgets: list[float], args) -> None:
             label="compact VLA (L1, normalised)",
         )
     act = results["act"].get(longest, {}).get("train", {})
-    if act.get("loss"):
-        n = len(act["loss"])
+    if act.get("loss"):  # [[step, mean loss], ...]; steps to minutes at the run's mean rate
+        steps = max(p[0] for p in act["loss"])
         ax[1].plot(
-            [act["seconds"] / 60 * (i + 1) / n for i in range(n)],
-            act["loss"],
+            [act["seconds"] / 60 * p[0] / steps for p in act["loss"]],
+            [p[1] for p in act["loss"]],
             label="ACT (L1 + KL)",
         )
     ax[1].set(
