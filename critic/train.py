@@ -186,7 +186,7 @@ def train(
     net = critic.net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
-    budget = Budget(config.steps, config.seconds, min(config.warmup, config.steps - 1))
+    budget = Budget(config.steps, config.seconds, config.warmup)
     gen = torch.Generator().manual_seed(config.seed)
     t0 = time.monotonic()
     pairs = 0

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Budget:
-    """``steps`` (>= 1) and ``seconds`` (0: no time budget); the run ends at the first."""
+    """``steps`` (>= 1) and ``seconds`` (0: no time budget); the run ends at the first.
+    ``warmup`` steps are capped at ``steps - 1``, so the cosine always has a step to run."""
 
     steps: int
     seconds: float = 0.0
@@ -34,6 +35,7 @@ class Budget:
             raise ValueError(f"budget: steps={self.steps} must be >= 1")
         if self.seconds < 0:
             raise ValueError(f"budget: seconds={self.seconds} must be >= 0 (0: no time budget)")
+        object.__setattr__(self, "warmup", max(0, min(self.warmup, self.steps - 1)))
 
     def fraction(self, step: int, elapsed: float) -> float:
         """Where the run is in ``[0, 1]``: the larger of the step and time fractions. The step

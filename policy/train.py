@@ -167,7 +167,7 @@ class Trainer:
             )
         self._sample_p = None
         if config.start_weight != 1.0:
-            early = self.data.index[:, 1] < config.start_seconds * float(self.data.fps or 10.0)
+            early = self.data.index[:, 1] * mcfg.chunk_dt < config.start_seconds
             w = np.where(early, config.start_weight, 1.0)
             self._sample_p = w / w.sum()
         per_sample = [self.data.episodes[e].instruction for e in self.data.index[:, 0]]
@@ -255,10 +255,9 @@ class Trainer:
     # -- training --------------------------------------------------------------------------------
 
     def budget(self) -> Budget:
-        return Budget(self.cfg.steps, self.cfg.seconds, min(self.cfg.warmup, self.cfg.steps - 1))
+        return Budget(self.cfg.steps, self.cfg.seconds, self.cfg.warmup)
 
-    def _lr(self, elapsed: float) -> float:
-        budget = self.budget()
+    def _lr(self, budget: Budget, elapsed: float) -> float:
         frac = budget.fraction(self.step, elapsed)
         return self.cfg.lr * warmup_cosine(
             self.step, frac, warmup=budget.warmup, floor=self.cfg.lr_floor
@@ -310,7 +309,7 @@ class Trainer:
             else:
                 rows = self.rng.choice(len(self.data), size=cfg.batch_size, p=self._sample_p)
             batch = self._tensors(self.data.batch(rows))
-            lr = self._lr(self.clock() - start)
+            lr = self._lr(budget, self.clock() - start)
             for group in self.opt.param_groups:
                 group["lr"] = lr
             loss = self.model(batch)  # forward() is the loss: DDP syncs gradients through it

@@ -75,3 +75,9 @@ def test_a_seconds_budget_ends_the_run_at_the_floor(learnable_store, tmp_path, t
     assert max(lrs) == pytest.approx(1e-3, rel=0.05)  # it did reach the peak after warmup
     assert trainer.last_lr == pytest.approx(1e-4, rel=0.05)  # and ended at the floor
     assert all(a >= b - 1e-12 for a, b in itertools.pairwise(lrs[2:]))  # monotone decay
+
+
+def test_warmup_is_capped_below_the_step_budget():
+    assert Budget(steps=1, warmup=100).warmup == 0
+    assert Budget(steps=50, warmup=100).warmup == 49
+    assert Budget(steps=500, warmup=100).warmup == 100
