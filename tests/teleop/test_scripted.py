@@ -17,13 +17,12 @@ from robot.sim.twin import Twin, TwinConfig
 from teleop.scripted import (
     PICK_FAILURES,
     PUSH_FAILURES,
-    OperatorError,
     Phase,
-    ScriptedConfig,
     ScriptedOperator,
     chunk_target,
     rollout,
 )
+from teleop.scripted_config import OperatorError, ScriptedConfig
 from tests.sim_helpers import robot_spec, seeds_by_goal
 
 ROBOTS = ("so101", "panda")
