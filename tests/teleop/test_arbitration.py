@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dojo.nodes.intervention import StallMonitor
 from robot.schema import ControlSource
+from teleop.arbitration import StallMonitor
 
 STILL = np.zeros(6)
 
