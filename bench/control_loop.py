@@ -36,7 +36,7 @@ def measure(overrides: list[str], seconds: float) -> dict:
     from dojo import conf
     from robot.control import ControlLoop
     from robot.executor import ChunkExecutor
-    from robot.kinematics import ForwardKinematics
+    from robot.mjcf import ForwardKinematics
     from robot.runtime import DriverLoop, LoopConfig, NullObserver
     from robot.safety import SafetyLimits
     from robot.sim.twin import Twin, TwinConfig

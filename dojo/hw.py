@@ -98,7 +98,7 @@ def check(overrides: list[str], out=sys.stdout) -> int:
     from omegaconf import OmegaConf
 
     from dojo import conf
-    from robot.arm import ArmError
+    from robot.arm_interface import ArmError
     from robot.arms.registry import make_arm
     from robot.cameras.base import CameraError
     from robot.cameras.registry import make_camera

@@ -31,7 +31,7 @@ import numpy as np
 
 from robot.control import ControlLoop, TickResult
 from robot.executor import ChunkExecutor, ExecutorConfig, committed_prefix
-from robot.kinematics import ForwardKinematics
+from robot.mjcf import ForwardKinematics
 from robot.safety import SafetyLimits
 from robot.schema import ActionChunk, ControlSource, Observation
 

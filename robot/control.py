@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from robot.arm import Arm, ArmError
+from robot.arm_interface import Arm, ArmError
 from robot.executor import ChunkExecutor
 from robot.safety import SafetyLimits
 from robot.schema import ControlSource, JointState

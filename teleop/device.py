@@ -17,7 +17,7 @@ Rules every device follows (tests check them):
   so ``import teleop`` works on a laptop without them.
 
 Frames. ``ee_delta`` is a small Cartesian displacement of the end effector per command, in the
-robot's base frame (the frame of :mod:`robot.kinematics`)::
+robot's base frame (the frame of :mod:`robot.mjcf`)::
 
             z (up)
             ^

@@ -4,11 +4,11 @@ Why differential IK and not a full IK solve per command: a teleop command is a s
 displacement (a key press, one control tick of a stick), so one quadratic program that moves
 the joints by at most one tick's velocity budget is exact enough, never jumps to another IK
 branch, and respects the joint limits and velocity limits as constraints instead of by
-clamping afterwards. The same MJCF as the twin and :mod:`robot.kinematics` is used, so the
+clamping afterwards. The same MJCF as the twin and :mod:`robot.mjcf` is used, so the
 frame the person commands is the frame the safety layer checks.
 
 Frames. The base frame is the frame of the root body of the kinematic tree holding the
-end-effector site (as in :mod:`robot.kinematics`); ``ee_delta`` is expressed in it::
+end-effector site (as in :mod:`robot.mjcf`); ``ee_delta`` is expressed in it::
 
             z (up)
             ^
@@ -57,7 +57,7 @@ import mink
 import mujoco
 import numpy as np
 
-from robot.kinematics import CONFIG_ONLY_JOINTS, KinematicsError, load_robot_model, root_body
+from robot.mjcf import CONFIG_ONLY_JOINTS, KinematicsError, load_robot_model, root_body
 from robot.schema import RobotSpec
 
 # gripper joint value (spec units) fully open and fully closed, for the known robot models;
@@ -84,7 +84,7 @@ def arm_ik_model(
     spec's position limits, and the names of the arm joints (spec order, gripper excluded).
 
     Spec joints the model lacks must be the gripper or a config-only joint of the preset
-    (:data:`robot.kinematics.CONFIG_ONLY_JOINTS`).
+    (:data:`robot.mjcf.CONFIG_ONLY_JOINTS`).
     """
     if isinstance(model, mujoco.MjModel):
         m = copy.deepcopy(model)

@@ -68,7 +68,7 @@ import mink
 import mujoco
 import numpy as np
 
-from robot.kinematics import ForwardKinematics, load_robot_spec
+from robot.mjcf import ForwardKinematics, load_robot_spec
 from robot.schema import ActionChunk, ControlSource, ObjectPose, RobotSpec
 from robot.sim.scene import yaw_of
 from robot.sim.tasks import BIN, SIDES, Goal, parse_instruction

@@ -508,7 +508,7 @@ def camera_devices(cfg: DictConfig) -> list[dict[str, Any]]:
 
 def _validate_hardware(cfg: DictConfig, spec: RobotSpec) -> None:
     """The arm driver and the cameras, built (no device I/O) so a bad value fails here."""
-    from robot.arm import ArmError
+    from robot.arm_interface import ArmError
     from robot.arms.registry import DRIVERS, make_arm
     from robot.cameras.base import CameraError
     from robot.cameras.registry import make_camera

@@ -51,7 +51,7 @@ from dojo.nodes.base import node_config, spin_node
 from dojo.ros import convert, qos
 from robot.control import ControlLoop, TickResult
 from robot.executor import ChunkExecutor
-from robot.kinematics import ForwardKinematics
+from robot.mjcf import ForwardKinematics
 from robot.runtime import DriverLoop, LoopConfig
 from robot.safety import SafetyLimits
 from robot.schema import ControlSource, SchemaError
@@ -101,7 +101,7 @@ class RobotDriverNode(LifecycleNode):
     def _configure(self) -> None:
         from omegaconf import OmegaConf
 
-        from robot.arms.kinematics import forward_kinematics
+        from robot.arms.dh_kinematics import forward_kinematics
         from robot.arms.registry import make_arm
 
         cfg = node_config(self)
@@ -126,7 +126,13 @@ class RobotDriverNode(LifecycleNode):
             self._episode_seed = int(cfg.seed)
             self._twin.reset(seed=self._episode_seed)
         device = OmegaConf.to_container(cfg.robot.device, resolve=True)
-        self._arm = make_arm(spec, cfg.robot.driver, device, twin=self._twin)
+        self._arm = make_arm(
+            spec,
+            cfg.robot.driver,
+            device,
+            twin=self._twin,
+            clock=lambda: self.get_clock().now().nanoseconds * 1e-9,  # stamps in ROS time
+        )
         self._arm.connect()  # a real arm checks its limits against the device here
         fk = (
             ForwardKinematics.for_robot(spec, cfg.robot.model)

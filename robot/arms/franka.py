@@ -28,14 +28,14 @@ operator recovery are tested at the franky API boundary with a fake module
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from robot.arm import ArmError
-from robot.arms.base import HardwareArm
+from robot.arm_interface import ArmError
+from robot.arms.hardware_arm import HardwareArm
 from robot.schema import JointState, RobotSpec
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,15 @@ def _franky():
 class FrankaArm(HardwareArm):
     """A Panda or FR3 arm (7 joints). ``franky``: the module (tests pass a fake)."""
 
-    def __init__(self, spec: RobotSpec, config: FrankaConfig, franky: Any = None) -> None:
-        super().__init__(spec)
+    def __init__(
+        self,
+        spec: RobotSpec,
+        config: FrankaConfig,
+        franky: Any = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(spec, clock=clock)
         if config.model not in MODELS:
             raise ArmError(
                 f"robot '{spec.name}': Franka model {config.model!r} not in {list(MODELS)}"
@@ -153,7 +160,7 @@ class FrankaArm(HardwareArm):
         v[self._arm_idx] = np.asarray(js.velocity, dtype=np.float64)
         if self.spec.gripper_joint:
             q[self.spec.joint_index([self.spec.gripper_joint])[0]] = self._gripper
-        return JointState(stamp=time.time(), position=q, velocity=v)
+        return JointState(stamp=self.clock(), position=q, velocity=v)
 
     def _device_enable(self) -> None:
         if self._robot.has_errors:

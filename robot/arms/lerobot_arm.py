@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import logging
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from robot.arm import ArmError
-from robot.arms.base import ArmFault, HardwareArm
+from robot.arm_interface import ArmError
+from robot.arms.hardware_arm import ArmFault, HardwareArm
 from robot.schema import JointState, RobotSpec
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,14 @@ _MODELS = {"so101": "SO-101", "so100": "SO-100", "koch": "Koch v1.1"}
 class LeRobotArm(HardwareArm):
     """An SO-100/101 or Koch follower arm. See the module docstring."""
 
-    def __init__(self, spec: RobotSpec, config: LeRobotArmConfig) -> None:
-        super().__init__(spec)
+    def __init__(
+        self,
+        spec: RobotSpec,
+        config: LeRobotArmConfig,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(spec, clock=clock)
         if config.robot_type not in _MODELS:
             raise ArmError(
                 f"robot '{spec.name}': robot_type={config.robot_type!r} is not one of "
@@ -209,7 +215,7 @@ class LeRobotArm(HardwareArm):
             raise ArmFault(f"{self.name}: {reason}; arm stopped, holding its last goal")
         if errors:
             log.warning("%s: read recovered after %d failed attempt(s)", self.name, len(errors))
-        now = time.time()
+        now = self.clock()
         q = self._from_device(values)
         velocity = np.zeros_like(q)
         if self._prev is not None and now > self._prev[0]:
@@ -249,4 +255,4 @@ class LeRobotArm(HardwareArm):
 
     def _device_recover(self) -> None:
         values = self.bus.sync_read("Present_Position")  # raises if the bus is still lost
-        self._last_state = JointState(time.time(), self._from_device(values), np.zeros(6))
+        self._last_state = JointState(self.clock(), self._from_device(values), np.zeros(6))

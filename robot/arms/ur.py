@@ -31,14 +31,15 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from robot.arm import ArmError
-from robot.arms.base import HardwareArm
+from robot.arm_interface import ArmError
+from robot.arms.hardware_arm import HardwareArm
 from robot.schema import JointState, RobotSpec
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,15 @@ def _sdk() -> SimpleNamespace:
 class URArm(HardwareArm):
     """A UR arm. ``sdk``: the ur_rtde classes (tests pass fakes with the same API)."""
 
-    def __init__(self, spec: RobotSpec, config: URConfig, sdk: Any = None) -> None:
-        super().__init__(spec)
+    def __init__(
+        self,
+        spec: RobotSpec,
+        config: URConfig,
+        sdk: Any = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(spec, clock=clock)
         if config.model not in MODELS:
             raise ArmError(
                 f"robot '{spec.name}': UR model {config.model!r} not in {sorted(MODELS)}"
@@ -169,7 +177,7 @@ class URArm(HardwareArm):
         recv = self._recv
         q = np.asarray(recv.getActualQ(), dtype=np.float64)
         qd = np.asarray(recv.getActualQd(), dtype=np.float64)
-        return JointState(stamp=time.time(), position=q, velocity=qd)
+        return JointState(stamp=self.clock(), position=q, velocity=qd)
 
     def _device_enable(self) -> None:
         with self._lock:

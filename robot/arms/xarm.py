@@ -17,14 +17,14 @@ names and return codes). UFACTORY Studio's simulator or a real arm: ``pytest -m 
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from robot.arm import ArmError
-from robot.arms.base import HardwareArm
+from robot.arm_interface import ArmError
+from robot.arms.hardware_arm import HardwareArm
 from robot.schema import JointState, RobotSpec
 
 _D = np.pi / 180
@@ -67,8 +67,15 @@ def _sdk():
 class XArm(HardwareArm):
     """A UFACTORY arm. ``api``: the ``XArmAPI`` class (tests pass a fake)."""
 
-    def __init__(self, spec: RobotSpec, config: XArmConfig, api: Any = None) -> None:
-        super().__init__(spec)
+    def __init__(
+        self,
+        spec: RobotSpec,
+        config: XArmConfig,
+        api: Any = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(spec, clock=clock)
         if config.model not in MODELS:
             raise ArmError(
                 f"robot '{spec.name}': xArm model {config.model!r} not in {list(MODELS)}"
@@ -121,7 +128,7 @@ class XArm(HardwareArm):
             raise ArmError(f"{self.device}: get_joint_states failed with code {code}")
         q = np.asarray(states[0][: self.spec.dof], dtype=np.float64)
         v = np.asarray(states[1][: self.spec.dof], dtype=np.float64)
-        return JointState(stamp=time.time(), position=q, velocity=v)
+        return JointState(stamp=self.clock(), position=q, velocity=v)
 
     def _device_enable(self) -> None:
         arm = self._arm

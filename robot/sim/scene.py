@@ -49,7 +49,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from robot.kinematics import KinematicsError, load_robot_spec, robot_mjcf_path, root_body
+from robot.mjcf import KinematicsError, load_robot_spec, robot_mjcf_path, root_body
 from robot.schema import CameraSpec
 from robot.sim.meshes import MeshCacheError, use_render_meshes
 

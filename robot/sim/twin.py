@@ -7,10 +7,11 @@ driver owns a :class:`Twin` and steps it between control ticks (``robot/runtime.
 Time: :attr:`Twin.time` starts at 0 and is advanced only by :meth:`Twin.step`, in whole physics
 steps. A reset does not rewind it (``/clock`` never jumps back between episodes).
 
-Joints: the arm is driven through :class:`SimArm`, which implements :class:`robot.arm.Arm` in
-the config's joint order and units. Each arm joint is commanded through the position actuator
-that targets it. The Panda's ``gripper`` is normalised (0 open, 1 closed) onto the Robotiq
-tendon actuator, and reads back the mean of the two driver joints on the same scale.
+Joints: the arm is driven through :class:`SimArm`, which implements
+:class:`robot.arm_interface.Arm` in the config's joint order and units. Each arm joint is
+commanded through the position actuator that targets it. The Panda's ``gripper`` is normalised
+(0 open, 1 closed) onto the Robotiq tendon actuator, and reads back the mean of the two driver
+joints on the same scale.
 
 Camera frames. MuJoCo renders a camera looking along its own -z, image up = +y; ROS and OpenCV
 use the optical frame, looking along +z, image down = +y. :meth:`Twin.camera_pose` and
@@ -42,7 +43,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from robot.arm import Arm, ArmError
+from robot.arm_interface import Arm, ArmError
 from robot.schema import CameraIntrinsics, CameraSpec, JointState, ObjectPose, RobotSpec
 from robot.sim.clock import ClockMode
 from robot.sim.scene import BIN_RGBA, COLORS, Scene, build_scene, cube_name
@@ -213,7 +214,7 @@ def _channels(spec: RobotSpec, scene: Scene) -> list[_Channel]:
 
 
 class SimArm(Arm):
-    """The twin's arm behind the :class:`~robot.arm.Arm` interface.
+    """The twin's arm behind the :class:`~robot.arm_interface.Arm` interface.
 
     ``send`` sets the position servos' targets (clamped to the model's joint and control
     ranges, and that clamped target is returned); physics moves the arm when the twin steps.

@@ -18,7 +18,7 @@ REAL = ("so101", "ur5e", "fr3", "xarm6")
 
 @pytest.mark.parametrize("robot", REAL)
 def test_every_real_preset_composes_with_limits_and_kinematics(robot):
-    from robot.arms.kinematics import forward_kinematics
+    from robot.arms.dh_kinematics import forward_kinematics
 
     cfg = conf.load([f"robot={robot}"])
     spec = conf.robot_spec(cfg)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from robot.arm import Arm
+from robot.arm_interface import Arm
 from robot.schema import JointState, RobotSpec
 
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from robot.arm import ArmError
+from robot.arm_interface import ArmError
 from robot.control import ControlLoop, TickResult
 from robot.executor import ChunkExecutor, ExecutorConfig, ExecutorOutput
 from robot.safety import SafetyLimits

@@ -11,7 +11,7 @@ import pytest
 
 from robot.control import ControlLoop
 from robot.executor import ChunkExecutor, ExecutorConfig
-from robot.kinematics import ForwardKinematics
+from robot.mjcf import ForwardKinematics
 from robot.runtime import DriverLoop, LoopConfig, NullObserver
 from robot.safety import SafetyLimits
 from robot.schema import ActionChunk, ControlSource

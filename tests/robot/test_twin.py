@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from robot.arm import ArmError
+from robot.arm_interface import ArmError
 from robot.schema import RobotSpec
 from robot.sim.clock import ClockMode, RealTimePacer
 from robot.sim.tasks import TaskConfig

@@ -18,7 +18,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from robot.kinematics import load_robot_spec
+from robot.mjcf import load_robot_spec
 from robot.sim import meshes
 from robot.sim.meshes import RENDER_SUFFIX, drawn_mesh_faces, render_mesh, use_render_meshes
 from robot.sim.tasks import TaskConfig

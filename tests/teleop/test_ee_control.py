@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from robot.kinematics import ForwardKinematics, load_robot_model
+from robot.mjcf import ForwardKinematics, load_robot_model
 from robot.schema import RobotSpec
 from teleop.ee_control import EndEffectorController, EndEffectorError
 

@@ -10,7 +10,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
 import numpy as np
 import pytest
 
-from robot.kinematics import ForwardKinematics
+from robot.mjcf import ForwardKinematics
 from robot.schema import ControlSource
 from robot.sim.tasks import TaskConfig, TaskError, make_task
 from robot.sim.twin import Twin, TwinConfig

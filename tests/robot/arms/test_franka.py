@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from robot.arm import ArmError
+from robot.arm_interface import ArmError
 from robot.arms.franka import MODELS, FrankaArm, FrankaConfig
 from robot.schema import RobotSpec
 

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("franky")
 pytest.importorskip("franky_sim")
 
-from robot.arm import ArmError
+from robot.arm_interface import ArmError
 from robot.arms.franka import FrankaArm, FrankaConfig
 from tests.robot.arms.test_franka import spec
 

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("dynamixel_sdk")
 pytest.importorskip("lerobot.robots.koch_follower")
 
-from robot.arms.base import ArmFault
+from robot.arms.hardware_arm import ArmFault
 from robot.arms.lerobot_arm import MOTORS, LeRobotArm, LeRobotArmConfig
 from tests.robot.arms.dynamixel_sim import DynamixelBusSim
 from tests.robot.arms.test_so101 import settle, spec

@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("scservo_sdk")
 pytest.importorskip("lerobot.robots.so_follower")
 
-from robot.arm import ArmError
-from robot.arms.base import ArmFault
+from robot.arm_interface import ArmError
+from robot.arms.hardware_arm import ArmFault
 from robot.arms.lerobot_arm import MOTORS, LeRobotArm, LeRobotArmConfig
 from robot.schema import RobotSpec
 from tests.robot.arms.feetech_sim import FeetechBusSim

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from robot.arm import ArmError
+from robot.arm_interface import ArmError
 from robot.arms.ur import URArm, URConfig
 from robot.schema import RobotSpec
 from tests.robot.arms.ur_fake import FakeUR

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from robot.arm import ArmError
+from robot.arm_interface import ArmError
 from robot.arms.xarm import MODELS, XArm, XArmConfig
 from robot.schema import RobotSpec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robot.arms.kinematics import DHKinematics, forward_kinematics
+from robot.arms.dh_kinematics import DHKinematics, forward_kinematics
 from tests.robot.arms import test_ur, test_xarm
 
 

@@ -10,7 +10,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from robot.kinematics import (
+from robot.mjcf import (
     ForwardKinematics,
     KinematicsError,
     load_robot_model,

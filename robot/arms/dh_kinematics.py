@@ -1,7 +1,7 @@
 """Forward kinematics from Denavit-Hartenberg tables, for arms without an MJCF in the venv.
 
 ``SafetyLimits`` needs the end-effector position for its workspace box. The SO-101 and the
-Panda/FR3 use the twin's MuJoCo models (``robot.kinematics.ForwardKinematics``); UR and xArm
+Panda/FR3 use the twin's MuJoCo models (``robot.mjcf.ForwardKinematics``); UR and xArm
 models are not installed (mujoco-menagerie only downloads), so their published standard DH
 parameters are used instead: flange position in the base frame, in m. A preset names one as
 ``model: dh:ur5e``. Values: UR's "DH parameters for calculations of kinematics and dynamics",
@@ -80,6 +80,6 @@ def forward_kinematics(spec: RobotSpec, model: str):
     """FK for a preset's ``model``: ``dh:<name>`` here, anything else the MuJoCo model."""
     if model.startswith("dh:"):
         return DHKinematics(spec, model[3:])
-    from robot.kinematics import ForwardKinematics
+    from robot.mjcf import ForwardKinematics
 
     return ForwardKinematics.for_robot(spec, model)

@@ -16,11 +16,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from robot.arm import Arm, ArmError
+from robot.arm_interface import Arm, ArmError
 from robot.schema import JointState, RobotSpec
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,16 @@ def check_limits(
 
 
 class HardwareArm(Arm):
-    """Base of the real drivers. Subclasses implement the ``_device_*`` steps."""
+    """Base of the real drivers. Subclasses implement the ``_device_*`` steps.
 
-    def __init__(self, spec: RobotSpec) -> None:
+    ``clock``: the host time source every joint state is stamped with (ROS time on the robot),
+    ``time.time`` by default, as for the cameras (:class:`robot.cameras.base.Camera`), so arm
+    and camera stamps come from one clock.
+    """
+
+    def __init__(self, spec: RobotSpec, *, clock: Callable[[], float] | None = None) -> None:
         super().__init__(spec)
+        self.clock = clock or time.time
         self.connected = False
         self.enabled = False
         self._fault: str | None = None
