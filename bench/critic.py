@@ -135,7 +135,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from critic.evaluate import EvalConfig, evaluate, plot_curves, reference_comparison
-    from critic.models.compact import load_critic
+    from critic.registry import load_critic
     from critic.train import TrainConfig, train
 
     for kind in ("heldout", "variant") + (() if args.critic else ("train",)):

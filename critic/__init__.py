@@ -2,7 +2,8 @@
 
 ``ProgressCritic`` is the interface (``critic.base``); ``CompactCritic`` the model trained here
 (``critic.models.compact``, ``critic.train``); ``VLMCritic`` the VLAC-format VLM backend
-(``critic.vlm``). Progress accumulation and reward shaping: ``critic.value``. The torch-backed
+(``critic.vlm``); :func:`critic.registry.load_critic` picks one by name. Progress
+accumulation and reward shaping: ``critic.value``. The torch-backed
 names are imported on first use, so ``import critic`` stays light (the node graph's config
 imports nothing from here). Functions live in their modules: ``critic.train.train``,
 ``critic.relabel.relabel``, ``critic.evaluate.evaluate``, ``critic.audit.audit``.
@@ -18,7 +19,7 @@ from critic.value import accumulate, relative_delta, rewards_from_deltas, shaped
 _LAZY = {
     "CompactCritic": "critic.models.compact",
     "CompactConfig": "critic.models.compact",
-    "load_critic": "critic.models.compact",
+    "load_critic": "critic.registry",
     "VLMCritic": "critic.vlm",
     "TrainConfig": "critic.train",
     "RelabelConfig": "critic.relabel",

@@ -129,7 +129,7 @@ def evaluate(overrides: list[str]) -> int:
     from critic.base import CriticError
     from critic.evaluate import EvalConfig, plot_curves, reference_comparison
     from critic.evaluate import evaluate as run_eval
-    from critic.models.compact import load_critic
+    from critic.registry import load_critic
 
     try:
         args = parse_into(EvalArgs(), overrides)
@@ -215,7 +215,7 @@ class CurvesArgs:
 
 def relabel(overrides: list[str]) -> int:
     from critic.base import CriticError
-    from critic.models.compact import load_critic
+    from critic.registry import load_critic
     from critic.relabel import RelabelConfig
     from critic.relabel import relabel as run_relabel
     from episodes.store import StoreError
@@ -238,7 +238,7 @@ def audit(overrides: list[str]) -> int:
     from critic.audit import AuditConfig
     from critic.audit import audit as run_audit
     from critic.base import CriticError
-    from critic.models.compact import load_critic
+    from critic.registry import load_critic
     from episodes.store import StoreError
 
     try:
@@ -266,7 +266,7 @@ def curves(overrides: list[str]) -> int:
     from critic.base import CriticError
     from critic.evaluate import EvalConfig, plot_curves
     from critic.evaluate import evaluate as run_eval
-    from critic.models.compact import load_critic
+    from critic.registry import load_critic
     from episodes.store import StoreError
 
     try:

@@ -1,7 +1,10 @@
 """The one place a policy backend is chosen: ``load_policy(backend, checkpoint, ...)``.
 
 ``compact``: the compact VLA (:mod:`policy.compact`). ``lerobot``: LeRobot's pretrained VLAs
-(:mod:`policy.lerobot_adapters`), imported only when asked for, since LeRobot is heavy.
+(:mod:`policy.lerobot_adapters`). :data:`BACKENDS` is a :class:`robot.registry.Registry`;
+each entry's loader imports its backend on first use, so listing the names (config validation,
+``--help``) imports neither torch nor LeRobot. Every loader takes the same keywords and uses
+those its backend needs; adding a backend is one loader and one ``register`` line here.
 """
 
 from __future__ import annotations
@@ -9,8 +12,42 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from policy.base import ChunkPolicy, PolicyError
+from robot.registry import Registry, UnknownNameError
 
-BACKENDS = ("compact", "lerobot")
+
+def _load_compact(checkpoint: str, *, text=None, device: str = "cpu", **_: object) -> ChunkPolicy:
+    from policy.compact import CompactVLAPolicy
+
+    return CompactVLAPolicy.load(checkpoint, text=text, device=device)
+
+
+def _load_lerobot(
+    checkpoint: str,
+    *,
+    joint_names: Sequence[str],
+    cameras: Sequence[str],
+    device: str = "cpu",
+    camera_map: Mapping[str, str] | None = None,
+    fps: float = 0.0,
+    tokenizer: str = "",
+    **_: object,
+) -> ChunkPolicy:
+    from policy.lerobot_adapters import LeRobotPolicy
+
+    return LeRobotPolicy.load(
+        checkpoint,
+        joint_names=list(joint_names),
+        cameras=list(cameras),
+        camera_map=dict(camera_map or {}) or None,
+        device=device,
+        fps=fps or None,
+        tokenizer=tokenizer or None,
+    )
+
+
+BACKENDS: Registry[ChunkPolicy] = Registry("policy backend")
+BACKENDS.register("compact", _load_compact, doc="the compact VLA trained by `dojo train policy`")
+BACKENDS.register("lerobot", _load_lerobot, doc="a LeRobot pretrained policy (act, smolvla, pi0)")
 
 
 def load_policy(
@@ -29,20 +66,18 @@ def load_policy(
     """Load ``checkpoint`` with ``backend``; raise :class:`PolicyError` naming what is wrong."""
     if not checkpoint:
         raise PolicyError("no policy checkpoint given (policy.checkpoint is empty)")
-    if backend == "compact":
-        from policy.compact import CompactVLAPolicy
-
-        return CompactVLAPolicy.load(checkpoint, text=text, device=device)
-    if backend == "lerobot":
-        from policy.lerobot_adapters import LeRobotPolicy
-
-        return LeRobotPolicy.load(
-            checkpoint,
-            joint_names=list(joint_names),
-            cameras=list(cameras),
-            camera_map=dict(camera_map or {}) or None,
-            device=device,
-            fps=fps or None,
-            tokenizer=tokenizer or None,
-        )
-    raise PolicyError(f"unknown policy backend {backend!r} (available: {list(BACKENDS)})")
+    try:
+        loader = BACKENDS.entry(backend).load()
+    except UnknownNameError as err:
+        raise PolicyError(str(err)) from None
+    return loader(
+        checkpoint,
+        joint_names=joint_names,
+        cameras=cameras,
+        kind=kind,
+        device=device,
+        camera_map=camera_map,
+        text=text,
+        fps=fps,
+        tokenizer=tokenizer,
+    )

@@ -437,13 +437,3 @@ class CompactCritic(ProgressCritic):
                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
         return cls(net, meta=meta, text_encoder=text_encoder, device=device)
-
-
-def load_critic(path: str | Path, **kwargs: Any) -> ProgressCritic:
-    """A critic from a checkpoint path: a compact critic directory, or ``vlm:<model path>``."""
-    text = str(path)
-    if text.startswith("vlm:"):
-        from critic.vlm import VLMCritic
-
-        return VLMCritic.from_pretrained(text[4:], **kwargs)
-    return CompactCritic.load(path, **kwargs)

@@ -26,18 +26,15 @@ from dojo.ros import convert, qos
 
 def load_configured_critic(cc):
     """The critic the ``critic`` config group names: ``backend`` picks the loader."""
-    if cc.backend == "vlm":
-        from critic.vlm import VLMCritic
+    from critic.registry import load_critic
 
-        return VLMCritic.from_pretrained(
-            str(cc.checkpoint),
-            device=str(cc.device),
-            cameras=list(cc.cameras),
-            max_new_tokens=int(cc.max_new_tokens),
-        )
-    from critic.models.compact import CompactCritic
-
-    return CompactCritic.load(str(cc.checkpoint), device=str(cc.device))
+    return load_critic(
+        str(cc.checkpoint),
+        str(cc.backend),
+        device=str(cc.device),
+        cameras=list(cc.cameras),
+        max_new_tokens=int(cc.max_new_tokens),
+    )
 
 
 class CriticNode(Node):

@@ -15,9 +15,9 @@ from critic.models.compact import (
     CompactConfig,
     CompactCritic,
     CompactCriticNet,
-    load_critic,
 )
 from critic.pairs import EpisodeIndex
+from critic.registry import load_critic
 from critic.train import TrainConfig, train
 from robot.schema import Observation
 from tests.critic.conftest import H, W, instruction, make_store, square_frames
