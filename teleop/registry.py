@@ -1,9 +1,11 @@
 """The one way to build a teleop device from its name and plain configuration values.
 
-Why one registry: a table from name to (class, config dataclass) is the only place a device is
-looked up, so the CLI, the intervention node and the tests cannot disagree about which names
-exist (no if/elif chains elsewhere, no plugins, no name reflection). Building a device does
-no I/O (devices open in ``connect()``), and importing this module imports no hardware SDK.
+Why one registry: :data:`DEVICES` (a :class:`robot.registry.Registry`, the pattern arms,
+cameras, policies and critics use too) is the only place a device is looked up, so the CLI,
+the intervention node and the tests cannot disagree about which names exist. Entries name each
+device and its config dataclass as ``module:attribute`` text, so listing the names imports no
+device module; building a device does no I/O (devices open in ``connect()``), and no hardware
+SDK is imported before that.
 
     make_device("spacemouse", max_speed=0.05)      -> SpaceMouse (not yet connected)
     make_device("keyboard", step=0.002)            -> Keyboard
@@ -16,40 +18,32 @@ A misspelt name or key fails at once with the nearest valid one suggested.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any
 
+from robot.registry import Registry, UnknownNameError, did_you_mean
 from teleop.device import TeleopConfigError, TeleopDevice
-from teleop.gamepad import Gamepad, GamepadConfig
-from teleop.keyboard import Keyboard, KeyboardConfig
-from teleop.leader_arm import LeaderArm, LeaderArmConfig
-from teleop.spacemouse import SpaceMouse, SpaceMouseConfig
 
-DEVICES: dict[str, tuple[type[TeleopDevice], type]] = {
-    "keyboard": (Keyboard, KeyboardConfig),
-    "gamepad": (Gamepad, GamepadConfig),
-    "spacemouse": (SpaceMouse, SpaceMouseConfig),
-    "leader_arm": (LeaderArm, LeaderArmConfig),
-}
-
-
-def _nearest(word: str, choices: list[str]) -> str:
-    near = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
-    return f"; did you mean '{near[0]}'?" if near else ""
+DEVICES: Registry[TeleopDevice] = Registry("teleop device")
+DEVICES.register("keyboard", "teleop.keyboard:Keyboard", config="teleop.keyboard:KeyboardConfig")
+DEVICES.register("gamepad", "teleop.gamepad:Gamepad", config="teleop.gamepad:GamepadConfig")
+DEVICES.register(
+    "spacemouse", "teleop.spacemouse:SpaceMouse", config="teleop.spacemouse:SpaceMouseConfig"
+)
+DEVICES.register(
+    "leader_arm", "teleop.leader_arm:LeaderArm", config="teleop.leader_arm:LeaderArmConfig"
+)
 
 
 def device_names() -> list[str]:
-    return sorted(DEVICES)
+    return DEVICES.names()
 
 
 def config_class(name: str) -> type:
     """The configuration dataclass of device ``name``."""
-    if name not in DEVICES:
-        raise TeleopConfigError(
-            f"unknown teleop device '{name}' (available: {device_names()})"
-            f"{_nearest(name, device_names())}"
-        )
-    return DEVICES[name][1]
+    try:
+        return DEVICES.entry(name).config_class()
+    except UnknownNameError as err:
+        raise TeleopConfigError(str(err)) from None
 
 
 def make_device(name: str, **config: Any) -> TeleopDevice:
@@ -61,10 +55,10 @@ def make_device(name: str, **config: Any) -> TeleopDevice:
         key = unknown[0]
         raise TeleopConfigError(
             f"teleop device '{name}': unknown config key '{key}' (keys: {fields})"
-            f"{_nearest(key, fields)}"
+            f"{did_you_mean(key, fields, cutoff=0.5)}"
         )
     try:
         cfg = cls_config(**config)
     except (TypeError, ValueError) as exc:
         raise TeleopConfigError(f"teleop device '{name}': {exc}") from exc
-    return DEVICES[name][0](cfg)
+    return DEVICES.entry(name).load()(cfg)

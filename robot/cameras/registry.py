@@ -1,14 +1,15 @@
 """The one place a camera driver is chosen: ``make_camera(config)`` by its ``driver`` key.
 
 Configs are plain mappings (a resolved ``camera.devices[i]`` section), so the library never
-sees hydra. ``load_calibration`` reads a camera's intrinsics from the ROS
+sees hydra. :data:`DRIVERS` is a :class:`robot.registry.Registry` whose entries name the
+driver and its config dataclass as ``module:attribute`` text: listing or validating driver
+names imports no camera SDK. ``load_calibration`` reads a camera's intrinsics from the ROS
 ``camera_calibration`` YAML format (what ``cameracalibrator`` writes), which is what the
 camera node publishes as ``camera_info`` when the file exists.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,17 +18,30 @@ from typing import Any
 import numpy as np
 
 from robot.cameras.base import Camera, CameraError
+from robot.registry import Registry, UnknownNameError, did_you_mean
 
-DRIVERS = ("realsense", "opencv")
+DRIVERS: Registry[Camera] = Registry("camera driver")
+DRIVERS.register(
+    "realsense",
+    "robot.cameras.realsense:RealSenseCamera",
+    config="robot.cameras.realsense:RealSenseConfig",
+    doc="Intel RealSense through pyrealsense2 (or a recorded .bag)",
+)
+DRIVERS.register(
+    "opencv",
+    "robot.cameras.opencv:OpenCVCamera",
+    config="robot.cameras.opencv:OpenCVConfig",
+    doc="a UVC/V4L2 camera or a video file through OpenCV",
+)
 
 
 def _build(cls, cfg: Mapping[str, Any], where: str):
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(cfg) - names)
+    names = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(cfg) - set(names))
     if unknown:
-        near = difflib.get_close_matches(unknown[0], sorted(names), n=1)
-        hint = f"; did you mean '{near[0]}'?" if near else ""
-        raise CameraError(f"{where}: unknown key(s) {unknown}{hint} (valid: {sorted(names)})")
+        raise CameraError(
+            f"{where}: unknown key(s) {unknown}{did_you_mean(unknown[0], names)} (valid: {names})"
+        )
     return cls(**cfg)
 
 
@@ -44,20 +58,15 @@ def make_camera(
     """
     cfg = {k: v for k, v in dict(config).items() if k not in ("driver", "calibration")}
     driver = str(config.get("driver", ""))
-    name = str(cfg.get("name", "?"))
-    where = f"camera '{name}'"
-    kwargs = {"clock": clock, "stale_periods": stale_periods, "reconnect_after": reconnect_after}
-    if driver == "realsense":
-        from robot.cameras.realsense import RealSenseCamera, RealSenseConfig
-
-        return RealSenseCamera(_build(RealSenseConfig, cfg, where), **kwargs)
-    if driver == "opencv":
-        from robot.cameras.opencv import OpenCVCamera, OpenCVConfig
-
-        return OpenCVCamera(_build(OpenCVConfig, cfg, where), **kwargs)
-    near = difflib.get_close_matches(driver, DRIVERS, n=1)
-    hint = f"; did you mean '{near[0]}'?" if near else ""
-    raise CameraError(f"{where}: unknown camera driver {driver!r}{hint} (valid: {list(DRIVERS)})")
+    where = f"camera '{cfg.get('name', '?')}'"
+    try:
+        entry = DRIVERS.entry(driver)
+    except UnknownNameError as err:
+        raise CameraError(f"{where}: {err}") from None
+    camera_config = _build(entry.config_class(), cfg, where)
+    return entry.load()(
+        camera_config, clock=clock, stale_periods=stale_periods, reconnect_after=reconnect_after
+    )
 
 
 @dataclass(frozen=True, eq=False)
