@@ -45,7 +45,7 @@ def measure(overrides: list[str], seconds: float) -> dict:
     spec = conf.robot_spec(cfg)
     twin = Twin(
         spec,
-        TwinConfig(model=cfg.robot.model, physics_dt=cfg.sim.physics_dt),
+        TwinConfig(physics_dt=cfg.sim.physics_dt),
         conf.task_config(cfg),
     )
     twin.reset(seed=0)

@@ -55,7 +55,7 @@ def untrained_act(cfg, spec, path: Path) -> Path:
     from policy.lerobot_adapters import train_act
 
     store = path.parent / "one_demo.zarr"
-    twin = make_twin(spec, cfg.robot.model, conf.task_config(cfg))
+    twin = make_twin(spec, conf.task_config(cfg))
     try:
         collect(str(store), twin, conf.scripted_config(cfg), episodes=1, seed=0, progress=False)
     finally:
@@ -93,7 +93,7 @@ def main() -> None:
     act_path = Path(args.act) if Path(args.act).exists() else untrained_act(cfg, spec, tmp / "act")
     vla = CompactVLAPolicy.load(vla_path)
     act = LeRobotPolicy.load(str(act_path), joint_names=spec.joint_names, cameras=cameras)
-    twin = make_twin(spec, cfg.robot.model, conf.task_config(cfg))
+    twin = make_twin(spec, conf.task_config(cfg))
     try:
         runner = TwinRollout(twin, RolloutConfig())
         twin.arm.connect()

@@ -67,7 +67,7 @@ def ensure_demos(cfg, url: str, n: int) -> None:
         seed = len(store.episode_ids())
     else:
         seed = 0
-    twin = make_twin(conf.robot_spec(cfg), cfg.robot.model, conf.task_config(cfg))
+    twin = make_twin(conf.robot_spec(cfg), conf.task_config(cfg))
     try:
         collect(url, twin, conf.scripted_config(cfg), episodes=n - have + 2, seed=seed)
     finally:
@@ -194,7 +194,7 @@ def main() -> None:
     cameras = [c.name for c in spec.cameras]
     ensure_demos(cfg, args.data, args.demos)
     text = TextEncoder()
-    twin = make_twin(spec, cfg.robot.model, conf.task_config(cfg))
+    twin = make_twin(spec, conf.task_config(cfg))
     out = Path(args.out)
     rows: list = []
     results: dict = {"compact": {}, "act": {}, "swapped": {}}

@@ -100,7 +100,7 @@ def train_vla(cfg, spec, out: Path, demos: int, steps: int) -> Path:
     from policy.train import TrainConfig, Trainer
 
     store = out / "demos.zarr"
-    twin = make_twin(spec, cfg.robot.model, conf.task_config(cfg))
+    twin = make_twin(spec, conf.task_config(cfg))
     try:
         t0 = time.monotonic()
         summary = collect(str(store), twin, conf.scripted_config(cfg), episodes=demos, seed=0)
@@ -217,7 +217,7 @@ def main() -> None:
     lag = math.ceil(args.latency / period - 1e-9) * period  # when the rollout submits
     results: dict = {}
     traces: dict = {}
-    twin = make_twin(spec, cfg.robot.model, conf.task_config(cfg))
+    twin = make_twin(spec, conf.task_config(cfg))
     try:
         for cname, (ecfg, horizon) in configs.items():
             rollout = TwinRollout(

@@ -51,7 +51,7 @@ def _twin(robot: str, *, render: bool, tolerance: float, task: str = "pick_place
     from robot.sim.tasks import TaskConfig
     from robot.sim.twin import Twin, TwinConfig
 
-    config = TwinConfig(model=robot, render=render, render_mesh_tolerance=tolerance)
+    config = TwinConfig(render=render, render_mesh_tolerance=tolerance)
     return Twin(_spec(robot), config, TaskConfig(name=task))
 
 
@@ -168,7 +168,7 @@ def scripted(robot: str, tolerance: float, seeds: int) -> dict:
     final: dict[str, list[np.ndarray]] = {}
     for label, tol in (("shipped", 0.0), ("decimated", tolerance)):
         twin = _twin(robot, render=True, tolerance=tol)
-        operator = ScriptedOperator(robot, twin.spec, ScriptedConfig())
+        operator = ScriptedOperator(twin.spec, ScriptedConfig())
         try:
             out[label], final[label] = [], []
             for seed in range(seeds):

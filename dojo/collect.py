@@ -32,7 +32,7 @@ class ScriptedAgent:
 
     def __init__(self, twin: Twin, config: ScriptedConfig) -> None:
         self.twin = twin
-        self.operator = ScriptedOperator(twin.config.model, twin.spec, config)
+        self.operator = ScriptedOperator(twin.spec, config)
         self.seed: int | None = None
         self.chunk_dt = config.chunk_dt or twin.spec.control_period
 
@@ -104,8 +104,9 @@ def collect(
     return CollectSummary(episodes, succeeded, time.monotonic() - t0, sim)
 
 
-def make_twin(spec, model: str, task, physics_dt: float = 0.002, sim=None) -> Twin:
-    """The twin for ``spec``; ``sim``: the config's ``sim`` section (mesh tolerance)."""
+def make_twin(spec, task, physics_dt: float = 0.002, sim=None) -> Twin:
+    """The twin of ``spec`` (its model, its twin description); ``sim``: the config's ``sim``
+    section (mesh tolerance)."""
     tolerance = getattr(sim, "render_mesh_tolerance", None)
     extra = {} if tolerance is None else {"render_mesh_tolerance": float(tolerance)}
-    return Twin(spec, TwinConfig(model=model, physics_dt=physics_dt, **extra), task)
+    return Twin(spec, TwinConfig(physics_dt=physics_dt, **extra), task)

@@ -77,7 +77,6 @@ def run(overrides: list[str], run_graph) -> int:
 
         twin = make_twin(
             conf.robot_spec(cfg),
-            cfg.robot.model,
             conf.task_config(cfg),
             cfg.sim.physics_dt,
             cfg.sim,

@@ -37,9 +37,7 @@ def _load(overrides: list[str], command: str):
 def _twin(cfg):
     from dojo.collect import make_twin
 
-    return make_twin(
-        conf.robot_spec(cfg), cfg.robot.model, conf.task_config(cfg), cfg.sim.physics_dt, cfg.sim
-    )
+    return make_twin(conf.robot_spec(cfg), conf.task_config(cfg), cfg.sim.physics_dt, cfg.sim)
 
 
 def _rollout_config(cfg, inference: str | None = None):

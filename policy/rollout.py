@@ -108,7 +108,7 @@ class TwinRollout:
         self.twin = twin
         self.config = config or RolloutConfig()
         self.spec = twin.spec
-        self._fk = ForwardKinematics.for_robot(self.spec, twin.config.model)
+        self._fk = ForwardKinematics.for_robot(self.spec)
         period = self.spec.control_period
         every = 1.0 / (self.config.record_fps * period)
         if abs(every - round(every)) > 1e-6 or round(every) < 1:

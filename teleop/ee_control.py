@@ -57,15 +57,9 @@ import mink
 import mujoco
 import numpy as np
 
-from robot.mjcf import CONFIG_ONLY_JOINTS, KinematicsError, load_robot_model, root_body
+from robot.mjcf import KinematicsError, load_robot_model, root_body
+from robot.registry import did_you_mean
 from robot.schema import RobotSpec
-
-# gripper joint value (spec units) fully open and fully closed, for the known robot models;
-# the same values the twin's scripted operator uses
-GRIPPER_OPEN_CLOSED: dict[str, tuple[float, float]] = {
-    "so101": (1.0, -0.12),
-    "panda": (0.0, 1.0),
-}
 
 
 class EndEffectorError(ValueError):
@@ -83,23 +77,16 @@ def arm_ik_model(
     """A private copy of the robot model for IK, with each arm joint's range narrowed to the
     spec's position limits, and the names of the arm joints (spec order, gripper excluded).
 
-    Spec joints the model lacks must be the gripper or a config-only joint of the preset
-    (:data:`robot.mjcf.CONFIG_ONLY_JOINTS`).
+    Every spec joint but the gripper (which may be a config-only command, as the Panda's) must
+    be a hinge or slide joint of the model.
     """
-    if isinstance(model, mujoco.MjModel):
-        m = copy.deepcopy(model)
-        ignore: tuple[str, ...] = ()
-    else:
-        m = load_robot_model(model)
-        ignore = CONFIG_ONLY_JOINTS.get(os.fspath(model), ())
+    m = copy.deepcopy(model) if isinstance(model, mujoco.MjModel) else load_robot_model(model)
     arm: list[str] = []
     for i, name in enumerate(spec.joint_names):
         jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)
         if name == spec.gripper_joint:
             continue
         if jid < 0:
-            if name in ignore:
-                continue
             joints = [m.joint(j).name for j in range(m.njnt)]
             raise EndEffectorError(
                 f"robot '{spec.name}': joint '{name}' is not in the model (joints: {joints})"
@@ -117,26 +104,26 @@ def arm_ik_model(
 class EndEffectorController:
     """Turns ``ee_delta`` commands into joint targets for one robot.
 
-    ``model``: a preset name (``so101``, ``panda``), an MJCF path, or a compiled
-    :class:`mujoco.MjModel` (copied, never modified). ``spec``: the robot's limits and joint
-    order. ``site``: the end-effector site (default: ``spec.ee_site``).
+    ``spec``: the robot's limits, joint order and model. ``site``: the end-effector site
+    (default: ``spec.ee_site``). ``model``: default ``spec.model``; or another MJCF, or a
+    compiled :class:`mujoco.MjModel` (copied, never modified).
 
     ``dt``: s per command (default: the control period); the velocity budget of one call.
     ``orientation_cost``: weight of holding/turning the orientation against the position
     (1.0); default 1.0 with 6 or more arm joints, else 0.1. ``limit_margin``: fraction of the
     velocity and ``max_step`` limits used. ``gripper_open``/``gripper_closed``: gripper joint
-    values for the 0 .. 1 command (default: :data:`GRIPPER_OPEN_CLOSED` for a known model,
-    else the joint's upper/lower limit).
+    values for the 0 .. 1 command (default: the spec's ``gripper_open``/``gripper_closed``, else
+    the joint's upper/lower limit).
 
     Not thread-safe (one MuJoCo data buffer); one instance per control loop.
     """
 
     def __init__(
         self,
-        model: str | os.PathLike[str] | mujoco.MjModel,
         spec: RobotSpec,
         site: str = "",
         *,
+        model: str | os.PathLike[str] | mujoco.MjModel | None = None,
         dt: float | None = None,
         orientation_cost: float | None = None,
         limit_margin: float = 0.9,
@@ -154,13 +141,14 @@ class EndEffectorController:
             raise EndEffectorError(f"dt={self.dt} must be > 0")
         if not 0 < limit_margin <= 1:
             raise EndEffectorError(f"limit_margin={limit_margin} must be in (0, 1]")
-        self.model, self.arm_joints = arm_ik_model(model, spec)
+        self.model, self.arm_joints = arm_ik_model(model or spec.model, spec)
         m = self.model
         site_id = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, self.site)
         if site_id < 0:
             sites = [m.site(i).name for i in range(m.nsite)]
             raise EndEffectorError(
                 f"robot '{spec.name}': model has no site '{self.site}' ({sites})"
+                f"{did_you_mean(self.site, sites)}"
             )
         try:
             self._base = root_body(m, int(m.site_bodyid[site_id]))
@@ -178,8 +166,7 @@ class EndEffectorController:
             if n not in self.arm_joints and mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n) >= 0
         ]
         self._g = spec.joint_names.index(spec.gripper_joint) if spec.gripper_joint else None
-        name = model if isinstance(model, str) else None
-        default_oc = GRIPPER_OPEN_CLOSED.get(name or "")
+        default_oc = None if spec.gripper_open is None else (spec.gripper_open, spec.gripper_closed)
         if self._g is not None:
             lo, hi = spec.position_lower[self._g], spec.position_upper[self._g]
             self.gripper_open = float(

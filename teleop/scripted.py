@@ -46,9 +46,11 @@ axis pointing down during grasps and the jaw axis across the cube::
                   |
                   v approach
 
-    SO-101: site ``gripperframe`` (x = approach, z = jaw axis), TCP offset to the middle of
-            the fingertip pads at the grasp opening.
-    Panda:  site ``pinch`` (z = approach, y = jaw axis), TCP = pinch.
+    The tool frame is the robot's ``ee_site``; which of its axes is the approach and which the
+    jaw axis, and where the TCP sits, is the preset's ``hand`` section
+    (:class:`robot.description.HandDescription`): on the SO-101 ``gripperframe`` (x = approach,
+    z = jaw axis) with the TCP at the middle of the fingertip pads at the grasp opening, on
+    the Panda ``pinch`` (z = approach, y = jaw axis) with TCP = pinch.
 
 pick_place: approach above the named cube, descend, close, lift (retry if the cube stayed),
 carry over the bin, release, retreat, go home. push: approach behind the cube (on the side
@@ -68,6 +70,7 @@ import mink
 import mujoco
 import numpy as np
 
+from robot.description import HandDescription
 from robot.mjcf import ForwardKinematics, load_robot_spec
 from robot.schema import ActionChunk, ControlSource, ObjectPose, RobotSpec
 from robot.sim.scene import yaw_of
@@ -75,81 +78,6 @@ from robot.sim.tasks import BIN, SIDES, Goal, parse_instruction
 from teleop.scripted_config import OperatorError, ScriptedConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class HandProfile:
-    """How the operator uses one robot's hand. Lengths in m, speeds in m/s, times in s."""
-
-    site: str
-    roll_joint: str  # the last joint, turning the hand about its approach axis
-    approach_axis: int  # axis of the site frame that points out of the hand
-    jaw_axis: int  # axis of the site frame from one finger to the other
-    gripper_open: float  # gripper command, config units
-    gripper_closed: float
-    grasp_dz: float  # TCP height above the cube centre when grasping
-    push_dz: float  # TCP height above the cube centre when pushing
-    hover: float  # TCP height above the cube centre before descending
-    carry_clearance: float  # cube bottom above the bin rim while carrying
-    speed: float  # free-space TCP speed
-    slow_speed: float  # TCP speed near a cube
-    accel: float  # TCP acceleration
-    turn_rate: float  # rad/s, TCP orientation
-    close_time: float  # gripper closing, after the command has reached "closed"
-    open_time: float
-    orientation_cost: float  # mink FrameTask orientation cost (position cost 1)
-    tcp_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # TCP in the site frame
-    pads: tuple[str, str] = ()  # or: TCP = mid-point of these geoms at ``pad_opening``
-    pad_opening: float = 0.0
-    correct_sag: bool = False  # integrate the measured TCP error (soft servos)
-    closed_fingers: tuple[float, float, float] = (0.0, 0.0, 0.0)  # TCP frame, gripper closed
-    finger_half_width: float = 0.01  # of the closed fingers, along the jaw axis
-    push_margin: float = 0.015  # push this much beyond the required distance
-
-
-HANDS: dict[str, HandProfile] = {
-    "so101": HandProfile(
-        site="gripperframe",
-        roll_joint="wrist_roll",
-        approach_axis=0,
-        jaw_axis=2,
-        gripper_open=1.0,
-        gripper_closed=-0.12,
-        grasp_dz=-0.004,
-        push_dz=0.0,
-        hover=0.055,
-        carry_clearance=0.025,
-        speed=0.15,
-        slow_speed=0.05,
-        accel=0.5,
-        turn_rate=2.0,
-        close_time=0.35,
-        open_time=0.35,
-        orientation_cost=0.2,
-        pads=("fixed_jaw_pad", "moving_jaw_pad"),
-        pad_opening=0.46,
-        correct_sag=True,
-    ),
-    "panda": HandProfile(
-        site="pinch",
-        roll_joint="joint7",
-        approach_axis=2,
-        jaw_axis=1,
-        gripper_open=0.0,
-        gripper_closed=1.0,
-        grasp_dz=0.0,
-        push_dz=-0.005,
-        hover=0.09,
-        carry_clearance=0.03,
-        speed=0.3,
-        slow_speed=0.08,
-        accel=1.0,
-        turn_rate=2.0,
-        close_time=0.5,
-        open_time=0.4,
-        orientation_cost=0.5,
-    ),
-}
 
 
 class Phase(enum.Enum):
@@ -222,20 +150,21 @@ class _Target:
 class ScriptedOperator:
     """Solves ``pick_place`` and ``push`` from ground truth; see the module docstring.
 
-    ``model``: the robot model (``so101`` or ``panda``); its MJCF is the IK model.
+    ``spec``: the robot; its ``model`` (MJCF) is the IK model, its ``hand`` says how to grasp.
     Stateful and single-threaded: call :meth:`reset` at each episode, then :meth:`act` with
     observations in time order.
     """
 
-    def __init__(self, model: str, spec: RobotSpec, config: ScriptedConfig | None = None) -> None:
+    def __init__(self, spec: RobotSpec, config: ScriptedConfig | None = None) -> None:
         self.config = config or ScriptedConfig()
         self.spec = spec
-        if model not in HANDS:
+        hand = spec.hand
+        if hand is None or spec.gripper_open is None or spec.gripper_closed is None:
             raise OperatorError(
-                f"the scripted operator knows robot models {sorted(HANDS)}, not '{model}'"
+                f"robot '{spec.name}' has no 'hand' section (and gripper_open/gripper_closed) "
+                "in its preset; the scripted operator needs one to grasp"
             )
-        self.model_name = model
-        hand = HANDS[model]
+        self._gripper_open, self._gripper_closed = spec.gripper_open, spec.gripper_closed
         self.dt = self.config.chunk_dt or spec.control_period
         if spec.gripper_joint is None:
             raise OperatorError(f"robot '{spec.name}' has no gripper_joint; it cannot grasp")
@@ -247,7 +176,7 @@ class ScriptedOperator:
         self._vmax = spec.velocity_limit * _LIMIT_MARGIN
         self._amax = spec.acceleration_limit * _LIMIT_MARGIN
         self._step_max = np.minimum(self._vmax * self.dt, spec.max_step * _LIMIT_MARGIN)
-        self.ik_model, offset, fingers = self._build_ik_model(model, hand)
+        self.ik_model, offset, fingers = self._build_ik_model(spec.model, hand)
         self.hand = replace(hand, tcp_offset=tuple(offset), closed_fingers=tuple(fingers))
         self._ik = mink.Configuration(self.ik_model)
         self._frame = mink.FrameTask(
@@ -261,7 +190,7 @@ class ScriptedOperator:
         self._posture.set_target(spec.home[self._arm])
         self._limits = [mink.ConfigurationLimit(self.ik_model)]
         self._tcp_site = self.ik_model.site("tcp").id
-        self._ee_fk = ForwardKinematics.for_model(model, spec.joint_names, spec.ee_site)
+        self._ee_fk = ForwardKinematics.for_robot(spec)
         if hand.roll_joint not in self._arm_names:
             raise OperatorError(f"robot '{spec.name}' has no joint '{hand.roll_joint}'")
         self._roll = self._arm_names.index(hand.roll_joint)
@@ -278,7 +207,7 @@ class ScriptedOperator:
     # -- model ------------------------------------------------------------------------------
 
     def _build_ik_model(
-        self, model: str, hand: HandProfile
+        self, model: str, hand: HandDescription
     ) -> tuple[mujoco.MjModel, np.ndarray, np.ndarray]:
         """The robot MJCF with only the arm joints left (the hand welded), joint ranges set to
         the spec's limits, and a ``tcp`` site."""
@@ -301,9 +230,9 @@ class ScriptedOperator:
             joint = robot.joint(name)
             joint.range = [self._lower[i], self._upper[i]]
             joint.limited = mujoco.mjtLimited.mjLIMITED_TRUE
-        site = robot.site(hand.site)
+        site = robot.site(self.spec.ee_site)
         if site is None:
-            raise OperatorError(f"robot model '{model}' has no site '{hand.site}'")
+            raise OperatorError(f"robot model '{model}' has no site '{self.spec.ee_site}'")
         rot = np.zeros(9)
         mujoco.mju_quat2Mat(rot, np.asarray(site.quat, dtype=np.float64))
         site.parent.add_site(
@@ -317,11 +246,13 @@ class ScriptedOperator:
             raise OperatorError(f"robot model '{model}': arm joints are not in config order")
         return compiled, offset, fingers
 
-    def _pad_geometry(self, m: mujoco.MjModel, hand: HandProfile) -> tuple[np.ndarray, np.ndarray]:
+    def _pad_geometry(
+        self, m: mujoco.MjModel, hand: HandDescription
+    ) -> tuple[np.ndarray, np.ndarray]:
         """TCP offset (site frame): mid-point of the pads at ``pad_opening``; and where the
         closed fingers are (TCP frame): mid-point of the pads with the gripper closed."""
         d = mujoco.MjData(m)
-        site = m.site(hand.site).id
+        site = m.site(self.spec.ee_site).id
         gripper = m.joint(self.spec.gripper_joint).qposadr[0]
 
         def midpoint(opening: float) -> np.ndarray:
@@ -331,7 +262,7 @@ class ScriptedOperator:
             return d.site_xmat[site].reshape(3, 3).T @ (mid - d.site_xpos[site])
 
         offset = midpoint(hand.pad_opening)
-        return offset, midpoint(hand.gripper_closed) - offset
+        return offset, midpoint(self._gripper_closed) - offset
 
     def tcp_pose(self, q_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """TCP position and orientation (base frame) at arm joint positions ``q_arm``."""
@@ -665,7 +596,7 @@ class ScriptedOperator:
         cube = self._cube(objects)
         c = cube.position
         half = float(cube.size[2]) / 2
-        opened, closed = hand.gripper_open, hand.gripper_closed
+        opened, closed = self._gripper_open, self._gripper_closed
         if goal.task == "push":
             sign = self._push_sign()
             # jaws along y, so a finger's flat outer face pushes; the closed fingers (not the

@@ -19,8 +19,8 @@ import yaml
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
 
+from robot.description import SceneLayout
 from robot.schema import RobotSpec
-from robot.sim.scene import SceneLayout
 from robot.sim.tasks import TaskConfig, make_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +84,7 @@ def toy_arm(directory: Path) -> tuple[Path, RobotSpec]:
     spec = RobotSpec.from_mapping(
         {
             "name": "toy",
+            "model": str(path),
             "joint_names": list(TOY_JOINTS),
             "gripper_joint": "gripper",
             "ee_site": "tip",

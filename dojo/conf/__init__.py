@@ -24,6 +24,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
+from robot.description import HandDescription, TwinDescription
 from robot.executor import ExecutorConfig
 from robot.schema import RobotSpec, SchemaError
 from robot.sim.tasks import TaskConfig
@@ -71,12 +72,16 @@ class RobotConfig:
     joint_names: list[str] = MISSING
     joint_units: list[str] = field(default_factory=list)
     gripper_joint: str | None = None
+    gripper_open: float | None = None
+    gripper_closed: float | None = None
     ee_site: str = ""
     control_hz: float = MISSING
     home: list[float] = MISSING
     limits: LimitsConfig = MISSING
     workspace: WorkspaceConfig = MISSING
     cameras: list[CameraConfig] = field(default_factory=list)
+    twin: TwinDescription | None = None
+    hand: HandDescription | None = None
 
 
 @dataclass

@@ -74,9 +74,7 @@ class InterventionNode(Node):
         if icfg.device == "scripted":
             from teleop.scripted import ScriptedOperator
 
-            self._operator = ScriptedOperator(
-                cfg.robot.model, self._spec, conf.scripted_config(cfg)
-            )
+            self._operator = ScriptedOperator(self._spec, conf.scripted_config(cfg))
             self._monitor = StallMonitor(
                 float(icfg.stall_s),
                 float(icfg.stall_rad),
@@ -90,7 +88,7 @@ class InterventionNode(Node):
 
             self._device = make_device(str(icfg.device), **dict(icfg.device_config))
             self._device.connect()
-            self._ee = EndEffectorController(cfg.robot.model, self._spec)
+            self._ee = EndEffectorController(self._spec)
             self.create_timer(self._period, self._poll_device, callback_group=group)
         self.get_logger().info(f"intervention ready: person={icfg.device}")
 

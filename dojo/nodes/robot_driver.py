@@ -116,7 +116,6 @@ class RobotDriverNode(LifecycleNode):
             self._twin = Twin(
                 spec,
                 TwinConfig(
-                    model=cfg.robot.model,
                     physics_dt=cfg.sim.physics_dt,
                     render=cfg.sim.render,
                     render_mesh_tolerance=cfg.sim.render_mesh_tolerance,

@@ -28,7 +28,7 @@ class ScriptedOperatorNode(Node):
         super().__init__("scripted_operator")
         cfg = node_config(self)
         self._spec = conf.robot_spec(cfg)
-        self._operator = ScriptedOperator(cfg.robot.model, self._spec, conf.scripted_config(cfg))
+        self._operator = ScriptedOperator(self._spec, conf.scripted_config(cfg))
         self._replan_margin = float(cfg.teleop.replan_margin)
         self._objects = None
         self._instruction = ""

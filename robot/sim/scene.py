@@ -41,16 +41,25 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mujoco
 import numpy as np
 
-from robot.mjcf import KinematicsError, load_robot_spec, robot_mjcf_path, root_body
-from robot.schema import CameraSpec
+from robot.description import (
+    REFERENCE_LAYOUT,
+    REFERENCE_MODEL,
+    REFERENCE_SITE,
+    GripperMap,
+    SceneLayout,
+    TwinDescription,
+    WristMount,
+)
+from robot.mjcf import KinematicsError, load_robot_spec, root_body
+from robot.registry import did_you_mean
+from robot.schema import CameraSpec, RobotSpec
 from robot.sim.meshes import MeshCacheError, use_render_meshes
 
 log = logging.getLogger(__name__)
@@ -80,209 +89,6 @@ def yaw_of(quaternion: Sequence[float]) -> float:
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
-@dataclass(frozen=True)
-class SceneLayout:
-    """Sizes and regions of a scene, in m and rad, base frame.
-
-    Object centres are sampled in the annulus sector ``reach_min <= r <= reach_max``,
-    ``|atan2(y, x)| <= max_azimuth``, where a top-down grasp is comfortably reachable.
-    """
-
-    cube_size: float  # edge length
-    cube_mass: float
-    cube_spacing: float  # minimum distance between cube centres (room for open jaws)
-    reach_min: float
-    reach_max: float
-    max_azimuth: float
-    bin_inner: float  # inner edge of the square bin
-    bin_height: float  # wall height above the table
-    bin_wall: float  # wall thickness
-    bin_reach_min: float
-    bin_reach_max: float
-    push_distance: float  # how far "push ... to the left/right" must move a cube (2 widths)
-    table_x: tuple[float, float]
-    table_y: tuple[float, float]
-    table_height: float
-    front_camera_pos: tuple[float, float, float]
-    front_camera_target: tuple[float, float, float]
-    front_camera_fovy: float  # degrees, as MuJoCo stores it
-
-    def scaled(self, factor: float) -> SceneLayout:
-        """The same layout for an arm ``factor`` times as large (masses scale with volume)."""
-        f = float(factor)
-
-        def v(t: tuple[float, ...]) -> tuple[float, ...]:
-            return tuple(f * c for c in t)
-
-        return replace(
-            self,
-            cube_size=self.cube_size * f,
-            cube_mass=self.cube_mass * f**3,
-            cube_spacing=self.cube_spacing * f,
-            reach_min=self.reach_min * f,
-            reach_max=self.reach_max * f,
-            bin_inner=self.bin_inner * f,
-            bin_height=self.bin_height * f,
-            bin_wall=self.bin_wall * f,
-            bin_reach_min=self.bin_reach_min * f,
-            bin_reach_max=self.bin_reach_max * f,
-            push_distance=self.push_distance * f,
-            table_x=v(self.table_x),
-            table_y=v(self.table_y),
-            table_height=self.table_height,
-            front_camera_pos=v(self.front_camera_pos),
-            front_camera_target=v(self.front_camera_target),
-        )
-
-
-@dataclass(frozen=True)
-class GripperMap:
-    """How the config's ``gripper`` joint drives the model.
-
-    ``normalized=False``: the config value is the model joint's own position (rad), commanded
-    through ``actuator``. ``normalized=True``: the config value is in [0, 1], 0 open and 1
-    closed; the command maps linearly onto ``actuator``'s ctrlrange and the measurement is the
-    mean position of ``joints`` mapped from ``[joint_open, joint_closed]`` onto [0, 1].
-    """
-
-    actuator: str
-    joints: tuple[str, ...]
-    normalized: bool = False
-    joint_open: float = 0.0
-    joint_closed: float = 1.0
-
-
-@dataclass(frozen=True)
-class WristMount:
-    """The wrist camera, given in the frame of ``site`` (its parent is the site's body).
-
-    The camera sits at ``pos``, looks at ``target`` and keeps ``up`` upwards in its image
-    (all three in the site frame, m).
-    """
-
-    site: str
-    pos: tuple[float, float, float]
-    target: tuple[float, float, float]
-    up: tuple[float, float, float]
-    fovy: float  # degrees
-
-
-@dataclass(frozen=True)
-class RobotProfile:
-    """What the scene builder knows about one robot model beyond its MJCF."""
-
-    model: str
-    ee_site: str
-    layout: SceneLayout
-    wrist: WristMount | None
-    gripper: GripperMap | None
-    # joint name -> (kp, kv, force limit) for position actuators replacing the MJCF's own
-    position_actuators: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
-    gravity_compensation: bool = False
-    # geoms whose contype/conaffinity are set to 1 (pads the shipped MJCF leaves inert)
-    enable_contacts: tuple[str, ...] = ()
-
-
-_SO101_LAYOUT = SceneLayout(
-    cube_size=0.03,
-    cube_mass=0.03,
-    cube_spacing=0.075,
-    reach_min=0.13,
-    reach_max=0.26,
-    max_azimuth=1.0,
-    bin_inner=0.09,
-    bin_height=0.03,
-    bin_wall=0.005,
-    bin_reach_min=0.17,
-    bin_reach_max=0.23,
-    push_distance=0.06,
-    table_x=(-0.12, 0.46),
-    table_y=(-0.36, 0.36),
-    table_height=0.75,
-    front_camera_pos=(0.56, 0.0, 0.34),
-    front_camera_target=(0.17, 0.0, 0.0),
-    front_camera_fovy=58.0,
-)
-
-_PANDA_LAYOUT = SceneLayout(
-    cube_size=0.04,
-    cube_mass=0.05,
-    cube_spacing=0.11,
-    reach_min=0.35,
-    reach_max=0.62,
-    max_azimuth=0.75,
-    bin_inner=0.15,
-    bin_height=0.05,
-    bin_wall=0.008,
-    bin_reach_min=0.42,
-    bin_reach_max=0.55,
-    push_distance=0.08,
-    table_x=(-0.25, 0.95),
-    table_y=(-0.65, 0.65),
-    table_height=0.75,
-    front_camera_pos=(1.35, 0.0, 0.75),
-    front_camera_target=(0.45, 0.0, 0.0),
-    front_camera_fovy=50.0,
-)
-
-# Franka-like joint position servo (the shipped gym-hil model has torque motors): gains as in
-# MuJoCo Menagerie's franka_emika_panda, forces at Franka's torque limits; gravity compensated
-# by the bodies (gravcomp), as Franka's own controller does.
-_PANDA_SERVO = {
-    "joint1": (4500.0, 450.0, 87.0),
-    "joint2": (4500.0, 450.0, 87.0),
-    "joint3": (3500.0, 350.0, 87.0),
-    "joint4": (3500.0, 350.0, 87.0),
-    "joint5": (2000.0, 200.0, 12.0),
-    "joint6": (2000.0, 200.0, 12.0),
-    "joint7": (2000.0, 200.0, 12.0),
-}
-
-PROFILES: dict[str, RobotProfile] = {
-    "so101": RobotProfile(
-        model="so101",
-        ee_site="gripperframe",
-        layout=_SO101_LAYOUT,
-        # gripperframe: x runs out along the jaws, z from the fixed jaw to the moving jaw.
-        # The camera sits 7 cm back from the tips and 5 cm to the side of the jaws, looking at
-        # the gap between them, moving jaw up in the image.
-        wrist=WristMount(
-            site="gripperframe",
-            pos=(-0.07, -0.05, 0.01),
-            target=(0.0, 0.0, 0.015),
-            up=(0.0, 0.0, 1.0),
-            fovy=75.0,
-        ),
-        gripper=GripperMap(actuator="gripper", joints=("gripper",)),
-        enable_contacts=("fixed_jaw_pad", "moving_jaw_pad"),
-    ),
-    "panda": RobotProfile(
-        model="panda",
-        ee_site="pinch",
-        layout=_PANDA_LAYOUT,
-        # pinch: z runs out of the gripper between the fingers, y along the finger travel.
-        # The camera sits behind the fingers on the flange, looking at the pinch point.
-        wrist=WristMount(
-            site="pinch",
-            pos=(-0.09, 0.0, -0.13),
-            target=(0.0, 0.0, 0.0),
-            up=(-1.0, 0.0, 0.0),
-            fovy=65.0,
-        ),
-        gripper=GripperMap(
-            actuator="fingers_actuator",
-            joints=("right_driver_joint", "left_driver_joint"),
-            normalized=True,
-            joint_open=0.0,
-            joint_closed=0.8,
-        ),
-        position_actuators=_PANDA_SERVO,
-        gravity_compensation=True,
-    ),
-}
-_REFERENCE_REACH_MODEL = "so101"
-
-
 def chain_length(model: mujoco.MjModel, site: str) -> float:
     """Sum of link offsets from the root body to ``site``: an upper bound on the arm's reach."""
     sid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, site)
@@ -297,55 +103,49 @@ def chain_length(model: mujoco.MjModel, site: str) -> float:
     return total
 
 
-def robot_profile(model: str, ee_site: str = "") -> RobotProfile:
-    """The profile of a preset model, or a generic one for an MJCF path.
-
-    A generic profile scales the SO-101 layout by the arm's chain length, mounts the wrist
-    camera on ``ee_site`` looking along the site's -z (a model that ships a camera named
-    ``wrist`` keeps its own), and drives a ``gripper`` joint, if there is one, through the
-    actuator that targets it.
-    """
-    name = os.fspath(model)
-    if name in PROFILES:
-        profile = PROFILES[name]
-        if ee_site and ee_site != profile.ee_site:
-            raise SceneError(
-                f"robot model '{name}' uses ee_site '{profile.ee_site}', not '{ee_site}'"
-            )
-        return profile
-    robot_mjcf_path(name)  # names the problem if the path is wrong
-    if not ee_site:
-        raise SceneError(f"robot model '{name}': an MJCF path needs an ee_site")
-    robot = load_robot_spec(name).compile()
-    ref = load_robot_spec(_REFERENCE_REACH_MODEL).compile()
-    factor = chain_length(robot, ee_site) / chain_length(ref, PROFILES["so101"].ee_site)
-    has_gripper = mujoco.mj_name2id(robot, mujoco.mjtObj.mjOBJ_JOINT, "gripper") >= 0
-    return RobotProfile(
-        model=name,
-        ee_site=ee_site,
-        layout=_SO101_LAYOUT.scaled(factor),
-        wrist=WristMount(
-            site=ee_site,
-            pos=(0.0, 0.0, 0.0),
-            target=(0.0, 0.0, -1.0),
-            up=(0.0, 1.0, 0.0),
-            fovy=70.0,
-        ),
-        gripper=GripperMap(actuator="", joints=("gripper",)) if has_gripper else None,
-    )
+def twin_description(robot: RobotSpec) -> TwinDescription:
+    """The robot's twin description with every part filled in (see
+    :class:`robot.description.TwinDescription` for what an empty part becomes)."""
+    if not robot.model:
+        raise SceneError(f"robot '{robot.name}': no model (MJCF) named; the twin needs one")
+    if not robot.ee_site:
+        raise SceneError(f"robot model '{robot.model}': the twin needs an ee_site")
+    given = robot.twin or TwinDescription()
+    layout = given.layout
+    if layout is None:
+        if (robot.model, robot.ee_site) == (REFERENCE_MODEL, REFERENCE_SITE):
+            factor = 1.0
+        else:
+            arm = load_robot_spec(robot.model).compile()
+            ref = load_robot_spec(REFERENCE_MODEL).compile()
+            factor = chain_length(arm, robot.ee_site) / chain_length(ref, REFERENCE_SITE)
+        layout = REFERENCE_LAYOUT.scaled(factor)
+    wrist = given.wrist or WristMount()
+    if not wrist.site:
+        wrist = replace(wrist, site=robot.ee_site)
+    gripper = given.gripper
+    if gripper is None and robot.gripper_joint:
+        gripper = GripperMap(joints=[robot.gripper_joint])
+    return replace(given, layout=layout, wrist=wrist, gripper=gripper)
 
 
 @dataclass(eq=False)
 class Scene:
-    """A compiled scene and the names in it."""
+    """A compiled scene and the names in it. ``robot``: the spec it was built from; ``twin``:
+    its twin description with every part filled in (:func:`twin_description`)."""
 
     model: mujoco.MjModel
     spec: mujoco.MjSpec
-    profile: RobotProfile
-    layout: SceneLayout
+    robot: RobotSpec
+    twin: TwinDescription
     colors: tuple[str, ...]
     with_bin: bool
     cameras: tuple[CameraSpec, ...]
+
+    @property
+    def layout(self) -> SceneLayout:
+        assert self.twin.layout is not None  # filled in by twin_description
+        return self.twin.layout
 
     @property
     def cube_names(self) -> tuple[str, ...]:
@@ -353,7 +153,7 @@ class Scene:
 
     @property
     def ee_site(self) -> str:
-        return self.profile.ee_site
+        return self.robot.ee_site
 
     def to_xml(self) -> str:
         """The composed scene as MJCF text (for inspection; meshes are referenced by path)."""
@@ -406,18 +206,22 @@ def _quat_to_matrix(quat: Sequence[float]) -> np.ndarray:
 
 
 def _prepare_robot(
-    profile: RobotProfile, render_mesh_tolerance: float = 0.0, mesh_cache: Path | None = None
+    model: str,
+    twin: TwinDescription,
+    render_mesh_tolerance: float = 0.0,
+    mesh_cache: Path | None = None,
 ) -> mujoco.MjSpec:
-    """The robot-only spec with the profile's changes (servos, gravity compensation, pads) and,
-    when ``render_mesh_tolerance`` > 0, its render-only geoms on decimated meshes (last, so
-    the pads the profile enables count as collision geoms)."""
-    robot = load_robot_spec(profile.model)
-    if profile.position_actuators:
+    """The robot-only spec with the twin description's changes (servos, gravity compensation,
+    pads) and, when ``render_mesh_tolerance`` > 0, its render-only geoms on decimated meshes
+    (last, so the pads the description enables count as collision geoms)."""
+    robot = load_robot_spec(model)
+    if twin.position_servos:
         by_joint = {a.target: a for a in robot.actuators}
-        for joint, (kp, kv, force) in profile.position_actuators.items():
+        for joint, servo in twin.position_servos.items():
+            kp, kv, force = servo.kp, servo.kv, servo.force
             old = by_joint.get(joint)
             if old is None:
-                raise SceneError(f"robot model '{profile.model}' has no actuator on '{joint}'")
+                raise SceneError(f"robot model '{model}' has no actuator on '{joint}'")
             name = old.name
             robot.delete(old)
             jnt = robot.joint(joint)
@@ -427,23 +231,23 @@ def _prepare_robot(
             act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
             act.forcerange = [-force, force]
             act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
-    if profile.gravity_compensation:
+    if twin.gravity_compensation:
         for body in robot.bodies:
             body.gravcomp = 1.0
-    for geom_name in profile.enable_contacts:
+    for geom_name in twin.enable_contacts:
         geom = robot.geom(geom_name)
         if geom is None:
-            raise SceneError(f"robot model '{profile.model}' has no geom '{geom_name}'")
+            raise SceneError(f"robot model '{model}' has no geom '{geom_name}'")
         geom.contype = 1
         geom.conaffinity = 1
     if render_mesh_tolerance:
         try:
             report = use_render_meshes(robot, render_mesh_tolerance, mesh_cache)
         except (MeshCacheError, ValueError) as exc:
-            raise SceneError(f"robot model '{profile.model}': render meshes: {exc}") from exc
+            raise SceneError(f"robot model '{model}': render meshes: {exc}") from exc
         log.debug(
             "robot model '%s': %d render-only geoms on meshes within %g m (%d decimated now)",
-            profile.model,
+            model,
             report.geoms,
             render_mesh_tolerance,
             report.decimated_now,
@@ -452,12 +256,11 @@ def _prepare_robot(
 
 
 def build_scene(
-    model: str,
+    robot: RobotSpec,
     *,
     cameras: Sequence[CameraSpec] = (),
     colors: Sequence[str] = ("red", "green", "blue"),
     with_bin: bool = True,
-    ee_site: str = "",
     physics_dt: float = 0.002,
     render_mesh_tolerance: float = 0.0,
     mesh_cache: Path | None = None,
@@ -465,12 +268,11 @@ def build_scene(
     """Compose table, floor, lights, cubes (one per colour), optionally a bin, the robot and
     its ``front``/``wrist`` cameras; compile it.
 
-    ``model``: ``"so101"``, ``"panda"`` or an absolute MJCF path. The first body of the MJCF's
-    worldbody is the robot; it is attached at the world origin, and anything else in that
-    worldbody (a floor, lights) is left out.
+    ``robot``: the robot's spec; its ``model`` (the MJCF), ``ee_site`` and ``twin`` description
+    are what is read here. The first body of the MJCF's worldbody is the robot; it is attached
+    at the world origin, and anything else in that worldbody (a floor, lights) is left out.
     ``cameras``: the robot's cameras; ``front`` and ``wrist`` are built here, any other name
-    must be a camera of the robot's MJCF. ``ee_site``: required for an MJCF path, checked
-    against the preset otherwise. ``render_mesh_tolerance`` (m): above 0, every render-only
+    must be a camera of the robot's MJCF. ``render_mesh_tolerance`` (m): above 0, every render-only
     mesh geom of the robot draws a copy of its mesh decimated within that distance of the
     shipped surface, cached in ``mesh_cache`` (default :func:`robot.sim.meshes.cache_dir`);
     collision geoms, masses and so physics stay exactly as shipped (:mod:`robot.sim.meshes`).
@@ -489,12 +291,20 @@ def build_scene(
     if len(set(colors)) != len(colors) or not colors:
         raise SceneError(f"colors must be distinct and non-empty, got {list(colors)}")
     try:
-        profile = robot_profile(model, ee_site)
+        twin = twin_description(robot)
+        arm = _prepare_robot(robot.model, twin, render_mesh_tolerance, mesh_cache)
     except KinematicsError as exc:
         raise SceneError(str(exc)) from exc
-    layout = profile.layout
+    if arm.site(robot.ee_site) is None:
+        sites = [s.name for s in arm.sites]
+        raise SceneError(
+            f"robot model '{robot.model}' has no site '{robot.ee_site}' (the ee_site)"
+            f"{did_you_mean(robot.ee_site, sites)}"
+        )
+    layout = twin.layout
+    assert layout is not None
     spec = mujoco.MjSpec()
-    spec.modelname = f"vla_dojo_{os.path.basename(os.fspath(model)).removesuffix('.xml')}"
+    spec.modelname = f"vla_dojo_{robot.name}"
     spec.compiler.degree = False
     spec.option.timestep = physics_dt
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
@@ -512,26 +322,25 @@ def build_scene(
     spec.visual.headlight.specular = [0.0, 0.0, 0.0]
 
     _add_world(spec, layout)
-    robot = _prepare_robot(profile, render_mesh_tolerance, mesh_cache)
     frame = spec.worldbody.add_frame(pos=[0.0, 0.0, 0.0])
-    root = frame.attach_body(robot.worldbody.first_body(), "", "")
+    root = frame.attach_body(arm.worldbody.first_body(), "", "")
     # keep the table from pushing against the links that sit on it
     for body in [root, *root.bodies]:
         spec.add_exclude(bodyname1="table", bodyname2=body.name)
     _add_cubes(spec, layout, colors)
     if with_bin:
         _add_bin(spec, layout)
-    _add_cameras(spec, profile, cameras)
+    _add_cameras(spec, robot.model, twin, cameras)
 
     try:
         compiled = spec.compile()
     except Exception as exc:
-        raise SceneError(f"scene for robot model '{model}' does not compile: {exc}") from exc
+        raise SceneError(f"scene for robot model '{robot.model}' does not compile: {exc}") from exc
     return Scene(
         model=compiled,
         spec=spec,
-        profile=profile,
-        layout=layout,
+        robot=robot,
+        twin=twin,
         colors=tuple(colors),
         with_bin=with_bin,
         cameras=tuple(cameras),
@@ -552,13 +361,10 @@ def _add_world(spec: mujoco.MjSpec, layout: SceneLayout) -> None:
     floor_mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "floor_tex"
     spec.add_material(name="table_mat", rgba=list(TABLE_RGBA), specular=0.1, reflectance=0.0)
 
-    # a plane's third size is the spacing of the quads it is drawn with, fixed when the GL
-    # context is made: at 0.05 m the floor alone was ~14k quads, a quarter of every frame's
-    # cost on a CPU; lit by directional lights only, 0.5 m quads give the same pixels
     spec.worldbody.add_geom(
         name="floor",
         type=mujoco.mjtGeom.mjGEOM_PLANE,
-        size=[3.0, 3.0, 0.5],
+        size=[3.0, 3.0, 0.05],
         pos=[0.0, 0.0, -layout.table_height],
         material="floor_mat",
     )
@@ -655,8 +461,11 @@ def _add_bin(spec: mujoco.MjSpec, layout: SceneLayout) -> None:
         )
 
 
-def _add_cameras(spec: mujoco.MjSpec, profile: RobotProfile, cameras: Sequence[CameraSpec]) -> None:
-    layout = profile.layout
+def _add_cameras(
+    spec: mujoco.MjSpec, model: str, twin: TwinDescription, cameras: Sequence[CameraSpec]
+) -> None:
+    layout = twin.layout
+    assert layout is not None
     existing = {c.name for c in spec.cameras}
     for cam in cameras:
         if cam.name == FRONT_CAMERA:
@@ -667,12 +476,11 @@ def _add_cameras(spec: mujoco.MjSpec, profile: RobotProfile, cameras: Sequence[C
                 fovy=layout.front_camera_fovy,
             )
         elif cam.name == WRIST_CAMERA and WRIST_CAMERA not in existing:
-            mount = profile.wrist
-            if mount is None:
-                raise SceneError(f"robot model '{profile.model}' has no wrist camera mount")
+            mount = twin.wrist
+            assert mount is not None  # filled in by twin_description
             site = spec.site(mount.site)
             if site is None:
-                raise SceneError(f"robot model '{profile.model}' has no site '{mount.site}'")
+                raise SceneError(f"robot model '{model}' has no site '{mount.site}'")
             site_rot = _quat_to_matrix(site.quat)
             site_pos = np.asarray(site.pos, dtype=np.float64)
             cam_pos = np.asarray(mount.pos, dtype=np.float64)
@@ -685,5 +493,5 @@ def _add_cameras(spec: mujoco.MjSpec, profile: RobotProfile, cameras: Sequence[C
         elif cam.name not in existing:
             raise SceneError(
                 f"camera '{cam.name}' is neither '{FRONT_CAMERA}', '{WRIST_CAMERA}' nor a camera "
-                f"of robot model '{profile.model}' (its cameras: {sorted(existing)})"
+                f"of robot model '{model}' (its cameras: {sorted(existing)})"
             )

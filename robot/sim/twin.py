@@ -68,7 +68,8 @@ class TwinError(ValueError):
 class TwinConfig:
     """The twin's own settings (plain types; hydra fills them from the ``sim`` section).
 
-    ``model``: ``so101``, ``panda`` or an absolute MJCF path. ``physics_dt``: MuJoCo timestep
+    The robot (its MJCF, its twin description) is the :class:`~robot.schema.RobotSpec`'s, never
+    a second setting here. ``physics_dt``: MuJoCo timestep
     (s); the control period must be a whole number of them. ``render``: build renderers on
     demand (off for physics-only runs). ``clock``: ``realtime`` or ``lockstep`` (see
     :mod:`robot.sim.clock`); the twin itself never waits, whoever steps it paces it.
@@ -78,7 +79,6 @@ class TwinConfig:
     shipped. 0 (or None): the shipped meshes, full fidelity at several times the render cost.
     """
 
-    model: str = "so101"
     physics_dt: float = 0.002
     render: bool = True
     clock: str = "lockstep"
@@ -135,14 +135,14 @@ class _Channel:
 
 def _channels(spec: RobotSpec, scene: Scene) -> list[_Channel]:
     m = scene.model
-    gripper_map = scene.profile.gripper
+    gripper_map = scene.twin.gripper
     channels = []
     for name in spec.joint_names:
         if name == spec.gripper_joint and gripper_map is not None and gripper_map.normalized:
             act = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, gripper_map.actuator)
             if act < 0:
                 raise TwinError(
-                    f"robot model '{scene.profile.model}' has no actuator "
+                    f"robot model '{scene.robot.model}' has no actuator "
                     f"'{gripper_map.actuator}' for gripper '{name}'"
                 )
             jids = [m.joint(j).id for j in gripper_map.joints]
@@ -171,7 +171,7 @@ def _channels(spec: RobotSpec, scene: Scene) -> list[_Channel]:
                 if m.jnt_type[j] != mujoco.mjtJoint.mjJNT_FREE
             ]
             raise TwinError(
-                f"robot '{spec.name}': joint '{name}' is not in model '{scene.profile.model}' "
+                f"robot '{spec.name}': joint '{name}' is not in model '{scene.robot.model}' "
                 f"(its joints: {arm_joints})"
             )
         acts = [
@@ -182,7 +182,7 @@ def _channels(spec: RobotSpec, scene: Scene) -> list[_Channel]:
         if len(acts) != 1:
             raise TwinError(
                 f"robot '{spec.name}': joint '{name}' needs exactly one actuator in model "
-                f"'{scene.profile.model}', found {len(acts)}"
+                f"'{scene.robot.model}', found {len(acts)}"
             )
         act = acts[0]
         if m.actuator_biastype[act] != mujoco.mjtBias.mjBIAS_AFFINE:
@@ -454,11 +454,10 @@ class Twin:
                 f"of physics steps of {self.config.physics_dt} s"
             )
         self.scene: Scene = build_scene(
-            self.config.model,
+            spec,
             cameras=spec.cameras,
             colors=self.task_config.colors,
             with_bin=TASKS[self.task_config.name].needs_bin,
-            ee_site=spec.ee_site,
             physics_dt=self.config.physics_dt,
             render_mesh_tolerance=self.config.render_mesh_tolerance,
         )

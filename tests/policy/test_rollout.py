@@ -40,7 +40,7 @@ class HomeAgent:
 @pytest.fixture(scope="module")
 def twin():
     spec = robot_spec("so101")
-    t = Twin(spec, TwinConfig(model="so101"), TaskConfig(max_duration=3.0))
+    t = Twin(spec, TwinConfig(), TaskConfig(max_duration=3.0))
     yield t
     t.close()
 

@@ -23,13 +23,13 @@ SPEC = robot_spec("so101")
 
 @pytest.fixture
 def lockstep():
-    twin = Twin(SPEC, TwinConfig(model="so101", render=False))
+    twin = Twin(SPEC, TwinConfig(render=False))
     twin.reset(seed=0)
     twin.arm.connect()
     twin.arm.enable()
     control = ControlLoop(
         twin.arm,
-        SafetyLimits(SPEC, ForwardKinematics.for_robot(SPEC, "so101")),
+        SafetyLimits(SPEC, ForwardKinematics.for_robot(SPEC)),
         ChunkExecutor(SPEC, ExecutorConfig()),
     )
     control.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
@@ -16,7 +17,7 @@ from robot.sim.scene import (
     build_scene,
     chain_length,
     look_at,
-    robot_profile,
+    twin_description,
 )
 from tests.sim_helpers import robot_spec, toy_arm
 
@@ -30,7 +31,7 @@ def _names(model: mujoco.MjModel, kind: mujoco.mjtObj, count: int) -> set[str]:
 @pytest.mark.parametrize("robot", ["so101", "panda"])
 def test_preset_scene_has_table_cubes_bin_cameras_and_the_robot(robot):
     spec = robot_spec(robot)
-    scene = build_scene(robot, cameras=CAMERAS, colors=("red", "green", "blue"))
+    scene = build_scene(spec, cameras=CAMERAS, colors=("red", "green", "blue"))
     m = scene.model
     bodies = _names(m, mujoco.mjtObj.mjOBJ_BODY, m.nbody)
     assert {"table", "cube_red", "cube_green", "cube_blue", "bin"} <= bodies
@@ -48,7 +49,7 @@ def test_preset_scene_has_table_cubes_bin_cameras_and_the_robot(robot):
 
 
 def test_render_settings_suit_a_cpu():
-    scene = build_scene("so101", cameras=CAMERAS)
+    scene = build_scene(robot_spec("so101"), cameras=CAMERAS)
     m = scene.model
     assert m.vis.quality.shadowsize == 0
     assert m.vis.quality.offsamples == 0
@@ -58,7 +59,7 @@ def test_render_settings_suit_a_cpu():
 
 
 def test_the_panda_arm_is_driven_by_position_servos_with_gravity_compensation():
-    m = build_scene("panda", cameras=CAMERAS).model
+    m = build_scene(robot_spec("panda"), cameras=CAMERAS).model
     for j in range(1, 8):
         act = m.actuator(f"actuator{j}")
         assert m.actuator_biastype[act.id] == mujoco.mjtBias.mjBIAS_AFFINE
@@ -68,22 +69,23 @@ def test_the_panda_arm_is_driven_by_position_servos_with_gravity_compensation():
 
 
 def test_an_arbitrary_mjcf_path_composes_with_a_layout_scaled_to_its_reach(tmp_path):
-    path, spec = toy_arm(tmp_path)
-    scene = build_scene(str(path), cameras=spec.cameras, ee_site="tip", colors=("red",))
+    _, spec = toy_arm(tmp_path)
+    scene = build_scene(spec, cameras=spec.cameras, colors=("red",))
     m = scene.model
     assert {"pan", "lift", "elbow", "gripper", "cube_red"} <= _names(
         m, mujoco.mjtObj.mjOBJ_JOINT, m.njnt
     )
     assert m.cam_bodyid[m.camera("wrist").id] == m.body("toy_link3").id
-    ref = build_scene("so101").layout
-    factor = chain_length(m, "tip") / chain_length(build_scene("so101").model, "gripperframe")
+    ref = build_scene(robot_spec("so101")).layout
+    so101 = build_scene(robot_spec("so101")).model
+    factor = chain_length(m, "tip") / chain_length(so101, "gripperframe")
     assert scene.layout.reach_max == pytest.approx(ref.reach_max * factor)
 
 
 def test_an_mjcf_path_needs_an_ee_site(tmp_path):
-    path, _ = toy_arm(tmp_path)
+    _, spec = toy_arm(tmp_path)
     with pytest.raises(SceneError, match="needs an ee_site"):
-        robot_profile(str(path))
+        twin_description(dataclasses.replace(spec, ee_site=""))
 
 
 @pytest.mark.parametrize(
@@ -92,17 +94,22 @@ def test_an_mjcf_path_needs_an_ee_site(tmp_path):
         ({"colors": ("red", "mauve")}, "unknown cube colour"),
         ({"colors": ("red", "red")}, "distinct"),
         ({"cameras": (CameraSpec("ceiling"),)}, "camera 'ceiling'"),
-        ({"ee_site": "attachment_site"}, "uses ee_site 'gripperframe'"),
         ({"physics_dt": 0.0}, "physics_dt"),
     ],
 )
 def test_bad_requests_are_refused_naming_the_value(kwargs, message):
     with pytest.raises(SceneError, match=message):
-        build_scene("so101", **kwargs)
+        build_scene(robot_spec("so101"), **kwargs)
+
+
+def test_an_ee_site_the_model_lacks_is_refused_naming_it():
+    spec = dataclasses.replace(robot_spec("so101"), ee_site="attachment_site")
+    with pytest.raises(SceneError, match="no site 'attachment_site'"):
+        build_scene(spec)
 
 
 def test_a_scene_without_bin_has_none():
-    scene = build_scene("so101", with_bin=False, colors=("blue",))
+    scene = build_scene(robot_spec("so101"), with_bin=False, colors=("blue",))
     assert mujoco.mj_name2id(scene.model, mujoco.mjtObj.mjOBJ_BODY, "bin") < 0
     assert scene.cube_names == ("cube_blue",)
 

@@ -35,7 +35,7 @@ def pick_twin():
 
 @pytest.fixture(scope="module")
 def push_twin():
-    twin = Twin(robot_spec("panda"), TwinConfig(model="panda", render=False), TaskConfig("push"))
+    twin = Twin(robot_spec("panda"), TwinConfig(render=False), TaskConfig("push"))
     yield twin
     twin.close()
 
@@ -118,7 +118,7 @@ def test_resets_without_a_seed_walk_from_the_task_seed():
 
 @pytest.mark.parametrize("robot", ["so101", "panda"])
 def test_sampled_layouts_keep_cubes_apart_in_reach_and_clear_of_the_bin(robot):
-    layout = build_scene(robot, with_bin=False).layout
+    layout = build_scene(robot_spec(robot), with_bin=False).layout
     for task_name in ("pick_place", "push"):
         task = make_task(TaskConfig(name=task_name), layout)
         for seed in range(40):

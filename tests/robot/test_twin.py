@@ -22,7 +22,7 @@ from tests.sim_helpers import preset, robot_spec, toy_arm
 
 @pytest.fixture(scope="module")
 def so101():
-    twin = Twin(robot_spec("so101"), TwinConfig(model="so101"), TaskConfig())
+    twin = Twin(robot_spec("so101"), TwinConfig(), TaskConfig())
     twin.reset(seed=0)
     yield twin
     twin.close()
@@ -30,7 +30,7 @@ def so101():
 
 @pytest.fixture(scope="module")
 def panda():
-    twin = Twin(robot_spec("panda"), TwinConfig(model="panda"), TaskConfig(name="push"))
+    twin = Twin(robot_spec("panda"), TwinConfig(), TaskConfig(name="push"))
     twin.reset(seed=0)
     yield twin
     twin.close()
@@ -225,8 +225,8 @@ def test_rendering_can_be_off():
 
 
 def test_a_twin_of_an_arbitrary_mjcf_resets_steps_and_renders(tmp_path):
-    path, spec = toy_arm(tmp_path)
-    with Twin(spec, TwinConfig(model=str(path)), TaskConfig(colors=["red", "blue"])) as twin:
+    _, spec = toy_arm(tmp_path)
+    with Twin(spec, TwinConfig(), TaskConfig(colors=["red", "blue"])) as twin:
         assert twin.reset(seed=2).endswith("cube in the bin")
         twin.arm.connect()
         twin.arm.enable()

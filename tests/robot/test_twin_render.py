@@ -47,7 +47,7 @@ def cache(tmp_path_factory):
 def _twin(robot: str, tolerance: float) -> Twin:
     return Twin(
         robot_spec(robot),
-        TwinConfig(model=robot, render_mesh_tolerance=tolerance),
+        TwinConfig(render_mesh_tolerance=tolerance),
         TaskConfig(name="pick_place"),
     )
 
@@ -101,8 +101,8 @@ def test_tolerance_zero_draws_the_shipped_meshes(so101_pair):
 
 @pytest.mark.parametrize("robot", ["so101", "panda"])
 def test_physics_with_decimated_meshes_is_bit_identical(cache, robot):
-    a = Twin(robot_spec(robot), TwinConfig(model=robot, render=False, render_mesh_tolerance=0))
-    b = Twin(robot_spec(robot), TwinConfig(model=robot, render=False))
+    a = Twin(robot_spec(robot), TwinConfig(render=False, render_mesh_tolerance=0))
+    b = Twin(robot_spec(robot), TwinConfig(render=False))
     try:
         ma, mb = a.model, b.model
         assert mb.nmesh > 0 and any(
@@ -127,7 +127,7 @@ def test_physics_with_decimated_meshes_is_bit_identical(cache, robot):
 
 
 def _source(tmp_path, name: str = "sts3215_03a_v1.stl"):
-    spec = load_robot_spec("so101")
+    spec = load_robot_spec(robot_spec("so101").model)
     folder = os.path.join(spec.modelfiledir, spec.compiler.meshdir)
     copy = tmp_path / name
     shutil.copyfile(os.path.join(folder, name), copy)
@@ -169,8 +169,8 @@ def test_a_mesh_decimation_would_not_halve_is_used_as_shipped(tmp_path):
 
 def test_the_second_scene_build_decimates_nothing(tmp_path):
     store = tmp_path / "cache"
-    first = use_render_meshes(load_robot_spec("so101"), 0.001, store)
-    second = use_render_meshes(load_robot_spec("so101"), 0.001, store)
+    first = use_render_meshes(load_robot_spec(robot_spec("so101").model), 0.001, store)
+    second = use_render_meshes(load_robot_spec(robot_spec("so101").model), 0.001, store)
     assert first.decimated_now > 0 and second.decimated_now == 0
     assert {k: m.path for k, m in first.meshes.items()} == {
         k: m.path for k, m in second.meshes.items()

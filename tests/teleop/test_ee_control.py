@@ -26,13 +26,13 @@ def preset_spec(name: str) -> RobotSpec:
 def robot(request) -> tuple[str, RobotSpec, EndEffectorController, ForwardKinematics]:
     name = request.param
     spec = preset_spec(name)
-    return name, spec, EndEffectorController(name, spec), ForwardKinematics.for_robot(spec, name)
+    return name, spec, EndEffectorController(spec), ForwardKinematics.for_robot(spec)
 
 
 def site_rotation(name: str, spec: RobotSpec, q: np.ndarray) -> np.ndarray:
     """Site orientation in the base frame, straight from MuJoCo (independent of the code
     under test)."""
-    m = load_robot_model(name)
+    m = load_robot_model(spec.model)
     d = mujoco.MjData(m)
     for i, joint in enumerate(spec.joint_names):
         jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, joint)
@@ -136,9 +136,9 @@ def test_gripper_command_within_its_step(robot) -> None:
 
 def test_compiled_model_is_copied_not_changed() -> None:
     spec = preset_spec("so101")
-    model = load_robot_model("so101")
+    model = load_robot_model(spec.model)
     before = model.jnt_range.copy()
-    ctl = EndEffectorController(model, spec, "gripperframe")
+    ctl = EndEffectorController(spec, "gripperframe", model=model)
     np.testing.assert_array_equal(model.jnt_range, before)
     fk = ForwardKinematics.for_robot(spec, model)
     q = spec.home.copy()
@@ -148,8 +148,8 @@ def test_compiled_model_is_copied_not_changed() -> None:
 def test_errors_name_the_problem() -> None:
     spec = preset_spec("so101")
     with pytest.raises(EndEffectorError, match="no site 'tool0'"):
-        EndEffectorController("so101", spec, "tool0")
-    ctl = EndEffectorController("so101", spec)
+        EndEffectorController(spec, "tool0")
+    ctl = EndEffectorController(spec)
     with pytest.raises(EndEffectorError, match=r"q_now has shape \(5,\), expected \(6,\)"):
         ctl.targets(np.zeros(5), np.zeros(6))
     with pytest.raises(EndEffectorError, match="ee_delta"):

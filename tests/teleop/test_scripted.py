@@ -3,6 +3,7 @@ and fails when told to."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
@@ -36,9 +37,7 @@ def twin_for():
     def get(robot: str, task: str) -> Twin:
         key = (robot, task)
         if key not in _twins:
-            _twins[key] = Twin(
-                robot_spec(robot), TwinConfig(model=robot, render=False), TaskConfig(name=task)
-            )
+            _twins[key] = Twin(robot_spec(robot), TwinConfig(render=False), TaskConfig(name=task))
         return _twins[key]
 
     yield get
@@ -48,7 +47,7 @@ def twin_for():
 
 
 def _operator(robot: str, **config) -> ScriptedOperator:
-    return ScriptedOperator(robot, robot_spec(robot), ScriptedConfig(**config))
+    return ScriptedOperator(robot_spec(robot), ScriptedConfig(**config))
 
 
 def _seeds(twin: Twin) -> dict[tuple, list[int]]:
@@ -75,7 +74,7 @@ def _assert_within_limits(spec, commands: list[np.ndarray], fk) -> None:
 def test_pick_place_succeeds_for_each_colour_within_max_duration(twin_for, robot, color):
     twin = twin_for(robot, "pick_place")
     operator = _operator(robot)
-    fk = ForwardKinematics.for_robot(twin.spec, robot)
+    fk = ForwardKinematics.for_robot(twin.spec)
     for seed in _seeds(twin)[(color,)][:1]:
         result = rollout(twin, operator, seed=seed, keep_commands=True)
         assert result.instruction == f"put the {color} cube in the bin"
@@ -89,7 +88,7 @@ def test_pick_place_succeeds_for_each_colour_within_max_duration(twin_for, robot
 def test_push_succeeds_to_either_side(twin_for, robot, side):
     twin = twin_for(robot, "push")
     operator = _operator(robot)
-    fk = ForwardKinematics.for_robot(twin.spec, robot)
+    fk = ForwardKinematics.for_robot(twin.spec)
     seeds = [s for key, group in _seeds(twin).items() if key[1] == side for s in group[:1]]
     for seed in seeds[:1]:
         result = rollout(twin, operator, seed=seed, keep_commands=True)
@@ -170,7 +169,7 @@ def test_far_from_its_plan_it_replans_from_the_measured_arm(twin_for):
 
 def test_before_an_instruction_it_keeps_still():
     spec = robot_spec("so101")
-    operator = ScriptedOperator("so101", spec)
+    operator = ScriptedOperator(spec)
     chunk = operator.act(0.0, spec.home, {})
     np.testing.assert_allclose(chunk.positions, np.tile(spec.home, (chunk.horizon, 1)))
 
@@ -181,9 +180,9 @@ def test_bad_configs_and_instructions_are_refused():
         ScriptedConfig(failure_rate=1.5)
     with pytest.raises(OperatorError, match="horizon"):
         ScriptedConfig(horizon=0)
-    with pytest.raises(OperatorError, match="knows robot models"):
-        ScriptedOperator("/some/arm.xml", spec)
-    operator = ScriptedOperator("so101", spec)
+    with pytest.raises(OperatorError, match="no 'hand' section"):
+        ScriptedOperator(dataclasses.replace(spec, hand=None))
+    operator = ScriptedOperator(spec)
     with pytest.raises(TaskError, match="cannot parse"):
         operator.reset("dance")
 
