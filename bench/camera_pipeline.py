@@ -83,7 +83,7 @@ def node_run(path: Path, frames: int, depth: bool, tmp: Path) -> dict:
     import rclpy
 
     from dojo import conf
-    from dojo.ros import convert, qos
+    from dojo.ros import convert, topics
     from dojo.ros.env import node_env
 
     domain = 150 + os.getpid() % 50
@@ -109,7 +109,7 @@ def node_run(path: Path, frames: int, depth: bool, tmp: Path) -> dict:
         img, stamp = convert.image_from_msg(msg)
         recv.append((time.time(), stamp, frame_index(img)))
 
-    node.create_subscription(convert.Image, "camera/scene/image_raw", on_image, qos.SENSOR)
+    topics.camera_image("scene").subscription(node, on_image)
     from rclpy.executors import SingleThreadedExecutor
 
     ex = SingleThreadedExecutor(context=ctx)

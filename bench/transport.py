@@ -28,11 +28,11 @@ def publisher(frames: int, hz: float, width: int, height: int, wait_s: float) ->
     import numpy as np
     import rclpy
 
-    from dojo.ros import convert, qos
+    from dojo.ros import convert, topics
 
     rclpy.init()
     node = rclpy.create_node("transport_bench_pub")
-    pub = node.create_publisher(convert.Image, "camera/bench/image_raw", qos.SENSOR)
+    pub = topics.camera_image("bench").publisher(node)
     deadline = time.monotonic() + wait_s
     while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
@@ -58,7 +58,7 @@ def publisher(frames: int, hz: float, width: int, height: int, wait_s: float) ->
 def subscriber(out: str, frames: int, hz: float, wait_s: float) -> None:
     import rclpy
 
-    from dojo.ros import convert, qos
+    from dojo.ros import convert, topics
 
     rclpy.init()
     node = rclpy.create_node("transport_bench_sub")
@@ -69,7 +69,7 @@ def subscriber(out: str, frames: int, hz: float, wait_s: float) -> None:
         latencies.append(time.time() - convert.from_time(msg.header.stamp))
         seen.add(int(msg.header.frame_id))
 
-    node.create_subscription(convert.Image, "camera/bench/image_raw", on_image, qos.SENSOR)
+    topics.camera_image("bench").subscription(node, on_image)
     deadline = time.monotonic() + wait_s + frames / hz + 3.0
     while time.monotonic() < deadline and len(seen) < frames:
         rclpy.spin_once(node, timeout_sec=0.05)

@@ -28,7 +28,7 @@ from std_msgs.msg import String
 
 from dojo import conf
 from dojo.nodes.base import node_config, spin_node
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from robot.cameras.base import Camera, Frame
 from robot.cameras.registry import Calibration, load_calibration, make_camera
 from robot.schema import SchemaError
@@ -98,19 +98,16 @@ class CameraNode(Node):
             stale_periods=float(cfg.camera.stale_periods),
             reconnect_after=float(cfg.camera.reconnect_after),
         )
-        base = f"camera/{name}"
-        self.pub_image = self.create_publisher(Image, f"{base}/image_raw", qos.SENSOR)
-        self.pub_info = self.create_publisher(CameraInfo, f"{base}/camera_info", qos.SENSOR)
-        self.pub_depth = (
-            self.create_publisher(Image, f"{base}/depth", qos.SENSOR) if dev.get("depth") else None
-        )
-        self.pub_status = self.create_publisher(String, f"{base}/status", qos.STATUS)
+        self.pub_image = topics.camera_image(name).publisher(self)
+        self.pub_info = topics.camera_info(name).publisher(self)
+        self.pub_depth = topics.camera_depth(name).publisher(self) if dev.get("depth") else None
+        self.pub_status = topics.camera_status(name).publisher(self)
         self.published = 0
         self._lock = threading.Lock()
         self.camera.subscribe(self._on_frame)
         self.camera.start()  # a device that cannot be opened fails here, naming it
         self.create_timer(1.0 / float(cfg.camera.status_hz), self._publish_status)
-        self.get_logger().info(f"streaming {self.camera} as {base}")
+        self.get_logger().info(f"streaming {self.camera} as {self.pub_image.topic_name}")
 
     def _on_frame(self, frame: Frame) -> None:
         """On the capture thread: convert and publish."""

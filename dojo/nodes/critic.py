@@ -21,7 +21,7 @@ from std_msgs.msg import Bool, Float32, String
 
 from dojo import conf
 from dojo.nodes.base import node_config, spin_node
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 
 
 def load_configured_critic(cc):
@@ -64,16 +64,13 @@ class CriticNode(Node):
         self._stop = threading.Event()
         self.counts = {"published": 0, "failed": 0, "nonfinite": 0, "skipped_busy": 0}
         self.last_error = ""
-        self.pub_progress = self.create_publisher(Float32, "critic/progress", qos.SENSOR)
-        self.pub_done = self.create_publisher(Bool, "critic/done", qos.SENSOR)
-        self.pub_status = self.create_publisher(String, "critic/status", qos.STATUS)
-        self.create_subscription(String, "task/instruction", self._on_instruction, qos.LATCHED)
+        self.pub_progress = topics.CRITIC_PROGRESS.publisher(self)
+        self.pub_done = topics.CRITIC_DONE.publisher(self)
+        self.pub_status = topics.CRITIC_STATUS.publisher(self)
+        topics.TASK_INSTRUCTION.subscription(self, self._on_instruction)
         for cam in self.critic.cameras:
-            self.create_subscription(
-                Image,
-                f"camera/{cam}/image_raw",
-                lambda msg, cam=cam: self._on_image(cam, msg),
-                qos.SENSOR,
+            topics.camera_image(cam).subscription(
+                self, lambda msg, cam=cam: self._on_image(cam, msg)
             )
         self.create_timer(1.0 / float(cc.rate_hz), self._tick)
         self.create_timer(1.0, self._publish_status)

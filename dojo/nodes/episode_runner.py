@@ -32,7 +32,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
 from dojo.nodes.base import node_config, spin_node, wait_until
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 
 FRAMES_PER_EPISODE = 5
 SERVICE_WAIT_S = 30.0  # wall seconds to wait for the driver to come up
@@ -57,23 +57,19 @@ class EpisodeRunnerNode(Node):
         self._recording = False
         self._results: list[dict] = []
         self.exit_code = 0
-        self._reset = self.create_client(Trigger, "sim/reset")
+        self._chunks = topics.command_chunk(float(cfg.driver.command_deadline))
+        self._reset = topics.SIM_RESET.client(self)
         self._record = bool(cfg.store)
-        self._rec_start = self.create_client(Trigger, "episode/start")
-        self._rec_stop = self.create_client(SetBool, "episode/stop")
-        self._rec_abort = self.create_client(Trigger, "episode/abort")
+        self._rec_start = topics.EPISODE_START.client(self)
+        self._rec_stop = topics.EPISODE_STOP.client(self)
+        self._rec_abort = topics.EPISODE_ABORT.client(self)
         self._recorder_instruction: str | None = None
-        self.create_subscription(Bool, "task/success", self._on_success, qos.LATCHED)
+        topics.TASK_SUCCESS.subscription(self, self._on_success)
         if self._record:
-            self.create_subscription(
-                String, "recorder/status", self._on_recorder_status, qos.STATUS
-            )
+            topics.RECORDER_STATUS.subscription(self, self._on_recorder_status)
         for cam in self._cameras:
-            self.create_subscription(
-                Image,
-                f"camera/{cam}/image_raw",
-                lambda msg, cam=cam: self._on_image(cam, msg),
-                qos.SENSOR,
+            topics.camera_image(cam).subscription(
+                self, lambda msg, cam=cam: self._on_image(cam, msg)
             )
         threading.Thread(target=self._run_guarded, name="episodes", daemon=True).start()
 
@@ -187,10 +183,10 @@ class EpisodeRunnerNode(Node):
         """Start the first episode only once something publishes chunks: a policy node creates
         its publisher after its checkpoint loaded, so no episode runs out while it loads."""
         wait_until(
-            lambda: self.count_publishers("command/chunk") > 0,
+            lambda: self.count_publishers(self._chunks.name) > 0,
             COMMAND_SOURCE_WAIT_S,
             lambda: (
-                f"nothing publishes command/chunk after {COMMAND_SOURCE_WAIT_S:.0f} s "
+                f"nothing publishes {self._chunks.name} after {COMMAND_SOURCE_WAIT_S:.0f} s "
                 "(no policy or scripted operator came up)"
             ),
             poll_s=0.05,

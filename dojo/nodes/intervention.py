@@ -26,12 +26,11 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
-from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from dojo import conf
 from dojo.nodes.base import node_config, spin_node
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from robot.schema import ActionChunk, ControlSource
 from robot.sim.tasks import parse_instruction
 from teleop.arbitration import StallMonitor
@@ -51,24 +50,14 @@ class InterventionNode(Node):
         self._objects = None
         self._instruction = ""
         group = MutuallyExclusiveCallbackGroup()
-        self._teleop_pub = self.create_publisher(
-            JointTrajectory, "command/teleop", qos.command(float(cfg.driver.command_deadline))
-        )
-        self._active_pub = self.create_publisher(Bool, "intervention/active", qos.LATCHED)
-        self._button_pub = self.create_publisher(String, "intervention/button", qos.STATUS)
+        self._teleop_pub = topics.command_teleop(float(cfg.driver.command_deadline)).publisher(self)
+        self._active_pub = topics.INTERVENTION_ACTIVE.publisher(self)
+        self._button_pub = topics.INTERVENTION_BUTTON.publisher(self)
         self._active_pub.publish(Bool(data=False))
-        self.create_subscription(
-            JointState, "joint_states", self._on_joint_state, qos.SENSOR, callback_group=group
-        )
-        self.create_subscription(
-            String, "task/instruction", self._on_instruction, qos.LATCHED, callback_group=group
-        )
-        self.create_subscription(
-            MarkerArray, "sim/objects", self._on_objects, qos.SENSOR, callback_group=group
-        )
-        self.create_subscription(
-            JointState, "driver/command", self._on_driver_command, qos.STATUS, callback_group=group
-        )
+        topics.JOINT_STATES.subscription(self, self._on_joint_state, callback_group=group)
+        topics.TASK_INSTRUCTION.subscription(self, self._on_instruction, callback_group=group)
+        topics.SIM_OBJECTS.subscription(self, self._on_objects, callback_group=group)
+        topics.DRIVER_COMMAND.subscription(self, self._on_driver_command, callback_group=group)
         self._device = None
         self._operator = None
         if icfg.device == "scripted":

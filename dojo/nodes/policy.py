@@ -36,7 +36,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from dojo import conf
 from dojo.nodes.base import node_config, spin_node
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from policy.async_runner import AsyncPolicyRunner
 from policy.base import PolicyError
 from policy.registry import load_policy
@@ -80,11 +80,9 @@ class PolicyNode(Node):
         self._frames: dict[str, tuple] = {}
         self._cameras = list(policy.cameras)
         self._last_event = ""
-        self._pub = self.create_publisher(
-            JointTrajectory, "command/chunk", qos.command(float(cfg.driver.command_deadline))
-        )
-        self._latency_pub = self.create_publisher(Float32, "policy/latency", qos.STATUS)
-        self._status_pub = self.create_publisher(String, "policy/status", qos.STATUS)
+        self._pub = topics.command_chunk(float(cfg.driver.command_deadline)).publisher(self)
+        self._latency_pub = topics.POLICY_LATENCY.publisher(self)
+        self._status_pub = topics.POLICY_STATUS.publisher(self)
         ecfg = conf.executor_config(cfg)
         rtc = ecfg.blend == "rtc"
         self._runner = AsyncPolicyRunner(
@@ -100,20 +98,17 @@ class PolicyNode(Node):
         self._runner.start()
         if pcfg.instruction:  # a real robot: no twin publishes task/instruction
             self._on_instruction(String(data=str(pcfg.instruction)))
-        self.create_subscription(String, "task/instruction", self._on_instruction, qos.LATCHED)
-        self.create_subscription(Bool, "intervention/active", self._on_intervention, qos.LATCHED)
-        self.create_subscription(String, "policy/checkpoint", self._on_checkpoint, qos.LATCHED)
-        self.create_subscription(String, "driver/status", self._on_driver_status, qos.STATUS)
+        topics.TASK_INSTRUCTION.subscription(self, self._on_instruction)
+        topics.INTERVENTION_ACTIVE.subscription(self, self._on_intervention)
+        topics.POLICY_CHECKPOINT.subscription(self, self._on_checkpoint)
+        topics.DRIVER_STATUS.subscription(self, self._on_driver_status)
         if rtc:
-            self.create_subscription(JointTrajectory, "driver/plan", self._on_plan, qos.PLAN)
+            topics.DRIVER_PLAN.subscription(self, self._on_plan)
         for cam in self._cameras:
-            self.create_subscription(
-                Image,
-                f"camera/{cam}/image_raw",
-                lambda msg, cam=cam: self._on_image(cam, msg),
-                qos.SENSOR,
+            topics.camera_image(cam).subscription(
+                self, lambda msg, cam=cam: self._on_image(cam, msg)
             )
-        self.create_subscription(JointState, "joint_states", self._on_joint_state, qos.SENSOR)
+        topics.JOINT_STATES.subscription(self, self._on_joint_state)
         self.create_timer(1.0, self._publish_status)
         self.get_logger().info(
             f"{policy.describe()}: {len(policy.joint_names)} joints, cameras {self._cameras}, "
@@ -150,7 +145,7 @@ class PolicyNode(Node):
         try:
             plan = convert.plan_from_msg(msg, self._spec.joint_names)
         except SchemaError as err:
-            self._on_event("bad_plan", f"driver/plan: {err}")
+            self._on_event("bad_plan", f"{topics.DRIVER_PLAN.name}: {err}")
             return
         self._runner.set_plan(plan)
 

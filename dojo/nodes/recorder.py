@@ -36,12 +36,11 @@ import time
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float32, String
-from std_srvs.srv import SetBool, Trigger
+from std_msgs.msg import String
 
 from dojo import conf
 from dojo.nodes.base import node_config, spin_node
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from episodes.align import AlignConfig, StepAligner
 from episodes.store import EpisodeStore, ImageCodec, StoreConfig, StoreError
 
@@ -95,33 +94,24 @@ class RecorderNode(Node):
         self._live: dict[str, list[float]] = {"progress": [], "done": []}
         # One executor thread for everything (see dojo.nodes.base.spin_node): a stop blocks the
         # stream callbacks only while the writer commits, after the episode's last step.
-        self.create_subscription(String, "task/instruction", self._on_instruction, qos.LATCHED)
-        self.create_subscription(JointState, "joint_states", self._on_joint_state, qos.SENSOR)
-        self.create_subscription(JointState, "driver/command", self._on_command, qos.STATUS)
+        topics.TASK_INSTRUCTION.subscription(self, self._on_instruction)
+        topics.JOINT_STATES.subscription(self, self._on_joint_state)
+        topics.DRIVER_COMMAND.subscription(self, self._on_command)
         # best effort accepts any critic publisher, reliable or not
-        self.create_subscription(
-            Float32,
-            "critic/progress",
-            lambda m: self._critic.__setitem__("progress", float(m.data)),
-            qos.SENSOR,
+        topics.CRITIC_PROGRESS.subscription(
+            self, lambda m: self._critic.__setitem__("progress", float(m.data))
         )
-        self.create_subscription(
-            Bool,
-            "critic/done",
-            lambda m: self._critic.__setitem__("done", float(m.data)),
-            qos.SENSOR,
+        topics.CRITIC_DONE.subscription(
+            self, lambda m: self._critic.__setitem__("done", float(m.data))
         )
         for cam in self._cameras:
-            self.create_subscription(
-                Image,
-                f"camera/{cam}/image_raw",
-                lambda msg, cam=cam: self._on_image(cam, msg),
-                qos.SENSOR,
+            topics.camera_image(cam).subscription(
+                self, lambda msg, cam=cam: self._on_image(cam, msg)
             )
-        self.create_service(Trigger, "episode/start", self._on_start)
-        self.create_service(SetBool, "episode/stop", self._on_stop)
-        self.create_service(Trigger, "episode/abort", self._on_abort)
-        self._status = self.create_publisher(String, "recorder/status", qos.STATUS)
+        topics.EPISODE_START.server(self, self._on_start)
+        topics.EPISODE_STOP.server(self, self._on_stop)
+        topics.EPISODE_ABORT.server(self, self._on_abort)
+        self._status = topics.RECORDER_STATUS.publisher(self)
         self.create_timer(0.5, self._publish_status)
         threading.Thread(target=self._write_loop, name="episode-writer", daemon=True).start()
         self.get_logger().info(

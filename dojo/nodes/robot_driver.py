@@ -40,15 +40,12 @@ import traceback
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, String
-from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
-from visualization_msgs.msg import MarkerArray
 
 from dojo import conf
 from dojo.nodes.base import node_config, spin_node
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from robot.control import ControlLoop, TickResult
 from robot.executor import ChunkExecutor
 from robot.mjcf import ForwardKinematics
@@ -157,45 +154,35 @@ class RobotDriverNode(LifecycleNode):
         )
         deadline = float(cfg.driver.command_deadline)
         p = self._pubs
-        p["joint_states"] = self.create_publisher(JointState, "joint_states", qos.SENSOR)
-        p["command"] = self.create_publisher(JointState, "driver/command", qos.STATUS)
-        p["plan"] = self.create_publisher(JointTrajectory, "driver/plan", qos.PLAN)
-        p["status"] = self.create_publisher(String, "driver/status", qos.STATUS)
-        p["clock"] = self.create_publisher(Clock, "/clock", qos.CLOCK)
-        p["instruction"] = self.create_publisher(String, "task/instruction", qos.LATCHED)
-        p["success"] = self.create_publisher(Bool, "task/success", qos.LATCHED)
-        p["objects"] = self.create_publisher(MarkerArray, "sim/objects", qos.SENSOR)
+        p["joint_states"] = topics.JOINT_STATES.publisher(self)
+        p["command"] = topics.DRIVER_COMMAND.publisher(self)
+        p["plan"] = topics.DRIVER_PLAN.publisher(self)
+        p["status"] = topics.DRIVER_STATUS.publisher(self)
+        p["clock"] = topics.CLOCK.publisher(self)
+        p["instruction"] = topics.TASK_INSTRUCTION.publisher(self)
+        p["success"] = topics.TASK_SUCCESS.publisher(self)
+        p["objects"] = topics.SIM_OBJECTS.publisher(self)
         for cam in spec.cameras if sim else ():  # a real robot's cameras have their own nodes
-            p[f"image/{cam.name}"] = self.create_publisher(
-                Image, f"camera/{cam.name}/image_raw", qos.SENSOR
-            )
-            p[f"info/{cam.name}"] = self.create_publisher(
-                CameraInfo, f"camera/{cam.name}/camera_info", qos.SENSOR
-            )
+            p[f"image/{cam.name}"] = topics.camera_image(cam.name).publisher(self)
+            p[f"info/{cam.name}"] = topics.camera_info(cam.name).publisher(self)
         from rclpy.event_handler import SubscriptionEventCallbacks
 
-        def deadline_events(topic: str) -> SubscriptionEventCallbacks:
-            return SubscriptionEventCallbacks(deadline=lambda _e: self._on_deadline(topic))
-
+        chunk_topic = topics.command_chunk(deadline)
         self._subs = [
-            self.create_subscription(
-                JointTrajectory,
-                "command/chunk",
+            chunk_topic.subscription(
+                self,
                 self._on_chunk,
-                qos.command(deadline),
-                event_callbacks=deadline_events("command/chunk"),
+                event_callbacks=SubscriptionEventCallbacks(
+                    deadline=lambda _e: self._on_deadline(chunk_topic.name)
+                ),
             ),
-            self.create_subscription(
-                JointTrajectory, "command/teleop", self._on_teleop, qos.command(deadline)
-            ),
-            self.create_subscription(
-                Bool, "intervention/active", self._on_intervention, qos.LATCHED
-            ),
-            self.create_subscription(Bool, "estop", self._on_estop, qos.STATUS),
+            topics.command_teleop(deadline).subscription(self, self._on_teleop),
+            topics.INTERVENTION_ACTIVE.subscription(self, self._on_intervention),
+            topics.ESTOP.subscription(self, self._on_estop),
         ]
         self._srvs = [
-            self.create_service(Trigger, "estop/reset", self._on_estop_reset),
-            self.create_service(Trigger, "sim/reset", self._on_sim_reset),
+            topics.ESTOP_RESET.server(self, self._on_estop_reset),
+            topics.SIM_RESET.server(self, self._on_sim_reset),
         ]
         self._status_timer = self.create_timer(1.0 / cfg.driver.status_hz, self._publish_status)
         self._publish_instruction()

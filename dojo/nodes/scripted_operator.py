@@ -14,12 +14,11 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
-from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from dojo import conf
 from dojo.nodes.base import node_config, spin_node
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from teleop.scripted import ScriptedOperator
 
 
@@ -38,23 +37,13 @@ class ScriptedOperatorNode(Node):
         group = MutuallyExclusiveCallbackGroup()  # the operator is stateful: one callback at a time
         # A publisher must offer a deadline no longer than the driver requests, or DDS refuses
         # to match them; the operator replans far more often than that.
-        self._pub = self.create_publisher(
-            JointTrajectory, "command/chunk", qos.command(float(cfg.driver.command_deadline))
-        )
-        self.create_subscription(
-            String, "task/instruction", self._on_instruction, qos.LATCHED, callback_group=group
-        )
-        self.create_subscription(
-            MarkerArray, "sim/objects", self._on_objects, qos.SENSOR, callback_group=group
-        )
-        self.create_subscription(
-            JointState, "joint_states", self._on_joint_state, qos.SENSOR, callback_group=group
-        )
+        self._pub = topics.command_chunk(float(cfg.driver.command_deadline)).publisher(self)
+        topics.TASK_INSTRUCTION.subscription(self, self._on_instruction, callback_group=group)
+        topics.SIM_OBJECTS.subscription(self, self._on_objects, callback_group=group)
+        topics.JOINT_STATES.subscription(self, self._on_joint_state, callback_group=group)
         # what the driver actually sent: planning from it, not from the sagging measured pose,
         # keeps the first chunk of an episode within the acceleration limits
-        self.create_subscription(
-            JointState, "driver/command", self._on_command, qos.STATUS, callback_group=group
-        )
+        topics.DRIVER_COMMAND.subscription(self, self._on_command, callback_group=group)
 
     def _on_instruction(self, msg: String) -> None:
         self._instruction = msg.data

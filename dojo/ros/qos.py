@@ -1,4 +1,5 @@
-"""The QoS of every stream, in one place (ARCHITECTURE.md section 2).
+"""The QoS profiles the streams use (ARCHITECTURE.md section 2); which topic gets which is
+in ``dojo.ros.topics``.
 
 Sensor streams are best effort and shallow: a late image is worth less than the next one.
 Commands are reliable and carry a deadline: a missed deadline is logged and counted; the

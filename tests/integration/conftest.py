@@ -29,6 +29,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
 from dojo import conf
+from dojo.ros.topics import Service, Topic
 
 pytestmark = pytest.mark.integration
 
@@ -73,27 +74,29 @@ class Probe:
                     return
                 raise
 
-    def record(self, msg_type, topic: str, qos) -> None:
-        def cb(msg, topic=topic):
+    def record(self, topic: Topic) -> None:
+        """Keep every message on ``topic`` (with the QoS the nodes use for it)."""
+
+        def cb(msg, name=topic.name):
             with self.lock:
-                self.messages[topic].append(msg)
+                self.messages[name].append(msg)
 
-        self.node.create_subscription(msg_type, topic, cb, qos)
+        topic.subscription(self.node, cb)
 
-    def got(self, topic: str) -> list:
+    def got(self, topic: Topic) -> list:
         with self.lock:
-            return list(self.messages[topic])
+            return list(self.messages[topic.name])
 
-    def clear(self, topic: str) -> None:
+    def clear(self, topic: Topic) -> None:
         with self.lock:
-            self.messages[topic].clear()
+            self.messages[topic.name].clear()
 
-    def call(self, srv_type, name: str, request, timeout: float = 20.0):
-        client = self.node.create_client(srv_type, name)
+    def call(self, service: Service, request, timeout: float = 20.0):
+        client = service.client(self.node)
         if not client.wait_for_service(timeout_sec=timeout):
-            raise AssertionError(f"service {name} did not appear within {timeout} s")
+            raise AssertionError(f"service {service.name} did not appear within {timeout} s")
         future = client.call_async(request)
-        wait_until(future.done, timeout, f"a response from {name}")
+        wait_until(future.done, timeout, f"a response from {service.name}")
         return future.result()
 
     def close(self) -> None:

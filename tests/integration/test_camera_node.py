@@ -6,11 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import String
 
 from dojo.nodes.camera import depth_from_msg, depth_to_msg
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from tests.integration.conftest import dump_logs_on_failure, wait_until
 
 pytest.importorskip("pyrealsense2")
@@ -42,13 +40,13 @@ def test_playback_publishes_image_depth_and_calibrated_camera_info(
         "distortion_model: plumb_bob\n"
         "distortion_coefficients: {rows: 1, cols: 5, data: [0.01, 0, 0, 0, 0]}\n"
     )
-    for topic, kind, q in (
-        ("camera/scene/image_raw", Image, qos.SENSOR),
-        ("camera/scene/depth", Image, qos.SENSOR),
-        ("camera/scene/camera_info", CameraInfo, qos.SENSOR),
-        ("camera/scene/status", String, qos.STATUS),
+    for topic in (
+        topics.camera_image("scene"),
+        topics.camera_depth("scene"),
+        topics.camera_info("scene"),
+        topics.camera_status("scene"),
     ):
-        probe.record(kind, topic, q)
+        probe.record(topic)
     node = start_node(
         "dojo.nodes.camera",
         [
@@ -62,11 +60,11 @@ def test_playback_publishes_image_depth_and_calibrated_camera_info(
         camera="scene",
     )
     try:
-        wait_until(lambda: len(probe.got("camera/scene/image_raw")) >= 20, 60, "20 images")
-        wait_until(lambda: probe.got("camera/scene/status"), 10, "a status message")
+        wait_until(lambda: len(probe.got(topics.camera_image("scene"))) >= 20, 60, "20 images")
+        wait_until(lambda: probe.got(topics.camera_status("scene")), 10, "a status message")
     except AssertionError:
         raise AssertionError(dump_logs_on_failure([node])) from None
-    images = probe.got("camera/scene/image_raw")
+    images = probe.got(topics.camera_image("scene"))
     decoded = [convert.image_from_msg(m) for m in images]
     assert decoded[-1][0].shape == (H, W, 3) and images[-1].header.frame_id == "scene_optical"
     # pixel (0, 0) carries the recorded frame index: stamps advance one period per frame
@@ -75,11 +73,11 @@ def test_playback_publishes_image_depth_and_calibrated_camera_info(
     per_frame = np.diff(stamps) / np.maximum(np.diff(index), 1)
     assert np.all(np.diff(index) >= 1), "frames out of order or repeated"
     assert np.median(per_frame) == pytest.approx(1 / FPS, abs=0.004)
-    depth, _ = depth_from_msg(probe.got("camera/scene/depth")[-1])
+    depth, _ = depth_from_msg(probe.got(topics.camera_depth("scene"))[-1])
     assert depth.shape == (H, W) and depth[H // 2, W // 2] >= 500
-    info = probe.got("camera/scene/camera_info")[-1]
+    info = probe.got(topics.camera_info("scene"))[-1]
     assert list(info.k)[4] == 71 and info.d[0] == pytest.approx(0.01)
-    status = json.loads(probe.got("camera/scene/status")[-1].data)
+    status = json.loads(probe.got(topics.camera_status("scene"))[-1].data)
     assert status["camera"] == "scene" and status["frames"] >= 20
     assert status["depth_scale"] == pytest.approx(0.001)
 

@@ -22,10 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, String
 
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from episodes.store import EpisodeStore
 from robot.schema import ControlSource
 from tests.integration.conftest import wait_until
@@ -99,14 +97,14 @@ class Terminal:
 
 
 def statuses(probe) -> list[dict]:
-    return [json.loads(m.data) for m in probe.got("recorder/status")]
+    return [json.loads(m.data) for m in probe.got(topics.RECORDER_STATUS)]
 
 
 def test_a_person_records_episodes_with_the_keyboard(tmp_path, domain_id, probe):
     store, out = tmp_path / "demos.zarr", tmp_path / "run"
-    probe.record(String, "recorder/status", qos.STATUS)
-    probe.record(Bool, "intervention/active", qos.LATCHED)
-    probe.record(JointState, "driver/command", qos.STATUS)
+    probe.record(topics.RECORDER_STATUS)
+    probe.record(topics.INTERVENTION_ACTIVE)
+    probe.record(topics.DRIVER_COMMAND)
     term = Terminal(
         [
             "record",
@@ -126,7 +124,7 @@ def test_a_person_records_episodes_with_the_keyboard(tmp_path, domain_id, probe)
         return any(s["recording"] and s["episode"] != episode_not for s in statuses(probe))
 
     def human_ticks() -> int:
-        sources = [convert.command_from_msg(m, JOINTS)[2] for m in probe.got("driver/command")]
+        sources = [convert.command_from_msg(m, JOINTS)[2] for m in probe.got(topics.DRIVER_COMMAND)]
         return sources.count(ControlSource.HUMAN)
 
     try:
@@ -138,7 +136,7 @@ def test_a_person_records_episodes_with_the_keyboard(tmp_path, domain_id, probe)
         wait_until(recording, 60, "episode 1 to start recording")
         first = next(s["episode"] for s in statuses(probe) if s["recording"])
         term.type(b" ")  # engage: the person takes control
-        wait_until(lambda: any(m.data for m in probe.got("intervention/active")), 20, "engage")
+        wait_until(lambda: any(m.data for m in probe.got(topics.INTERVENTION_ACTIVE)), 20, "engage")
         for key in b"wwwrr":
             term.type(bytes([key]), pause=0.15)
         wait_until(lambda: human_ticks() > 50, 30, "50 ticks under the person's control")
@@ -181,7 +179,7 @@ def test_a_person_records_episodes_with_the_keyboard(tmp_path, domain_id, probe)
 
 
 def test_ctrl_c_reaches_only_dojo_which_stops_the_driver_first(tmp_path, domain_id, probe):
-    probe.record(Bool, "intervention/active", qos.LATCHED)
+    probe.record(topics.INTERVENTION_ACTIVE)
     term = Terminal(
         [
             "run",
@@ -204,7 +202,7 @@ def test_ctrl_c_reaches_only_dojo_which_stops_the_driver_first(tmp_path, domain_
                     nodes[name] = child
         assert sorted(nodes) == ["intervention", "operator_console", "robot_driver"], nodes
         term.type(b" ")  # the person is in control when they press Ctrl-C
-        wait_until(lambda: any(m.data for m in probe.got("intervention/active")), 20, "engage")
+        wait_until(lambda: any(m.data for m in probe.got(topics.INTERVENTION_ACTIVE)), 20, "engage")
         term.type(b"\x03", pause=0.0)  # Ctrl-C: the terminal signals its foreground group
 
         def gone() -> bool:

@@ -8,11 +8,10 @@ import math
 
 import numpy as np
 import torch
-from sensor_msgs.msg import Image
-from std_msgs.msg import Bool, Float32, String
+from std_msgs.msg import String
 
 from critic.models.compact import CompactConfig, CompactCritic, CompactCriticNet
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from tests.critic.conftest import FakeText, H, W, instruction, square_frames
 from tests.integration.conftest import dump_logs_on_failure, wait_until
 
@@ -33,8 +32,8 @@ def _checkpoint(path, nan: bool = False) -> str:
 
 
 def _feeder(probe, frames):
-    pub_img = probe.node.create_publisher(Image, "camera/front/image_raw", qos.SENSOR)
-    pub_instr = probe.node.create_publisher(String, "task/instruction", qos.LATCHED)
+    pub_img = topics.camera_image("front").publisher(probe.node)
+    pub_instr = topics.TASK_INSTRUCTION.publisher(probe.node)
     pub_instr.publish(String(data=instruction("red")))
     state = {"k": 0, "frames": frames}
 
@@ -48,14 +47,14 @@ def _feeder(probe, frames):
 
 
 def _status(probe) -> dict:
-    msgs = probe.got("critic/status")
+    msgs = probe.got(topics.CRITIC_STATUS)
     return json.loads(msgs[-1].data) if msgs else {}
 
 
 def _watch(probe):
-    probe.record(Float32, "critic/progress", qos.SENSOR)
-    probe.record(Bool, "critic/done", qos.SENSOR)
-    probe.record(String, "critic/status", qos.STATUS)
+    probe.record(topics.CRITIC_PROGRESS)
+    probe.record(topics.CRITIC_DONE)
+    probe.record(topics.CRITIC_STATUS)
 
 
 def test_node_publishes_progress_and_reports_bad_frames(start_node, probe, tmp_path):
@@ -68,19 +67,19 @@ def test_node_publishes_progress_and_reports_bad_frames(start_node, probe, tmp_p
     )
     state = _feeder(probe, square_frames(20, "red", True))
     try:
-        wait_until(lambda: len(probe.got("critic/progress")) >= 5, TIMEOUT, "critic/progress")
-        wait_until(lambda: probe.got("critic/done"), 10, "critic/done")
-        values = [m.data for m in probe.got("critic/progress")]
+        wait_until(lambda: len(probe.got(topics.CRITIC_PROGRESS)) >= 5, TIMEOUT, "critic/progress")
+        wait_until(lambda: probe.got(topics.CRITIC_DONE), 10, "critic/done")
+        values = [m.data for m in probe.got(topics.CRITIC_PROGRESS)]
         assert all(0.0 <= v <= 1.0 for v in values)
         # frames of another size: nothing more is published, and the status says why
         state["frames"] = np.zeros((1, 48, 64, 3), np.uint8)
         wait_until(lambda: _status(probe).get("failed", 0) > 0, 20, "a failed inference")
         assert "trained on 32x24" in _status(probe)["last_error"]
-        probe.clear("critic/progress")
+        probe.clear(topics.CRITIC_PROGRESS)
         published = _status(probe)["published"]
         wait_until(lambda: _status(probe).get("failed", 0) > 3, 20, "more failed inferences")
         assert _status(probe)["published"] == published
-        assert not probe.got("critic/progress")
+        assert not probe.got(topics.CRITIC_PROGRESS)
         # Ctrl-C stops it cleanly (within NodeProcess.stop's bound, or it would be killed)
         assert node.stop() == 0, node.output()[-2000:]
     except AssertionError as err:
@@ -100,7 +99,7 @@ def test_node_publishes_nothing_on_nan(start_node, probe, tmp_path):
         wait_until(lambda: _status(probe).get("nonfinite", 0) >= 3, TIMEOUT, "NaN inferences")
         status = _status(probe)
         assert status["published"] == 0 and "NaN" in status["last_error"]
-        assert not probe.got("critic/progress") and not probe.got("critic/done")
+        assert not probe.got(topics.CRITIC_PROGRESS) and not probe.got(topics.CRITIC_DONE)
         assert "NaN from the critic" in node.output()
     except AssertionError as err:
         raise AssertionError(f"{err}\n{dump_logs_on_failure([node])}") from None

@@ -8,9 +8,8 @@ import subprocess
 import sys
 
 import psutil
-from sensor_msgs.msg import JointState
 
-from dojo.ros import qos
+from dojo.ros import topics
 from tests.integration.conftest import wait_until
 
 DOJO = [sys.executable, "-m", "dojo.cli"]
@@ -84,7 +83,7 @@ def test_a_dead_node_is_reported_and_the_run_stops(tmp_path, domain_id):
 
 
 def test_ctrl_c_stops_every_node_cleanly(tmp_path, domain_id, probe):
-    probe.record(JointState, "joint_states", qos.SENSOR)
+    probe.record(topics.JOINT_STATES)
     out = tmp_path / "run"
     proc = subprocess.Popen(
         [*DOJO, "run", "episodes=50", f"out={out}", f"ros.domain_id={domain_id}"],
@@ -96,7 +95,7 @@ def test_ctrl_c_stops_every_node_cleanly(tmp_path, domain_id, probe):
         parent = psutil.Process(proc.pid)
         wait_until(lambda: len(parent.children()) >= 3, 60, "the three node processes")
         nodes = parent.children(recursive=True)
-        wait_until(lambda: len(probe.got("joint_states")) > 20, 90, "the graph to be running")
+        wait_until(lambda: len(probe.got(topics.JOINT_STATES)) > 20, 90, "the graph to be running")
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     finally:

@@ -7,15 +7,16 @@ import json
 
 import numpy as np
 import pytest
-from std_msgs.msg import Float32, String
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory
 
-from dojo.ros import qos
+from dojo.ros import topics
 from policy.compact import save_checkpoint
 from policy.models.vla import CompactVLA, VLAConfig
 from tests.integration.conftest import dump_logs_on_failure, wait_until
 from tests.sim_helpers import robot_spec
+
+CHUNKS = topics.command_chunk(0.5)  # the driver's default command_deadline
 
 SPEC = robot_spec("so101")
 
@@ -45,13 +46,13 @@ def tiny_checkpoint(
 
 
 def _listen(probe):
-    probe.record(JointTrajectory, "command/chunk", qos.command(0.5))
-    probe.record(Float32, "policy/latency", qos.STATUS)
-    probe.record(String, "policy/status", qos.STATUS)
+    probe.record(CHUNKS)
+    probe.record(topics.POLICY_LATENCY)
+    probe.record(topics.POLICY_STATUS)
 
 
 def _status(probe) -> dict:
-    got = probe.got("policy/status")
+    got = probe.got(topics.POLICY_STATUS)
     return json.loads(got[-1].data) if got else {}
 
 
@@ -63,26 +64,26 @@ def graph(start_node, probe, tmp_path):
     policy = start_node("dojo.nodes.policy", [f"policy.checkpoint={ckpt}"], "policy")
     nodes = [driver, policy]
     try:
-        probe.call(Trigger, "sim/reset", Trigger.Request(), timeout=60)
-        wait_until(lambda: len(probe.got("command/chunk")) >= 3, 90, "chunks from the policy")
+        probe.call(topics.SIM_RESET, Trigger.Request(), timeout=60)
+        wait_until(lambda: len(probe.got(CHUNKS)) >= 3, 90, "chunks from the policy")
     except AssertionError as err:
         raise AssertionError(f"{err}\n{dump_logs_on_failure(nodes)}") from None
     return nodes, ckpt
 
 
 def test_the_policy_streams_stamped_chunks_and_their_latency(graph, probe):
-    chunks = probe.got("command/chunk")
+    chunks = probe.got(CHUNKS)
     assert list(chunks[0].joint_names) == list(SPEC.joint_names)
     assert len(chunks[0].points) == 10
     stamps = [c.header.stamp.sec + c.header.stamp.nanosec * 1e-9 for c in chunks]
     assert all(b > a for a, b in itertools.pairwise(stamps))  # fresh observations
-    wait_until(lambda: len(probe.got("policy/latency")) >= 3, 30, "latency messages")
-    assert all(0 < m.data < 5.0 for m in probe.got("policy/latency"))
+    wait_until(lambda: len(probe.got(topics.POLICY_LATENCY)) >= 3, 30, "latency messages")
+    assert all(0 < m.data < 5.0 for m in probe.got(topics.POLICY_LATENCY))
 
 
 def test_hot_swap_keeps_running_and_a_bad_checkpoint_keeps_the_old_weights(graph, probe, tmp_path):
     nodes, ckpt = graph
-    pub = probe.node.create_publisher(String, "policy/checkpoint", qos.LATCHED)
+    pub = topics.POLICY_CHECKPOINT.publisher(probe.node)
     bad = tmp_path / "bad"
     tiny_checkpoint(bad)
     weights = bad / "model.safetensors"
@@ -94,14 +95,14 @@ def test_hot_swap_keeps_running_and_a_bad_checkpoint_keeps_the_old_weights(graph
         )
         assert "corrupt or truncated" in _status(probe)["last_event"]
         assert _status(probe)["checkpoint"] == str(ckpt)
-        n = len(probe.got("command/chunk"))
-        wait_until(lambda: len(probe.got("command/chunk")) > n + 2, 60, "chunks after the failure")
+        n = len(probe.got(CHUNKS))
+        wait_until(lambda: len(probe.got(CHUNKS)) > n + 2, 60, "chunks after the failure")
         good = tiny_checkpoint(tmp_path / "ckpt2")
         pub.publish(String(data=str(good)))
         wait_until(lambda: _status(probe).get("checkpoint") == str(good), 60, "the swap")
         assert _status(probe)["swaps"] == 1
-        n = len(probe.got("command/chunk"))
-        wait_until(lambda: len(probe.got("command/chunk")) > n + 2, 60, "chunks after the swap")
+        n = len(probe.got(CHUNKS))
+        wait_until(lambda: len(probe.got(CHUNKS)) > n + 2, 60, "chunks after the swap")
     except AssertionError as err:
         raise AssertionError(f"{err}\n{dump_logs_on_failure(nodes)}") from None
 
@@ -109,11 +110,11 @@ def test_hot_swap_keeps_running_and_a_bad_checkpoint_keeps_the_old_weights(graph
 def test_a_checkpoint_for_another_robot_stops_the_node_before_any_chunk(
     start_node, probe, tmp_path
 ):
-    probe.record(JointTrajectory, "command/chunk", qos.command(0.5))
+    probe.record(CHUNKS)
     ckpt = tiny_checkpoint(tmp_path / "other", joint_names=["a", "b", "c", "d"])
     node = start_node("dojo.nodes.policy", [f"policy.checkpoint={ckpt}"], "policy")
     wait_until(lambda: node.proc.poll() is not None, 60, "the policy node to exit")
     assert node.proc.returncode != 0
     out = node.output()
     assert "trained for joints ['a', 'b', 'c', 'd']" in out and "so101" in out
-    assert probe.got("command/chunk") == []
+    assert probe.got(CHUNKS) == []

@@ -7,15 +7,15 @@ import subprocess
 import sys
 
 import numpy as np
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float32, String
+from std_msgs.msg import Float32
 from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory
 
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from episodes.store import EpisodeStore
 from robot.schema import ActionChunk, ControlSource
 from tests.integration.conftest import dump_logs_on_failure, wait_until
+
+CHUNKS = topics.command_chunk(0.5)  # the driver's default command_deadline
 
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 
@@ -63,32 +63,34 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
         "intervention.grace_s=1.0",
         "intervention.stall_s=1.0",
     ]
-    probe.record(JointState, "joint_states", qos.SENSOR)
-    probe.record(JointState, "driver/command", qos.STATUS)
-    probe.record(Bool, "intervention/active", qos.LATCHED)
-    probe.record(String, "recorder/status", qos.STATUS)
+    probe.record(topics.JOINT_STATES)
+    probe.record(topics.DRIVER_COMMAND)
+    probe.record(topics.INTERVENTION_ACTIVE)
+    probe.record(topics.RECORDER_STATUS)
     nodes = [
         start_node("dojo.nodes.robot_driver", common, "robot_driver", autostart=True),
         start_node("dojo.nodes.recorder", common, "recorder", use_sim_time=True),
         start_node("dojo.nodes.intervention", common, "intervention", use_sim_time=True),
     ]
-    policy = probe.node.create_publisher(JointTrajectory, "command/chunk", qos.command(0.5))
-    critic = probe.node.create_publisher(Float32, "critic/progress", qos.SENSOR)
+    policy = CHUNKS.publisher(probe.node)
+    critic = topics.CRITIC_PROGRESS.publisher(probe.node)
     progress = [0.0]
     try:
-        wait_until(lambda: len(probe.got("joint_states")) > 5, 90, "the driver")
+        wait_until(lambda: len(probe.got(topics.JOINT_STATES)) > 5, 90, "the driver")
         wait_until(lambda: policy.get_subscription_count() > 0, 30, "the driver's chunk topic")
         wait_until(
-            lambda: any(json.loads(m.data)["instruction"] for m in probe.got("recorder/status")),
+            lambda: any(
+                json.loads(m.data)["instruction"] for m in probe.got(topics.RECORDER_STATUS)
+            ),
             30,
             "the recorder to hear the twin's instruction",
         )
-        started = probe.call(Trigger, "episode/start", Trigger.Request(), timeout=60)
+        started = probe.call(topics.EPISODE_START, Trigger.Request(), timeout=60)
         assert started.success, started.message
 
         # a frozen policy: chunks that hold the current pose, so the person sees a stall
         def frozen_chunk():
-            s = convert.joint_state_from_msg(probe.got("joint_states")[-1], JOINTS)
+            s = convert.joint_state_from_msg(probe.got(topics.JOINT_STATES)[-1], JOINTS)
             times = np.arange(1, 21) * 0.02
             return convert.chunk_to_msg(
                 ActionChunk(s.stamp, JOINTS, np.tile(s.position, (20, 1)), times)
@@ -104,7 +106,9 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
             wait_until(step, timeout, what)
 
         def sources():
-            return [convert.command_from_msg(m, JOINTS)[2] for m in probe.got("driver/command")]
+            return [
+                convert.command_from_msg(m, JOINTS)[2] for m in probe.got(topics.DRIVER_COMMAND)
+            ]
 
         policy_keeps_publishing_until(
             lambda: ControlSource.POLICY in sources(), 20, "the policy in control"
@@ -116,7 +120,7 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
         policy_keeps_publishing_until(
             lambda: sources().count(ControlSource.HUMAN) > 100, 30, "100 human ticks"
         )
-        stopped = probe.call(SetBool, "episode/stop", SetBool.Request(data=True), timeout=60)
+        stopped = probe.call(topics.EPISODE_STOP, SetBool.Request(data=True), timeout=60)
         assert stopped.success, stopped.message
     except AssertionError as err:
         raise AssertionError(f"{err}\n{dump_logs_on_failure(nodes)}") from None
@@ -125,7 +129,7 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
     takeover = live.index(ControlSource.HUMAN)
     assert ControlSource.POLICY in live[:takeover]
     assert ControlSource.POLICY not in live[takeover:], "a policy step ran after the takeover"
-    assert any(m.data for m in probe.got("intervention/active"))
+    assert any(m.data for m in probe.got(topics.INTERVENTION_ACTIVE))
 
     s = EpisodeStore.open(str(store))
     (episode_id,) = s.episode_ids()
@@ -139,8 +143,8 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
     result = json.loads(stopped.message)
     assert result["outcome"] == "success" and result["steps"] == len(recorded)
     status = (
-        [json.loads(m.data) for m in probe.got("recorder/status")]
-        if probe.got("recorder/status")
+        [json.loads(m.data) for m in probe.got(topics.RECORDER_STATUS)]
+        if probe.got(topics.RECORDER_STATUS)
         else []
     )
     assert all(not st.get("error") for st in status)
@@ -148,16 +152,16 @@ def test_takeover_mid_episode_is_recorded_with_its_control_source(start_node, pr
 
 def test_stop_without_start_is_refused_and_names_it(start_node, probe, tmp_path):
     store = tmp_path / "s.zarr"
-    probe.record(String, "recorder/status", qos.STATUS)
+    probe.record(topics.RECORDER_STATUS)
     node = start_node(
         "dojo.nodes.recorder", [f"store={store}", "recorder.min_free_gb=0.01"], "recorder"
     )
     try:
-        response = probe.call(SetBool, "episode/stop", SetBool.Request(data=True), timeout=60)
+        response = probe.call(topics.EPISODE_STOP, SetBool.Request(data=True), timeout=60)
     except AssertionError as err:
         raise AssertionError(f"{err}\n{dump_logs_on_failure([node])}") from None
     assert not response.success
     assert "without episode/start" in response.message
-    start = probe.call(Trigger, "episode/start", Trigger.Request())
+    start = probe.call(topics.EPISODE_START, Trigger.Request())
     assert not start.success and "instruction" in start.message
     assert EpisodeStore.open(str(store)).episode_ids() == []

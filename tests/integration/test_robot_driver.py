@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
-from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from robot.schema import ActionChunk, ControlSource
 from tests.integration.conftest import dump_logs_on_failure, wait_until
+
+CHUNKS = topics.command_chunk(0.5)  # the driver's default command_deadline
+CHANGE_STATE = topics.Service("robot_driver/change_state", ChangeState)  # lifecycle
 
 REALTIME = ["sim.clock=realtime"]
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
@@ -23,17 +25,17 @@ PERIOD = 1 / 50
 
 
 def _listen(probe) -> None:
-    probe.record(JointState, "joint_states", qos.SENSOR)
-    probe.record(JointState, "driver/command", qos.STATUS)
-    probe.record(String, "driver/status", qos.STATUS)
+    probe.record(topics.JOINT_STATES)
+    probe.record(topics.DRIVER_COMMAND)
+    probe.record(topics.DRIVER_STATUS)
 
 
 def _latest_state(probe):
-    return convert.joint_state_from_msg(probe.got("joint_states")[-1], JOINTS)
+    return convert.joint_state_from_msg(probe.got(topics.JOINT_STATES)[-1], JOINTS)
 
 
 def _commands(probe):
-    return [convert.command_from_msg(m, JOINTS) for m in probe.got("driver/command")]
+    return [convert.command_from_msg(m, JOINTS) for m in probe.got(topics.DRIVER_COMMAND)]
 
 
 def _chunk_from_now(probe, delta: np.ndarray, seconds: float, steps: int = 25) -> JointTrajectory:
@@ -47,9 +49,11 @@ def _chunk_from_now(probe, delta: np.ndarray, seconds: float, steps: int = 25) -
 def driver(start_node, probe):
     _listen(probe)
     node = start_node("dojo.nodes.robot_driver", REALTIME, "robot_driver", autostart=True)
-    chunk_pub = probe.node.create_publisher(JointTrajectory, "command/chunk", qos.command(0.5))
+    chunk_pub = CHUNKS.publisher(probe.node)
     try:
-        wait_until(lambda: len(probe.got("joint_states")) > 5, 60, "joint states from the driver")
+        wait_until(
+            lambda: len(probe.got(topics.JOINT_STATES)) > 5, 60, "joint states from the driver"
+        )
         wait_until(lambda: chunk_pub.get_subscription_count() > 0, 20, "driver subscribed")
     except AssertionError:
         raise AssertionError(dump_logs_on_failure([node])) from None
@@ -57,31 +61,31 @@ def driver(start_node, probe):
 
 
 def test_joint_states_at_the_control_rate(driver, probe):
-    probe.clear("joint_states")
-    wait_until(lambda: len(probe.got("joint_states")) >= 60, 10, "60 joint states")
-    stamps = np.array([convert.from_time(m.header.stamp) for m in probe.got("joint_states")])
+    probe.clear(topics.JOINT_STATES)
+    wait_until(lambda: len(probe.got(topics.JOINT_STATES)) >= 60, 10, "60 joint states")
+    stamps = np.array([convert.from_time(m.header.stamp) for m in probe.got(topics.JOINT_STATES)])
     steps = np.diff(stamps)
     assert np.median(steps) == pytest.approx(PERIOD, abs=1e-6)
     assert np.all(steps > 0), "joint state stamps must increase"
     # best effort may lose a message under load, never most of them
     assert np.mean(np.isclose(steps, PERIOD, atol=1e-6)) > 0.8
-    assert list(probe.got("joint_states")[-1].name) == list(JOINTS)
+    assert list(probe.got(topics.JOINT_STATES)[-1].name) == list(JOINTS)
 
 
 def test_images_at_the_camera_rate_with_intrinsics(driver, probe):
-    probe.record(Image, "camera/front/image_raw", qos.SENSOR)
-    probe.record(CameraInfo, "camera/front/camera_info", qos.SENSOR)
-    probe.record(Image, "camera/wrist/image_raw", qos.SENSOR)
-    wait_until(lambda: len(probe.got("camera/front/image_raw")) >= 12, 20, "12 front frames")
-    wait_until(lambda: len(probe.got("camera/wrist/image_raw")) >= 3, 10, "wrist frames")
-    frames = probe.got("camera/front/image_raw")
+    probe.record(topics.camera_image("front"))
+    probe.record(topics.camera_info("front"))
+    probe.record(topics.camera_image("wrist"))
+    wait_until(lambda: len(probe.got(topics.camera_image("front"))) >= 12, 20, "12 front frames")
+    wait_until(lambda: len(probe.got(topics.camera_image("wrist"))) >= 3, 10, "wrist frames")
+    frames = probe.got(topics.camera_image("front"))
     stamps = np.array([convert.from_time(m.header.stamp) for m in frames])
     assert np.median(np.diff(stamps)) == pytest.approx(1 / 15, abs=PERIOD)
     image, _ = convert.image_from_msg(frames[-1])
     assert image.shape == (240, 320, 3)
     assert image.std() > 5, "a rendered frame is not blank"
-    wait_until(lambda: probe.got("camera/front/camera_info"), 5, "camera_info")
-    w, h, k = convert.camera_info_from_msg(probe.got("camera/front/camera_info")[-1])
+    wait_until(lambda: probe.got(topics.camera_info("front")), 5, "camera_info")
+    w, h, k = convert.camera_info_from_msg(probe.got(topics.camera_info("front"))[-1])
     assert (w, h) == (320, 240)
     assert k[0, 2] == pytest.approx(160, abs=1) and k[1, 2] == pytest.approx(120, abs=1)
 
@@ -105,15 +109,17 @@ def test_a_nan_chunk_holds_the_arm_and_names_the_joint(driver, probe):
     bad = list(msg.points[3].positions)
     bad[2] = float("nan")
     msg.points[3].positions = bad
-    probe.clear("driver/command")
+    probe.clear(topics.DRIVER_COMMAND)
     chunk_pub.publish(msg)
 
     def refusal_reported():
-        statuses = [json.loads(m.data) for m in probe.got("driver/status")]
+        statuses = [json.loads(m.data) for m in probe.got(topics.DRIVER_STATUS)]
         return any(s["refused"] >= 1 and "elbow_flex" in s["last_refusal"] for s in statuses)
 
     wait_until(refusal_reported, 10, "driver/status to report the refused chunk")
-    wait_until(lambda: len(probe.got("driver/command")) > 20, 5, "commands after the NaN chunk")
+    wait_until(
+        lambda: len(probe.got(topics.DRIVER_COMMAND)) > 20, 5, "commands after the NaN chunk"
+    )
     commands = _commands(probe)
     assert all(src == ControlSource.HOLD for _, _, src in commands)
     held = np.array([c for _, c, _ in commands])
@@ -123,7 +129,7 @@ def test_a_nan_chunk_holds_the_arm_and_names_the_joint(driver, probe):
 
 def test_estop_latches_until_reset(driver, probe):
     _, chunk_pub = driver
-    estop_pub = probe.node.create_publisher(Bool, "estop", qos.STATUS)
+    estop_pub = topics.ESTOP.publisher(probe.node)
     wait_until(lambda: estop_pub.get_subscription_count() > 0, 20, "driver subscribed to estop")
     delta = np.zeros(6)
     delta[0] = 0.5
@@ -132,13 +138,13 @@ def test_estop_latches_until_reset(driver, probe):
     estop_pub.publish(Bool(data=True))
     wait_until(lambda: _commands(probe)[-1][2] == ControlSource.HOLD, 5, "hold after e-stop")
     # a fresh chunk does not clear the latch
-    probe.clear("driver/command")
+    probe.clear(topics.DRIVER_COMMAND)
     chunk_pub.publish(_chunk_from_now(probe, -delta, 1.0))
-    wait_until(lambda: len(probe.got("driver/command")) > 25, 5, "commands while e-stopped")
+    wait_until(lambda: len(probe.got(topics.DRIVER_COMMAND)) > 25, 5, "commands while e-stopped")
     assert all(src == ControlSource.HOLD for _, _, src in _commands(probe))
-    statuses = [json.loads(m.data) for m in probe.got("driver/status")]
+    statuses = [json.loads(m.data) for m in probe.got(topics.DRIVER_STATUS)]
     assert statuses and statuses[-1]["estop"] is True
-    response = probe.call(Trigger, "estop/reset", Trigger.Request())
+    response = probe.call(topics.ESTOP_RESET, Trigger.Request())
     assert response.success and "reset" in response.message
     chunk_pub.publish(_chunk_from_now(probe, -delta, 1.0))
     wait_until(lambda: _commands(probe)[-1][2] == ControlSource.POLICY, 5, "policy after reset")
@@ -168,17 +174,19 @@ def test_lifecycle_configure_then_activate(start_node, probe):
     request = ChangeState.Request()
     request.transition.id = Transition.TRANSITION_CONFIGURE
     try:
-        assert probe.call(ChangeState, "robot_driver/change_state", request, 60).success
+        assert probe.call(CHANGE_STATE, request, 60).success
     except AssertionError:
         raise AssertionError(dump_logs_on_failure([node])) from None
-    assert not probe.got("joint_states"), "inactive: no control loop, no joint states"
+    assert not probe.got(topics.JOINT_STATES), "inactive: no control loop, no joint states"
     request.transition.id = Transition.TRANSITION_ACTIVATE
-    assert probe.call(ChangeState, "robot_driver/change_state", request).success
-    wait_until(lambda: len(probe.got("joint_states")) > 5, 10, "joint states once active")
+    assert probe.call(CHANGE_STATE, request).success
+    wait_until(lambda: len(probe.got(topics.JOINT_STATES)) > 5, 10, "joint states once active")
     request.transition.id = Transition.TRANSITION_DEACTIVATE
-    assert probe.call(ChangeState, "robot_driver/change_state", request).success
-    probe.clear("joint_states")
-    probe.clear("driver/command")
+    assert probe.call(CHANGE_STATE, request).success
+    probe.clear(topics.JOINT_STATES)
+    probe.clear(topics.DRIVER_COMMAND)
     request.transition.id = Transition.TRANSITION_ACTIVATE
-    assert probe.call(ChangeState, "robot_driver/change_state", request).success
-    wait_until(lambda: len(probe.got("joint_states")) > 5, 10, "joint states after re-activation")
+    assert probe.call(CHANGE_STATE, request).success
+    wait_until(
+        lambda: len(probe.got(topics.JOINT_STATES)) > 5, 10, "joint states after re-activation"
+    )

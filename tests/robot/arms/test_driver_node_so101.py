@@ -13,19 +13,18 @@ import sys
 
 import numpy as np
 import pytest
-from sensor_msgs.msg import JointState
-from std_msgs.msg import String
-from trajectory_msgs.msg import JointTrajectory
 
 pytest.importorskip("scservo_sdk")
 
 from dojo import conf
-from dojo.ros import convert, qos
+from dojo.ros import convert, topics
 from dojo.ros.env import node_env
 from robot.arms.lerobot_arm import MOTORS
 from robot.schema import ActionChunk
 from tests.integration import conftest as ic
 from tests.robot.arms.feetech_sim import FeetechBusSim
+
+CHUNKS = topics.command_chunk(0.5)  # the driver's default command_deadline
 
 pytestmark = pytest.mark.integration
 
@@ -77,15 +76,15 @@ def rig(tmp_path):
 
 def test_real_driver_streams_a_chunk_to_the_bus_and_dies_holding_when_it_goes_silent(rig):
     bus, probe, node = rig
-    probe.record(JointState, "joint_states", qos.SENSOR)
-    probe.record(String, "driver/status", qos.STATUS)
-    chunk_pub = probe.node.create_publisher(JointTrajectory, "command/chunk", qos.command(0.5))
+    probe.record(topics.JOINT_STATES)
+    probe.record(topics.DRIVER_STATUS)
+    chunk_pub = CHUNKS.publisher(probe.node)
     try:
-        ic.wait_until(lambda: len(probe.got("joint_states")) > 5, 60, "joint states")
+        ic.wait_until(lambda: len(probe.got(topics.JOINT_STATES)) > 5, 60, "joint states")
         ic.wait_until(lambda: chunk_pub.get_subscription_count() > 0, 20, "driver subscribed")
     except AssertionError:
         raise AssertionError(ic.dump_logs_on_failure([node])) from None
-    state = convert.joint_state_from_msg(probe.got("joint_states")[-1], MOTORS)
+    state = convert.joint_state_from_msg(probe.got(topics.JOINT_STATES)[-1], MOTORS)
     np.testing.assert_allclose(state.position, HOME, atol=0.01 * 2)
     # a chunk: shoulder_pan +0.3 rad over 1 s, from the state's stamp (ROS = system time)
     times = np.linspace(0.04, 1.0, 25)
@@ -99,7 +98,7 @@ def test_real_driver_streams_a_chunk_to_the_bus_and_dies_holding_when_it_goes_si
     # SafetyLimits bounded each step: 2 rad/s at 30 Hz is at most ~0.067 rad (44 ticks) a tick
     steps = np.diff([w[1] for w in bus.goal_writes if 1 in w])
     assert np.abs(steps).max() <= 45
-    status = json.loads(probe.got("driver/status")[-1].data)
+    status = json.loads(probe.got(topics.DRIVER_STATUS)[-1].data)
     assert status["arm_fault"] is None
     # the bus goes silent: the driver latches, commands the hold and the node stops, naming it
     bus.dead = True
