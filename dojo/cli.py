@@ -73,8 +73,8 @@ def cmd_run(overrides: list[str]) -> int:
     nodes = graph.build(cfg, config_file)
     readers = [n.name for n in nodes if n.terminal]
     relay = None
-    if readers:  # a node reads the person's keys: relayed from this terminal (dojo/console.py)
-        from dojo.console import KeyRelay, TerminalError
+    if readers:  # a node reads the person's keys: relayed from this terminal (dojo/console/)
+        from dojo.console.keys import KeyRelay, TerminalError
 
         relay = KeyRelay(0)
         try:

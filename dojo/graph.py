@@ -25,7 +25,7 @@ class NodeSpec:
     ``stop_first``: stopped before the others on shutdown (the driver, so the arm holds while
     its command sources are still alive).
     ``terminal``: reads the person's keys on its standard input (the keyboard device);
-    ``dojo run`` gives it a pseudo-terminal fed from its own terminal (``dojo.console``).
+    ``dojo run`` gives it a pseudo-terminal fed from its own terminal (``dojo.console.keys``).
     """
 
     name: str

@@ -7,7 +7,7 @@ machine without ``ros2 launch``.
   then SIGKILL after a bounded wait.
 - A node that dies is reported by name with its exit code, and the run stops.
 - ``stdin`` gives a node a file descriptor as its standard input: the pseudo-terminal that
-  carries the person's keys (``dojo.console.KeyRelay``); the others inherit the supervisor's.
+  carries the person's keys (``dojo.console.keys.KeyRelay``); the others inherit the supervisor's.
 - If the supervisor itself is killed, the kernel sends every node SIGTERM (PR_SET_PDEATHSIG),
   so no orphan keeps driving a robot.
 """

@@ -1,5 +1,5 @@
 """``operator_console``: the person's episodes in ``dojo record`` (the ROS shell of
-``dojo.console``).
+``dojo.console.session``).
 
 In the graph instead of ``episode_runner`` whenever the person is real
 (``intervention.device`` is a teleop device, not ``scripted``): the person, not a timer or the
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import rclpy
 from rclpy.node import Node
-from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
-from dojo.console import Console, Op, Request, StatusDisplay, button_labels
+from dojo.console.display import StatusDisplay
+from dojo.console.session import Console, Op, Request, button_labels
 from dojo.nodes.base import node_config, spin_node, wait_until
-from dojo.ros import qos
+from dojo.ros import topics
 
 SERVICE_WAIT_S = 60.0  # wall s for the driver and the recorder to come up
 DRAW_S = 0.1  # wall s between redraws of the status line
@@ -49,6 +49,12 @@ REPLY_WAIT_S = {  # wall s for each service to answer (episode/stop commits: up 
     Op.ABORT: 150.0,
 }
 EVENTS_MAX = 1000
+SERVICES = {  # what each request of the console calls
+    Op.RESET_SCENE: topics.SIM_RESET,
+    Op.START: topics.EPISODE_START,
+    Op.STOP: topics.EPISODE_STOP,
+    Op.ABORT: topics.EPISODE_ABORT,
+}
 
 
 class OperatorConsoleNode(Node):
@@ -85,19 +91,16 @@ class OperatorConsoleNode(Node):
 
             return cb
 
-        self.create_subscription(String, "task/instruction", put("instruction"), qos.LATCHED)
-        self.create_subscription(String, "recorder/status", put("status"), qos.STATUS)
-        self.create_subscription(Bool, "intervention/active", put("active"), qos.LATCHED)
-        self.create_subscription(String, "intervention/button", put("button"), qos.STATUS)
+        topics.TASK_INSTRUCTION.subscription(self, put("instruction"))
+        topics.RECORDER_STATUS.subscription(self, put("status"))
+        topics.INTERVENTION_ACTIVE.subscription(self, put("active"))
+        topics.INTERVENTION_BUTTON.subscription(self, put("button"))
         if self._sim:
-            self.create_subscription(Bool, "task/success", put("success"), qos.LATCHED)
-        self._calls = {}
-        if self._sim:
-            self._calls[Op.RESET_SCENE] = self.create_client(Trigger, Op.RESET_SCENE.value)
-        if self._record:
-            self._calls[Op.START] = self.create_client(Trigger, Op.START.value)
-            self._calls[Op.STOP] = self.create_client(SetBool, Op.STOP.value)
-            self._calls[Op.ABORT] = self.create_client(Trigger, Op.ABORT.value)
+            topics.TASK_SUCCESS.subscription(self, put("success"))
+        ops = ([Op.RESET_SCENE] if self._sim else []) + (
+            [Op.START, Op.STOP, Op.ABORT] if self._record else []
+        )
+        self._calls = {op: SERVICES[op].client(self) for op in ops}
         threading.Thread(target=self._run_guarded, name="console", daemon=True).start()
 
     def close(self) -> None:
@@ -126,11 +129,12 @@ class OperatorConsoleNode(Node):
                 )
         # The person's keys reach this node as intervention/button; a press sent before that
         # topic is matched is lost, so the prompt appears only once it is.
+        buttons = topics.INTERVENTION_BUTTON.name
         wait_until(
-            lambda: self.count_publishers("intervention/button") > 0,
+            lambda: self.count_publishers(buttons) > 0,
             SERVICE_WAIT_S,
             lambda: (
-                f"nothing publishes intervention/button after {SERVICE_WAIT_S:.0f} s: "
+                f"nothing publishes {buttons} after {SERVICE_WAIT_S:.0f} s: "
                 "is the intervention node running?"
             ),
             poll_s=0.05,
@@ -164,7 +168,9 @@ class OperatorConsoleNode(Node):
                 try:
                     requests += console.recorder_status(json.loads(value), now)
                 except ValueError:
-                    self.get_logger().warning(f"recorder/status is not JSON: {value[:80]!r}")
+                    self.get_logger().warning(
+                        f"{topics.RECORDER_STATUS.name} is not JSON: {value[:80]!r}"
+                    )
             elif kind == "active":
                 console.person_active(value)
             elif kind == "success":

@@ -18,16 +18,9 @@ from pathlib import Path
 import pytest
 
 from dojo import conf, graph
-from dojo.console import (
-    Console,
-    KeyRelay,
-    Op,
-    Phase,
-    Request,
-    StatusDisplay,
-    TerminalError,
-    button_labels,
-)
+from dojo.console.display import StatusDisplay
+from dojo.console.keys import KeyRelay, TerminalError
+from dojo.console.session import Console, ConsolePhase, Op, Request, button_labels
 from dojo.graph import NodeSpec
 from dojo.supervisor import Supervisor
 from teleop.registry import make_device
@@ -44,12 +37,12 @@ def committed(steps: int) -> str:
 def start_episode(c: Console, now: float, instruction: str = "put the red cube in the bin"):
     """Reset pressed in the twin: sim/reset, then episode/start, both answered."""
     assert c.button("reset", now) == [RESET]
-    assert c.phase is Phase.RESETTING
+    assert c.phase is ConsolePhase.RESETTING
     assert c.recorder_status({"instruction": instruction}, now) == []  # heard before the reply
     assert c.done(RESET, True, instruction, now) == [START]
-    assert c.phase is Phase.STARTING
+    assert c.phase is ConsolePhase.STARTING
     assert c.done(START, True, "ep: " + instruction, now) == []
-    assert c.phase is Phase.RECORDING
+    assert c.phase is ConsolePhase.RECORDING
 
 
 # -- the state machine ----------------------------------------------------------------------
@@ -61,12 +54,12 @@ def test_start_waits_until_the_recorder_has_the_reset_instruction():
     assert c.button("reset", 1.0) == [RESET]
     # the reply comes first; the recorder still has the previous scene's instruction
     assert c.done(RESET, True, "put the blue cube in the bin", 1.5) == []
-    assert c.phase is Phase.STARTING and c.pending is None
+    assert c.phase is ConsolePhase.STARTING and c.pending is None
     assert c.button("success", 1.6) == []  # busy
     assert c.recorder_status({"instruction": "put the red cube in the bin"}, 2.0) == []
     assert c.recorder_status({"instruction": "put the blue cube in the bin"}, 2.1) == [START]
     assert c.done(START, True, "ep: put the blue cube in the bin", 2.2) == []
-    assert c.phase is Phase.RECORDING
+    assert c.phase is ConsolePhase.RECORDING
 
 
 def test_a_recorder_that_never_hears_the_instruction_sends_the_person_back_to_waiting():
@@ -75,19 +68,19 @@ def test_a_recorder_that_never_hears_the_instruction_sends_the_person_back_to_wa
     assert c.done(RESET, True, "put the blue cube in the bin", 1.0) == []
     assert c.tick(10.0) == []
     assert c.tick(17.0) == []
-    assert c.phase is Phase.WAITING
+    assert c.phase is ConsolePhase.WAITING
     assert "still has instruction None" in " / ".join(c.take_messages())
     assert c.recorder_status({"instruction": "put the blue cube in the bin"}, 18.0) == []
 
 
 def test_twin_episodes_wait_for_reset_then_record_then_stop_until_n():
     c = Console(2, sim=True)
-    assert c.phase is Phase.WAITING and "press Esc" not in c.prompt()  # no labels given
+    assert c.phase is ConsolePhase.WAITING and "press Esc" not in c.prompt()  # no labels given
     start_episode(c, 10.0)
     assert c.button("success", 14.5) == [STOP_OK]
-    assert c.phase is Phase.STOPPING
+    assert c.phase is ConsolePhase.STOPPING
     assert c.done(STOP_OK, True, committed(45), 15.0) == []
-    assert c.phase is Phase.WAITING and c.counted == 1
+    assert c.phase is ConsolePhase.WAITING and c.counted == 1
     start_episode(c, 20.0, "put the blue cube in the bin")
     assert c.button("failure", 23.0) == [STOP_FAIL]
     assert c.done(STOP_FAIL, True, committed(30), 23.2) == [FINISH]
@@ -151,13 +144,13 @@ def test_a_refused_service_returns_to_waiting_and_says_why():
     c = Console(1, sim=True, labels={"reset": "Esc"})
     c.button("reset", 1.0)
     assert c.done(RESET, False, "driver is not configured", 1.0) == []
-    assert c.phase is Phase.WAITING
+    assert c.phase is ConsolePhase.WAITING
     assert "sim/reset failed: driver is not configured; Esc to try again" in c.take_messages()
     c.button("reset", 2.0)
     c.recorder_status({"instruction": "put the red cube in the bin"})
     c.done(RESET, True, "put the red cube in the bin", 2.0)
     assert c.done(START, False, "no task/instruction received yet", 2.0) == []
-    assert c.phase is Phase.WAITING and not c.results
+    assert c.phase is ConsolePhase.WAITING and not c.results
     start_episode(c, 3.0)
     assert c.button("success", 4.0) == [STOP_OK]
     assert c.done(STOP_OK, False, "episode ep was not committed within 120 s", 5.0) == []
@@ -197,7 +190,7 @@ def test_without_a_recorder_episodes_are_only_counted():
     c = Console(1, sim=True, record=False)
     assert c.button("reset", 1.0) == [RESET]
     assert c.done(RESET, True, "put the red cube in the bin", 1.0) == []
-    assert c.phase is Phase.RECORDING and "RUN" in c.status_line(2.0)
+    assert c.phase is ConsolePhase.RECORDING and "RUN" in c.status_line(2.0)
     assert c.button("success", 3.0) == [FINISH]
     assert c.summary()["succeeded"] == 1
 
@@ -452,3 +445,13 @@ def test_dojo_record_with_the_keyboard_needs_a_terminal(tmp_path):
     assert "is not a terminal" in proc.stderr
     assert "starting" not in proc.stderr  # no node was started
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_every_request_calls_the_service_its_value_names() -> None:
+    """The console (no ROS) names services by ``Op`` value; the node calls them from the
+    topics table: the two must agree."""
+    from dojo.nodes.operator_console import SERVICES
+
+    assert {op: service.name for op, service in SERVICES.items()} == {
+        op: op.value for op in Op if op is not Op.FINISH
+    }
