@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from policy.rollout import EpisodeResult, RolloutConfig, TwinRollout
+from policy.rollout import RolloutConfig, RolloutResult, TwinRollout
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -44,7 +44,7 @@ class EvalConfig:
     video_camera: str = "front"
 
 
-def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
+def summarize(results: list[RolloutResult]) -> dict[str, Any]:
     n = len(results)
     k = sum(r.success for r in results)
     lo, hi = wilson_interval(k, n)
@@ -93,7 +93,7 @@ def evaluate(
     """
     runner = TwinRollout(twin, rollout or RolloutConfig())
     want_video = out is not None and config.failure_videos > 0
-    results: list[EpisodeResult] = []
+    results: list[RolloutResult] = []
     videos: list[str] = []
     t0 = time.monotonic()
     agent = policy

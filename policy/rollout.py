@@ -71,8 +71,9 @@ class RolloutConfig:
 
 
 @dataclass
-class EpisodeResult:
-    """One episode. ``held_ticks``: ticks with no action to execute (the arm held)."""
+class RolloutResult:
+    """What one episode of :meth:`TwinRollout.run` gave. ``held_ticks``: ticks with no action
+    to execute (the arm held)."""
 
     seed: int | None
     instruction: str
@@ -146,7 +147,7 @@ class TwinRollout:
         keep_frames: str | None = None,
         observe_cameras: list[str] | None = None,
         on_tick: Callable[[], None] | None = None,
-    ) -> EpisodeResult:
+    ) -> RolloutResult:
         """Reset with ``seed`` and play one episode.
 
         ``writer``: an :class:`episodes.store.EpisodeWriter`; every ``1/record_fps`` s the state,
@@ -175,7 +176,7 @@ class TwinRollout:
         limit = cfg.max_duration if cfg.max_duration is not None else twin.task_config.max_duration
         n_ticks = round(limit / period)
         start = twin.time
-        result = EpisodeResult(seed, instruction, False, 0.0, 0, 0, 0)
+        result = RolloutResult(seed, instruction, False, 0.0, 0, 0, 0)
         if keep_frames:
             result.frames[keep_frames] = []
         observe_size = getattr(agent, "input_size", None)
@@ -240,7 +241,7 @@ class TwinRollout:
         result.success = bool(twin.success())
         return result
 
-    def _record(self, writer, tick: TickResult | None, result: EpisodeResult, keep: str | None):
+    def _record(self, writer, tick: TickResult | None, result: RolloutResult, keep: str | None):
         state = tick.state if tick is not None else self.twin.arm.read()
         command = tick.command if tick is not None else state.position
         source = int(tick.source if tick is not None else ControlSource.HOLD)
