@@ -49,49 +49,45 @@ Why it is built this way:
   whose writer process is still alive on this host, or was recorded on another host, unless
   ``force=True``.
 
-Images are encoded by a zarr codec registered here, ``vla_dojo.jpeg`` (OpenCV's libjpeg):
-another zarr reader needs this module imported to decode them; zstd cameras need nothing.
+Where the pieces are: this module holds the store (open, list, read, rewards);
+``episodes.writer`` records one episode, ``episodes.repair`` deals with what a crash left,
+``episodes.codec`` compresses frames (the zarr codec ``vla_dojo.jpeg``, registered on import:
+another zarr reader needs it imported to decode JPEG cameras), ``episodes.backend`` is the
+zarr/fsspec plumbing under all of them, and ``episodes.errors`` their errors.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import ctypes
-import datetime as _dt
-import difflib
-import errno
-import hashlib
 import json
 import logging
 import math
-import os
 import re
 import secrets
 import shutil
-import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import zarr
-from zarr.abc.codec import ArrayBytesCodec
 from zarr.abc.store import Store
-from zarr.codecs import BytesCodec, ZstdCodec
-from zarr.core.buffer import Buffer, NDBuffer, default_buffer_prototype
-from zarr.core.common import parse_named_configuration
+from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync as _sync
-from zarr.registry import register_codec
-from zarr.storage import FsspecStore, LocalStore, WrapperStore
 
+from episodes import backend
 from episodes import checksum as _ck
+from episodes.backend import EPISODES, ID_RE, IMAGE_PREFIX, LOWDIM, READ_BATCH
+from episodes.codec import ImageCodec
+from episodes.errors import ChecksumError, EpisodeNotFoundError, StoreError
+from episodes.repair import RepairReport, repair_store
+from episodes.writer import EpisodeWriter
+from robot.registry import did_you_mean
 from robot.schema import (
     CameraSpec,
-    ControlSource,
     FeatureSpec,
     RobotSpec,
     SchemaError,
@@ -103,145 +99,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 """Version of the store layout. A store of another version is refused, naming both."""
 
-JPEG_CODEC_NAME = "vla_dojo.jpeg"
-SALVAGED = "salvaged"
-"""The outcome ``repair(salvage=True)`` gives the episodes it commits."""
-
-_EPISODES = "episodes"
-_BEGIN_PREFIX = ".begin-"  # local stores: an episode group is made here, then renamed in place
-_ID_RE = re.compile(r"^ep_(\d{6,})_([0-9a-f]{8})$")
 _CRITIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-_LOWDIM = ("obs/joint_pos", "obs/joint_vel", "action", "control_source", "t")
-_IMAGE_PREFIX = "obs/images/"
-_READ_BATCH = 64  # chunks fetched concurrently when verifying
-
-
-class StoreError(RuntimeError):
-    """The store refused or failed an operation. The message names the store, episode, array."""
-
-
-class ChecksumError(StoreError):
-    """A stored array does not match the checksum recorded when its episode was committed."""
-
-
-class EpisodeNotFoundError(StoreError, LookupError):
-    """No committed episode of that id in the store."""
-
-
-# --------------------------------------------------------------------------------------------
-# JPEG as a zarr v3 array-to-bytes codec
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    """``(H, W, 3)`` uint8 RGB -> JPEG bytes (OpenCV/libjpeg, baseline, 4:2:0)."""
-    import cv2  # lazily: only JPEG cameras need it
-
-    bgr = np.ascontiguousarray(rgb[..., ::-1])
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError(f"JPEG encoding of a {rgb.shape} frame failed")
-    return buf.tobytes()
-
-
-def decode_jpeg(data: bytes | memoryview) -> np.ndarray:
-    """JPEG bytes -> ``(H, W, 3)`` uint8 RGB. Deterministic for a given libjpeg build."""
-    import cv2
-
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"{len(data)} bytes are not a decodable JPEG image")
-    return np.ascontiguousarray(bgr[..., ::-1])
-
-
-@dataclass(frozen=True)
-class JpegCodec(ArrayBytesCodec):
-    """zarr v3 codec ``vla_dojo.jpeg``: a chunk of one ``(1, H, W, 3)`` uint8 RGB frame <-> JPEG."""
-
-    is_fixed_size = False
-
-    quality: int = 90
-
-    def __init__(self, *, quality: int = 90) -> None:
-        q = int(quality)
-        if not 1 <= q <= 100:
-            raise ValueError(f"{JPEG_CODEC_NAME}: quality={quality} must be in [1, 100]")
-        object.__setattr__(self, "quality", q)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _, configuration = parse_named_configuration(
-            data, JPEG_CODEC_NAME, require_configuration=False
-        )
-        return cls(**(configuration or {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": JPEG_CODEC_NAME, "configuration": {"quality": self.quality}}
-
-    def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
-        native = dtype.to_native_dtype()
-        if native != np.uint8 or len(shape) not in (3, 4) or shape[-1] != 3:
-            raise ValueError(
-                f"{JPEG_CODEC_NAME} encodes (T, H, W, 3) uint8 RGB arrays, not {shape} {native}"
-            )
-
-    def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: Any) -> Buffer | None:
-        arr = np.asarray(chunk_array.as_numpy_array())
-        frame = arr.reshape(arr.shape[-3:])
-        return chunk_spec.prototype.buffer.from_bytes(encode_jpeg(frame, self.quality))
-
-    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: Any) -> NDBuffer:
-        frame = decode_jpeg(chunk_bytes.to_bytes())
-        shape = tuple(chunk_spec.shape)
-        if frame.size != math.prod(shape):
-            raise ValueError(
-                f"{JPEG_CODEC_NAME}: chunk decodes to {frame.shape}, expected a chunk of {shape}"
-            )
-        return chunk_spec.prototype.nd_buffer.from_numpy_array(frame.reshape(shape))
-
-    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: Any) -> Buffer | None:
-        return await asyncio.to_thread(self._encode_sync, chunk_array, chunk_spec)
-
-    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: Any) -> NDBuffer:
-        return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
-
-    def compute_encoded_size(self, input_byte_length: int, chunk_spec: Any) -> int:
-        raise NotImplementedError
-
-
-register_codec(JPEG_CODEC_NAME, JpegCodec)
-
-
-# --------------------------------------------------------------------------------------------
-# Configuration
-
-
-@dataclass(frozen=True)
-class ImageCodec:
-    """How one camera's frames are compressed: ``"jpeg"`` (lossy, ``quality`` 1-100) or
-    ``"zstd"`` (lossless, ``level`` 1-22)."""
-
-    kind: str = "jpeg"
-    quality: int = 90
-    level: int = 3
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("jpeg", "zstd"):
-            raise SchemaError(f"ImageCodec: kind={self.kind!r} must be 'jpeg' or 'zstd'")
-        if not 1 <= int(self.quality) <= 100:
-            raise SchemaError(f"ImageCodec: quality={self.quality} must be in [1, 100]")
-        if not 1 <= int(self.level) <= 22:
-            raise SchemaError(f"ImageCodec: level={self.level} must be in [1, 22]")
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "quality": int(self.quality), "level": int(self.level)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ImageCodec:
-        return cls(
-            kind=str(data.get("kind", "jpeg")),
-            quality=int(data.get("quality", 90)),
-            level=int(data.get("level", 3)),
-        )
 
 
 @dataclass(frozen=True)
@@ -278,10 +136,6 @@ class StoreConfig:
                 )
 
 
-# --------------------------------------------------------------------------------------------
-# Results
-
-
 @dataclass(frozen=True, eq=False)
 class Episode:
     """One committed episode as read back.
@@ -314,278 +168,6 @@ class Episode:
         return int(self.t.shape[0])
 
 
-@dataclass(frozen=True)
-class RepairAction:
-    """What ``repair`` did with one uncommitted episode: ``"removed"``, ``"salvaged"`` (then
-    ``n_steps`` is the committed prefix) or ``"skipped"`` (``reason`` says why)."""
-
-    episode_id: str
-    action: str
-    n_steps: int
-    reason: str
-
-
-@dataclass
-class RepairReport:
-    url: str
-    actions: list[RepairAction] = field(default_factory=list)
-
-    def ids(self, action: str) -> list[str]:
-        return [a.episode_id for a in self.actions if a.action == action]
-
-    @property
-    def removed(self) -> list[str]:
-        return self.ids("removed")
-
-    @property
-    def salvaged(self) -> list[str]:
-        return self.ids("salvaged")
-
-    @property
-    def skipped(self) -> list[str]:
-        return self.ids("skipped")
-
-    def __str__(self) -> str:
-        if not self.actions:
-            return f"{self.url}: no uncommitted episodes"
-        lines = [f"{self.url}: {len(self.actions)} uncommitted episode(s)"]
-        for a in self.actions:
-            steps = f" ({a.n_steps} steps)" if a.action == "salvaged" else ""
-            lines.append(f"  {a.episode_id}: {a.action}{steps}: {a.reason}")
-        return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# Store plumbing
-
-
-class _DigestStore(WrapperStore[Store]):
-    """Forwards everything; records the digest of each object stored under a watched prefix.
-
-    This is how a writer knows the checksum of what it stored without reading it back.
-    """
-
-    def __init__(self, store: Store) -> None:
-        super().__init__(store)
-        self._lock = threading.Lock()
-        self._watched: dict[str, dict[str, bytes]] = {}
-
-    def watch(self, prefix: str) -> dict[str, bytes]:
-        with self._lock:
-            return self._watched.setdefault(prefix, {})
-
-    def unwatch(self, prefix: str) -> None:
-        with self._lock:
-            self._watched.pop(prefix, None)
-
-    def _record(self, key: str, value: Buffer | None) -> None:
-        if not self._watched:
-            return
-        with self._lock:
-            for prefix, seen in self._watched.items():
-                if key.startswith(prefix):
-                    if value is None:
-                        seen.pop(key, None)
-                    else:
-                        seen[key] = _ck.chunk_digest(value.to_bytes())
-                    return
-
-    async def set(self, key: str, value: Buffer) -> None:
-        await self._store.set(key, value)
-        self._record(key, value)
-
-    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
-        await self._store.set_if_not_exists(key, value)
-        self._record(key, value)
-
-    async def _set_many(self, values: Iterable[tuple[str, Buffer]]) -> None:
-        for key, value in values:
-            await self.set(key, value)
-
-    def set_sync(self, key: str, value: Buffer) -> None:
-        super().set_sync(key, value)
-        self._record(key, value)
-
-    async def delete(self, key: str) -> None:
-        await self._store.delete(key)
-        self._record(key, None)
-
-    def delete_sync(self, key: str) -> None:
-        super().delete_sync(key)
-        self._record(key, None)
-
-
-def _is_local(url: str) -> bool:
-    return "://" not in url or url.startswith("file://")
-
-
-def _local_path(url: str) -> Path:
-    return Path(url[len("file://") :] if url.startswith("file://") else url).expanduser()
-
-
-def _open_base(url: str, *, read_only: bool) -> tuple[Store, Path | None]:
-    if _is_local(url):
-        path = _local_path(url)
-        return LocalStore(path, read_only=read_only), path
-    try:
-        return FsspecStore.from_url(url, read_only=read_only), None
-    except (ImportError, ValueError, TypeError) as exc:
-        raise StoreError(f"{url}: cannot open as an fsspec store: {exc}") from exc
-
-
-def _get_bytes(store: Store, key: str) -> bytes | None:
-    buf = _sync(store.get(key, prototype=default_buffer_prototype()))
-    return None if buf is None else buf.to_bytes()
-
-
-def _get_json(store: Store, key: str) -> dict[str, Any] | None:
-    raw = _get_bytes(store, key)
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-async def _alist_dir(store: Store, prefix: str) -> list[str]:
-    return [name async for name in store.list_dir(prefix)]
-
-
-def _list_dir(store: Store, prefix: str) -> list[str]:
-    try:
-        return _sync(_alist_dir(store, prefix))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-async def _gather(coros: Iterable[Any]) -> list[Any]:
-    """Run concurrently and wait for *all* before raising the first error, so that no write is
-    still in flight when the caller cleans up after a failure."""
-    results = await asyncio.gather(*coros, return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
-    return list(results)
-
-
-async def _aget_many(store: Store, keys: list[str]) -> list[bytes | None]:
-    proto = default_buffer_prototype()
-    bufs = await asyncio.gather(*(store.get(k, prototype=proto) for k in keys))
-    return [None if b is None else b.to_bytes() for b in bufs]
-
-
-def _chunk_keys(arr: Any) -> list[str]:
-    """Keys of every chunk of ``arr``'s grid, relative to the array, in C order."""
-    meta = arr.metadata
-    return [meta.encode_chunk_key(c) for c in np.ndindex(*arr.cdata_shape)]
-
-
-def _enospc(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return False
-
-
-def _now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def _syncfs(path: Path) -> None:
-    """Flush the filesystem holding ``path`` (Linux ``syncfs``; ``os.sync`` elsewhere)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = getattr(libc, "syncfs", None)
-        if fn is None or fn(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _process_started(pid: int) -> float | None:
-    try:
-        import psutil
-
-        return float(psutil.Process(pid).create_time())
-    except Exception:
-        return None
-
-
-def _host_tag() -> str:
-    """8 hex digits naming this host in a file name (host names may hold any character)."""
-    return hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
-
-
-def _writer_identity() -> dict[str, Any]:
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": _process_started(pid)}
-
-
-def _writer_state(writer: Mapping[str, Any] | None) -> str:
-    """``"alive"``, ``"dead"`` or ``"unknown"`` (another host, or nothing recorded)."""
-    if not writer or writer.get("host") != socket.gethostname():
-        return "unknown"
-    try:
-        pid = int(writer.get("pid", -1))
-    except (TypeError, ValueError):
-        return "unknown"
-    if pid <= 0:
-        return "unknown"
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return "dead"
-    except PermissionError:
-        pass  # exists, owned by someone else
-    try:
-        import psutil
-
-        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return "dead"  # killed, not yet reaped by its parent
-    except Exception:
-        pass
-    started = writer.get("started")
-    now_started = _process_started(pid)
-    if started is not None and now_started is not None and abs(now_started - started) > 1.0:
-        return "dead"  # the pid was reused by another process
-    return "alive"
-
-
-def _seq_of(episode_id: str) -> int:
-    m = _ID_RE.match(episode_id)
-    return int(m.group(1)) if m else -1
-
-
-def _sort_ids(ids: Iterable[str]) -> list[str]:
-    return sorted(ids, key=lambda e: (_seq_of(e), e))
-
-
-def _json_safe(name: str, value: Any) -> Any:
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as exc:
-        raise SchemaError(f"{name} must be JSON-serialisable: {exc}") from exc
-
-
-# --------------------------------------------------------------------------------------------
-# The store
-
-
 class EpisodeStore:
     """A zarr v3 episode store on a local path or an fsspec URL (``memory://``, ``s3://``...).
 
@@ -610,7 +192,7 @@ class EpisodeStore:
         self._config = config
         self._writable = writable
         self._ro: Store = base if base.read_only else base.with_read_only(True)
-        self._rw: _DigestStore | None = _DigestStore(base) if writable else None
+        self._rw: backend.DigestStore | None = backend.DigestStore(base) if writable else None
         self._committed: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._last_seq = -1
@@ -667,7 +249,7 @@ class EpisodeStore:
                 f"{url}: StoreConfig.image_codecs names camera(s) {unknown} that robot "
                 f"'{spec.name}' does not have; its cameras are {sorted(cams)}"
             )
-        base, path = _open_base(url, read_only=False)
+        base, path = backend.open_base(url, read_only=False)
         if path is not None:
             if path.exists() and (not path.is_dir() or any(path.iterdir())):
                 raise StoreError(
@@ -690,11 +272,11 @@ class EpisodeStore:
                 for c in spec.cameras
             ],
             "image_codecs": {k: v.to_json() for k, v in codecs.items()},
-            "created_at": _now_iso(),
+            "created_at": backend.now_iso(),
         }
         try:
             zarr.create_group(base, attributes=attrs, zarr_format=3)
-            zarr.create_group(base, path=_EPISODES, zarr_format=3)
+            zarr.create_group(base, path=EPISODES, zarr_format=3)
         except OSError as exc:
             raise StoreError(f"{url}: creating the store failed: {exc}") from exc
         logger.info("created episode store %s for robot '%s'", url, spec.name)
@@ -707,17 +289,17 @@ class EpisodeStore:
         if mode not in ("r", "a"):
             raise StoreError(f"{url}: mode={mode!r} must be 'r' (read) or 'a' (append)")
         config = config or StoreConfig()
-        if _is_local(url):
-            path = _local_path(url)
+        if backend.is_local(url):
+            path = backend.local_path(url)
             if not path.exists():
                 raise StoreError(f"{url} is not an episode store: no such path")
             if not path.is_dir():
                 raise StoreError(f"{url} is not an episode store: it is a file, not a directory")
-        base, path = _open_base(url, read_only=(mode == "r"))
-        meta = _get_json(base, "zarr.json")
+        base, path = backend.open_base(url, read_only=(mode == "r"))
+        meta = backend.get_json(base, "zarr.json")
         if meta is None:
             hint = ""
-            if _get_bytes(base, ".zgroup") is not None:
+            if backend.get_bytes(base, ".zgroup") is not None:
                 hint = " (it looks like a zarr v2 store)"
             raise StoreError(f"{url} is not an episode store: it has no readable zarr.json{hint}")
         if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
@@ -763,10 +345,10 @@ class EpisodeStore:
 
     @staticmethod
     def _exists(url: str) -> bool:
-        if _is_local(url):
-            path = _local_path(url)
+        if backend.is_local(url):
+            path = backend.local_path(url)
             return path.exists() and (not path.is_dir() or any(path.iterdir()))
-        base, _ = _open_base(url, read_only=True)
+        base, _ = backend.open_base(url, read_only=True)
         return not _sync(base.is_empty(""))
 
     def _check_same_robot(self, spec: RobotSpec, fps: float) -> None:
@@ -858,10 +440,10 @@ class EpisodeStore:
     # -- listing -----------------------------------------------------------------------------
 
     def _episode_dirs(self) -> list[str]:
-        return [n for n in _list_dir(self._ro, _EPISODES) if _ID_RE.match(n)]
+        return [n for n in backend.list_dir(self._ro, EPISODES) if ID_RE.match(n)]
 
     def _episode_meta(self, episode_id: str) -> dict[str, Any] | None:
-        meta = _get_json(self._ro, f"{_EPISODES}/{episode_id}/zarr.json")
+        meta = backend.get_json(self._ro, f"{EPISODES}/{episode_id}/zarr.json")
         if meta is None or meta.get("node_type") != "group":
             return None
         return dict(meta.get("attributes") or {})
@@ -884,10 +466,10 @@ class EpisodeStore:
         dirs = self._episode_dirs()
         with self._lock:
             unknown = [e for e in dirs if e not in self._committed]
-        for start in range(0, len(unknown), _READ_BATCH):
-            batch = unknown[start : start + _READ_BATCH]
-            keys = [f"{_EPISODES}/{e}/zarr.json" for e in batch]
-            for episode_id, raw in zip(batch, _sync(_aget_many(self._ro, keys)), strict=True):
+        for start in range(0, len(unknown), READ_BATCH):
+            batch = unknown[start : start + READ_BATCH]
+            keys = [f"{EPISODES}/{e}/zarr.json" for e in batch]
+            for episode_id, raw in zip(batch, _sync(backend.get_many(self._ro, keys)), strict=True):
                 try:
                     meta = json.loads(raw) if raw is not None else None
                 except ValueError:
@@ -899,7 +481,7 @@ class EpisodeStore:
         with self._lock:
             committed = [e for e in dirs if e in self._committed]
             uncommitted = [e for e in dirs if e not in self._committed]
-        return _sort_ids(committed), _sort_ids(uncommitted)
+        return backend.sort_ids(committed), backend.sort_ids(uncommitted)
 
     def episode_ids(self) -> list[str]:
         """Ids of the committed episodes, in the order they were begun."""
@@ -914,17 +496,16 @@ class EpisodeStore:
         return copy.deepcopy(self._require_committed(episode_id))
 
     def _require_committed(self, episode_id: str) -> dict[str, Any]:
-        attrs = self._committed_attrs(episode_id) if _ID_RE.match(str(episode_id)) else None
+        attrs = self._committed_attrs(episode_id) if ID_RE.match(str(episode_id)) else None
         if attrs is not None:
             return attrs
-        if _ID_RE.match(str(episode_id)) and self._episode_meta(episode_id) is not None:
+        if ID_RE.match(str(episode_id)) and self._episode_meta(episode_id) is not None:
             raise EpisodeNotFoundError(
                 f"{self._url}: episode '{episode_id}' is not committed (still being recorded, "
                 "or left by a crash: run repair)"
             )
         known = self.episode_ids()
-        close = difflib.get_close_matches(str(episode_id), known, n=3)
-        hint = f"; did you mean {close}?" if close else f" ({len(known)} committed episodes)"
+        hint = did_you_mean(episode_id, known) or f" ({len(known)} committed episodes)"
         raise EpisodeNotFoundError(f"{self._url}: no episode '{episode_id}'{hint}")
 
     # -- reading -----------------------------------------------------------------------------
@@ -935,12 +516,12 @@ class EpisodeStore:
     def _readback_checksum(self, arr: Any, name: str) -> tuple[str, list[str]]:
         """Checksum of array ``name`` (``arr``) from its stored chunks; also the chunk keys that
         are missing."""
-        keys = _chunk_keys(arr)
+        keys = backend.chunk_keys(arr)
         pairs: list[tuple[str, bytes]] = []
         missing: list[str] = []
-        for start in range(0, len(keys), _READ_BATCH):
-            batch = keys[start : start + _READ_BATCH]
-            blobs = _sync(_aget_many(self._ro, [f"{arr.path}/{k}" for k in batch]))
+        for start in range(0, len(keys), READ_BATCH):
+            batch = keys[start : start + READ_BATCH]
+            blobs = _sync(backend.get_many(self._ro, [f"{arr.path}/{k}" for k in batch]))
             for key, blob in zip(batch, blobs, strict=True):
                 if blob is None:
                     missing.append(key)
@@ -976,9 +557,9 @@ class EpisodeStore:
         attrs = self._require_committed(episode_id)
         n = int(attrs["n_steps"])
         sums: dict[str, str] = dict(attrs.get("checksum") or {})
-        root = f"{_EPISODES}/{episode_id}"
+        root = f"{EPISODES}/{episode_id}"
         arrays: dict[str, Any] = {}
-        for name in (*_LOWDIM, *(_IMAGE_PREFIX + c.name for c in self._cameras)):
+        for name in (*LOWDIM, *(IMAGE_PREFIX + c.name for c in self._cameras)):
             try:
                 arr = self._open_array(f"{root}/{name}")
             except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError) as exc:
@@ -1007,7 +588,7 @@ class EpisodeStore:
             joint_vel=np.asarray(arrays["obs/joint_vel"][:], dtype=np.float32),
             action=np.asarray(arrays["action"][:], dtype=np.float32),
             control_source=np.asarray(arrays["control_source"][:], dtype=np.uint8),
-            images={c.name: arrays[_IMAGE_PREFIX + c.name] for c in self._cameras},
+            images={c.name: arrays[IMAGE_PREFIX + c.name] for c in self._cameras},
             rewards=rewards,
             reward_attrs=reward_attrs,
             robot=str(attrs.get("robot", self._robot_name)),
@@ -1018,9 +599,9 @@ class EpisodeStore:
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         rewards: dict[str, np.ndarray] = {}
         reward_attrs: dict[str, dict[str, Any]] = {}
-        prefix = f"{_EPISODES}/{episode_id}/rewards"
-        for critic in sorted(_list_dir(self._ro, prefix)):
-            meta = _get_json(self._ro, f"{prefix}/{critic}/zarr.json")
+        prefix = f"{EPISODES}/{episode_id}/rewards"
+        for critic in sorted(backend.list_dir(self._ro, prefix)):
+            meta = backend.get_json(self._ro, f"{prefix}/{critic}/zarr.json")
             if meta is None or meta.get("node_type") != "array":
                 continue
             attrs = meta.get("attributes") or {}
@@ -1040,7 +621,7 @@ class EpisodeStore:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _require_writable(self, what: str) -> _DigestStore:
+    def _require_writable(self, what: str) -> backend.DigestStore:
         if self._rw is None:
             raise StoreError(
                 f"{self._url} is open read-only (mode='r'); open it with mode='a' to {what}"
@@ -1067,7 +648,7 @@ class EpisodeStore:
 
     def _new_id(self) -> str:
         with self._lock:
-            seqs = [_seq_of(e) for e in self._episode_dirs()]
+            seqs = [backend.seq_of(e) for e in self._episode_dirs()]
             seq = max([*seqs, self._last_seq]) + 1
             self._last_seq = seq
         return f"ep_{seq:06d}_{secrets.token_hex(4)}"
@@ -1094,7 +675,7 @@ class EpisodeStore:
         failed can land just after the delete and recreate part of it, so check and repeat
         (bounded: about a second in all)."""
         rw = self._require_writable("remove an episode")
-        prefix = f"{_EPISODES}/{episode_id}"
+        prefix = f"{EPISODES}/{episode_id}"
         error: Exception | None = None
         for attempt in range(8):
             if self._local is not None:
@@ -1106,7 +687,7 @@ class EpisodeStore:
                     _sync(rw.delete_dir(prefix))
                 except Exception as exc:
                     error = exc
-                gone = not _list_keys(self._ro, prefix + "/")
+                gone = not backend.list_keys(self._ro, prefix + "/")
             if gone:
                 if attempt == 0:
                     time.sleep(0.02)  # one more look: a late write may still be landing
@@ -1155,9 +736,9 @@ class EpisodeStore:
                 f"write_rewards: values for episode '{episode_id}' critic '{critic_id}' are not "
                 f"finite (first at step {bad}: {vals[bad]})"
             )
-        user = _json_safe(f"write_rewards: attrs for critic '{critic_id}'", dict(attrs))
-        path = f"{_EPISODES}/{episode_id}/rewards/{critic_id}"
-        existing = _get_json(self._ro, f"{path}/zarr.json")
+        user = backend.json_safe(f"write_rewards: attrs for critic '{critic_id}'", dict(attrs))
+        path = f"{EPISODES}/{episode_id}/rewards/{critic_id}"
+        existing = backend.get_json(self._ro, f"{path}/zarr.json")
         complete = bool(existing and (existing.get("attributes") or {}).get("complete") is True)
         if complete and not overwrite:
             raise StoreError(
@@ -1188,7 +769,7 @@ class EpisodeStore:
                     "critic_id": critic_id,
                     "checksum": sum_,
                     "attrs": user,
-                    "written_at": _now_iso(),
+                    "written_at": backend.now_iso(),
                 }
             )
         except Exception as exc:
@@ -1196,7 +777,7 @@ class EpisodeStore:
                 _sync(rw.delete_dir(path))
             except Exception:
                 logger.exception("%s: could not remove failed rewards at %s", self._url, path)
-            if _enospc(exc):
+            if backend.out_of_space(exc):
                 raise StoreError(
                     f"out of space writing rewards '{critic_id}' of episode {episode_id}: {exc}"
                 ) from exc
@@ -1208,535 +789,17 @@ class EpisodeStore:
 
     def repair(self, salvage: bool = False, *, force: bool = False) -> RepairReport:
         """Deal with every uncommitted episode: remove it, or with ``salvage`` commit its
-        complete prefix (outcome ``"salvaged"``, ``success=False``, fresh checksums).
-
-        Committed episodes are never touched. An uncommitted episode whose writer is alive on
-        this host, or was recorded on another host, is skipped unless ``force``.
-        """
-        self._require_writable("repair it")
-        report = RepairReport(self._url)
-        for eid in self.uncommitted_ids():
-            attrs = self._episode_meta(eid)
-            if attrs is not None and attrs.get("committed") is True:
-                continue  # committed meanwhile
-            state = "dead" if force or attrs is None else _writer_state(attrs.get("writer"))
-            if state != "dead":
-                w = (attrs or {}).get("writer") or {}
-                why = (
-                    f"its writer (pid {w.get('pid')}) is still running on this host"
-                    if state == "alive"
-                    else f"recorded on host '{w.get('host')}'; cannot tell whether its "
-                    "writer still runs (force=True to repair anyway)"
-                )
-                report.actions.append(RepairAction(eid, "skipped", 0, why))
-                continue
-            if salvage and attrs is not None:
-                try:
-                    n = self._salvage(eid, attrs)
-                except Exception as exc:
-                    logger.warning("%s: salvaging %s failed (%s); removing it", self._url, eid, exc)
-                    n = 0
-                    reason = f"salvage failed ({exc}); removed"
-                else:
-                    reason = "complete prefix committed" if n else "nothing complete; removed"
-                if n:
-                    report.actions.append(RepairAction(eid, "salvaged", n, reason))
-                    continue
-                self._remove(eid)
-                report.actions.append(RepairAction(eid, "removed", 0, reason))
-                continue
-            self._remove(eid)
-            why = "no metadata (creation interrupted)" if attrs is None else "uncommitted"
-            report.actions.append(RepairAction(eid, "removed", 0, why))
-        for a in report.actions:
-            logger.info("repair %s: %s %s (%s)", self._url, a.action, a.episode_id, a.reason)
-        self._remove_stale_begins(force)
-        return report
-
-    def _remove_stale_begins(self, force: bool) -> None:
-        """Delete ``episodes/.begin-<id>.<pid>.<host tag>`` directories a crash left inside
-        ``begin`` (local stores only; readers never list them) whose writer is dead: from their
-        metadata if it got written, else from the pid and host in their name; one of unknown
-        origin only once it is a minute old. With ``force``, all of them."""
-        if self._local is None:
-            return
-        try:
-            entries = list((self._local / _EPISODES).iterdir())
-        except OSError:
-            return
-        for path in entries:
-            if not path.name.startswith(_BEGIN_PREFIX):
-                continue
-            meta = _get_json(self._ro, f"{_EPISODES}/{path.name}/zarr.json")
-            writer = (meta.get("attributes") or {}).get("writer") if meta else None
-            parts = path.name.split(".")
-            if writer is None and len(parts) == 4 and parts[3] == _host_tag():
-                writer = {"host": socket.gethostname(), "pid": parts[2]}
-            state = _writer_state(writer)
-            if state == "unknown":
-                try:
-                    state = "dead" if time.time() - path.stat().st_mtime > 60 else "alive"
-                except OSError:
-                    continue
-            stale = state == "dead"
-            if stale or force:
-                shutil.rmtree(path, ignore_errors=True)
-                logger.info("repair %s: removed %s left by an interrupted begin", self._url, path)
-
-    def _salvage(self, episode_id: str, attrs: dict[str, Any]) -> int:
-        rw = self._require_writable("salvage")
-        root = f"{_EPISODES}/{episode_id}"
-        names = (*_LOWDIM, *(_IMAGE_PREFIX + c.name for c in self._cameras))
-        arrays: dict[str, Any] = {}
-        for name in names:
-            try:
-                arrays[name] = zarr.open_array(
-                    rw, path=f"{root}/{name}", mode="r+", config={"write_empty_chunks": True}
-                )
-            except Exception:
-                return 0
-        n = min(self._complete_prefix(a) for a in arrays.values())
-        if n == 0:
-            return 0
-        for arr in arrays.values():
-            arr.resize((n, *arr.shape[1:]))
-        # time must still increase strictly (it did when written); cut at the first step not so
-        t = np.asarray(arrays["t"][:], dtype=np.float64)
-        ok = np.isfinite(t) & np.concatenate([[True], np.diff(t) > 0])
-        if not ok.all():
-            n = int(np.argmin(ok))
-            if n == 0:
-                return 0
-            for arr in arrays.values():
-                arr.resize((n, *arr.shape[1:]))
-        sums: dict[str, str] = {}
-        for name, arr in arrays.items():
-            s, missing = self._readback_checksum(self._open_array(arr.path), name)
-            if missing:
-                raise StoreError(f"chunks {missing[:3]} of '{name}' vanished while salvaging")
-            sums[name] = s
-        group = zarr.open_group(rw, path=root, mode="r+")
-        final = {
-            **attrs,
-            "success": False,
-            "outcome": SALVAGED,
-            "n_steps": n,
-            "checksum": sums,
-            "committed_at": _now_iso(),
-            "committed": True,
-        }
-        self._durable_before_commit()
-        group.update_attributes(final)
-        self._durable_after_commit(episode_id)
-        self._note_committed(episode_id, final)
-        return n
-
-    def _complete_prefix(self, arr: Any) -> int:
-        """Steps ``[0, k)`` of ``arr`` whose chunks are all present and decode."""
-        steps_per_chunk = int(arr.chunks[0])
-        present = set(_list_keys(self._ro, f"{arr.path}/c/"))
-        k = 0
-        for coords in np.ndindex(*arr.cdata_shape):
-            key = arr.metadata.encode_chunk_key(coords)
-            if f"{arr.path}/{key}" not in present:
-                break
-            k += 1
-        steps = min(k * steps_per_chunk, arr.shape[0])
-        # every present chunk of the prefix must decode; stop at the first that does not
-        # (read in blocks of many chunks; chunk by chunk only inside a block that fails)
-        block = steps_per_chunk * max(1, 64 // steps_per_chunk)
-        good = 0
-        while good < steps:
-            end = min(good + block, steps)
-            try:
-                arr[good:end]
-                good = end
-                continue
-            except Exception:
-                pass
-            while good < end:
-                stop = min(good + steps_per_chunk, end)
-                try:
-                    arr[good:stop]
-                except Exception:
-                    return good
-                good = stop
-        return good
+        complete prefix (see :mod:`episodes.repair`). Committed episodes are never touched."""
+        return repair_store(self, salvage, force=force)
 
     # -- durability --------------------------------------------------------------------------
 
     def _durable_before_commit(self) -> None:
         if self._local is not None and self._config.durable:
-            _syncfs(self._local)
+            backend.syncfs(self._local)
 
     def _durable_after_commit(self, episode_id: str) -> None:
         if self._local is not None and self._config.durable:
-            group_dir = self._local / _EPISODES / episode_id
-            _fsync(group_dir / "zarr.json")
-            _fsync(group_dir)
-
-
-def _list_keys(store: Store, prefix: str) -> list[str]:
-    async def collect() -> list[str]:
-        return [k async for k in store.list_prefix(prefix)]
-
-    try:
-        return _sync(collect())
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-# --------------------------------------------------------------------------------------------
-# The writer
-
-
-class EpisodeWriter:
-    """Records one episode step by step; made by :meth:`EpisodeStore.begin`.
-
-    ``append`` validates a whole step before writing any of it, so a bad input (``SchemaError``
-    naming the field) leaves the episode as it was. A failed write (disk full, store gone)
-    aborts the episode and raises ``StoreError`` ("out of space writing episode X: ..." when the
-    disk is full). ``commit`` makes it visible to readers; ``abort`` removes it. Used as a
-    context manager, an exception inside ``with`` aborts, and leaving without commit aborts too.
-    """
-
-    def __init__(self) -> None:  # use EpisodeStore.begin
-        raise TypeError("EpisodeWriter is made by EpisodeStore.begin()")
-
-    @classmethod
-    def _start(
-        cls, store: EpisodeStore, episode_id: str, instruction: str, task: str, started_at: float
-    ) -> EpisodeWriter:
-        self = object.__new__(cls)
-        self._store = store
-        self._id = episode_id
-        self._root = f"{_EPISODES}/{episode_id}"
-        self._state = "open"
-        self._n = 0
-        self._last_t = -math.inf
-        cfg = store.config
-        self._chunk = int(cfg.lowdim_chunk_steps)
-        self._grow_by = int(cfg.growth_steps)
-        self._capacity = self._grow_by
-        d = len(store.joint_names)
-        self._dof = d
-        self._cams = {c.name: c for c in store.cameras}
-        rw = store._require_writable("record")
-        self._digests = rw.watch(self._root + "/")
-        attrs = {
-            "instruction": instruction,
-            "task": task,
-            "started_at": started_at,
-            "robot": store._recording_robot,
-            "writer": _writer_identity(),
-            "committed": False,
-        }
-        self._attrs = attrs
-        shapes: dict[str, tuple[tuple[int, ...], str]] = {
-            "obs/joint_pos": ((d,), "float32"),
-            "obs/joint_vel": ((d,), "float32"),
-            "action": ((d,), "float32"),
-            "control_source": ((), "uint8"),
-            "t": ((), "float64"),
-        }
-        try:
-            self._group = self._create_group(store, rw, attrs)
-            self._arrays: dict[str, Any] = {}
-            for name, (shape, dtype) in shapes.items():
-                self._arrays[name] = self._group.create_array(
-                    name,
-                    shape=(self._capacity, *shape),
-                    chunks=(self._chunk, *shape),
-                    dtype=dtype,
-                    compressors=[ZstdCodec(level=3)],
-                    fill_value=0,
-                    dimension_names=("step", "joint")[: 1 + len(shape)],
-                    config={"write_empty_chunks": True},
-                )
-            for cam in store.cameras:
-                codec = store.image_codecs[cam.name]
-                if codec.kind == "jpeg":
-                    serializer: Any = JpegCodec(quality=codec.quality)
-                    compressors: Any = None
-                else:
-                    serializer = BytesCodec()
-                    compressors = [ZstdCodec(level=codec.level)]
-                self._arrays[_IMAGE_PREFIX + cam.name] = self._group.create_array(
-                    _IMAGE_PREFIX + cam.name,
-                    shape=(self._capacity, cam.height, cam.width, 3),
-                    chunks=(1, cam.height, cam.width, 3),
-                    dtype="uint8",
-                    serializer=serializer,
-                    compressors=compressors,
-                    fill_value=0,
-                    dimension_names=("step", "height", "width", "channel"),
-                    config={"write_empty_chunks": True},
-                )
-        except Exception as exc:
-            self._fail(exc)
-        self._buf = {
-            name: np.zeros((self._chunk, *shape), dtype=dtype)
-            for name, (shape, dtype) in shapes.items()
-        }
-        logger.info("%s: began episode %s (%r)", store.url, episode_id, instruction)
-        return self
-
-    def _create_group(self, store: EpisodeStore, rw: _DigestStore, attrs: dict[str, Any]) -> Any:
-        """The episode's group, appearing whole: on a local store its directory is made under a
-        hidden name with its zarr.json inside, then renamed into place (so no reader or repair
-        ever sees an episode directory without metadata); an object store has no directories,
-        and the zarr.json object is the first thing under the episode's prefix."""
-        if store._local is None:
-            return zarr.create_group(rw, path=self._root, attributes=attrs, zarr_format=3)
-        hidden = f"{_EPISODES}/{_BEGIN_PREFIX}{self._id}.{os.getpid()}.{_host_tag()}"
-        zarr.create_group(rw, path=hidden, attributes=attrs, zarr_format=3)
-        os.rename(store._local / hidden, store._local / self._root)
-        return zarr.open_group(rw, path=self._root, mode="r+", zarr_format=3)
-
-    # -- properties --------------------------------------------------------------------------
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def n_steps(self) -> int:
-        return self._n
-
-    @property
-    def state(self) -> str:
-        """``"open"``, ``"committed"`` or ``"aborted"``."""
-        return self._state
-
-    def __repr__(self) -> str:
-        return f"EpisodeWriter({self._id!r}, {self._state}, {self._n} steps)"
-
-    # -- recording ---------------------------------------------------------------------------
-
-    def _require_open(self, what: str) -> None:
-        if self._state != "open":
-            raise StoreError(f"cannot {what}: episode {self._id} is already {self._state}")
-
-    def _vector(self, name: str, value: Any) -> np.ndarray:
-        arr = np.asarray(value, dtype=np.float32)
-        if arr.shape != (self._dof,):
-            raise SchemaError(
-                f"episode {self._id} step {self._n}: {name} has shape {arr.shape}, expected "
-                f"({self._dof},) for joints {list(self._store.joint_names)}"
-            )
-        return arr
-
-    def append(
-        self,
-        t: float,
-        joint_pos: Any,
-        joint_vel: Any,
-        action: Any,
-        control_source: int,
-        images: Mapping[str, np.ndarray],
-    ) -> None:
-        """Record one control step: the state, the action actually sent, who sent it, the
-        frames. ``t`` (ROS time, s) must increase strictly within an episode."""
-        self._require_open("append")
-        step = self._n
-        tf = float(t)
-        if not math.isfinite(tf):
-            raise SchemaError(f"episode {self._id} step {step}: t={t} is not finite")
-        if not tf > self._last_t:
-            raise SchemaError(
-                f"episode {self._id} step {step}: t={tf} does not increase "
-                f"(previous step at {self._last_t})"
-            )
-        jp = self._vector("joint_pos", joint_pos)
-        jv = self._vector("joint_vel", joint_vel)
-        act = self._vector("action", action)
-        try:
-            cs = ControlSource(int(control_source))
-        except (ValueError, TypeError) as exc:
-            raise SchemaError(
-                f"episode {self._id} step {step}: control_source={control_source!r} is not one "
-                f"of {[f'{s.name}={s.value}' for s in ControlSource]}"
-            ) from exc
-        missing = sorted(set(self._cams) - set(images))
-        extra = sorted(set(images) - set(self._cams))
-        if missing or extra:
-            raise SchemaError(
-                f"episode {self._id} step {step}: images must be exactly cameras "
-                f"{sorted(self._cams)}; missing {missing}, unknown {extra}"
-            )
-        frames: dict[str, np.ndarray] = {}
-        for name, cam in self._cams.items():
-            img = images[name]
-            if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
-                raise SchemaError(
-                    f"episode {self._id} step {step}: image '{name}' must be a uint8 array, got "
-                    f"{getattr(img, 'dtype', type(img).__name__)}"
-                )
-            if img.shape != (cam.height, cam.width, 3):
-                raise SchemaError(
-                    f"episode {self._id} step {step}: image '{name}' has shape {img.shape}, "
-                    f"expected ({cam.height}, {cam.width}, 3)"
-                )
-            frames[name] = img
-        try:
-            if step >= self._capacity:
-                self._grow()
-            if frames:
-                _sync(
-                    _gather(
-                        self._arrays[_IMAGE_PREFIX + name].async_array.setitem(step, frame)
-                        for name, frame in frames.items()
-                    )
-                )
-            row = step % self._chunk
-            self._buf["obs/joint_pos"][row] = jp
-            self._buf["obs/joint_vel"][row] = jv
-            self._buf["action"][row] = act
-            self._buf["control_source"][row] = int(cs)
-            self._buf["t"][row] = tf
-            if row == self._chunk - 1:
-                start = step + 1 - self._chunk
-                for name in _LOWDIM:
-                    self._arrays[name][start : step + 1] = self._buf[name]
-        except Exception as exc:
-            self._fail(exc)
-        self._n = step + 1
-        self._last_t = tf
-
-    def _grow(self) -> None:
-        self._capacity += self._grow_by
-        for arr in self._arrays.values():
-            arr.resize((self._capacity, *arr.shape[1:]))
-
-    def commit(self, outcome: str, success: bool) -> str:
-        """Flush, record checksums and ``n_steps``, then mark committed (in that one last
-        write). Returns the episode id.
-
-        A failure before that write aborts the episode (``StoreError``). If the write itself
-        raises but is found to have landed (a remote store timing out after storing), or the
-        flush after it fails, the episode stays committed and that is logged."""
-        self._require_open("commit")
-        if not isinstance(outcome, str) or not outcome:
-            raise SchemaError(f"commit of episode {self._id}: outcome must be a non-empty str")
-        if not isinstance(success, bool | np.bool_):
-            raise SchemaError(
-                f"commit of episode {self._id}: success must be a bool, got {success!r}"
-            )
-        n = self._n
-        if n == 0:
-            raise StoreError(f"episode {self._id} has no steps; abort it instead of committing")
-        store = self._store
-        try:
-            for arr in self._arrays.values():
-                _sync(arr.async_array.resize((n, *arr.shape[1:]), delete_outside_chunks=False))
-            tail = n % self._chunk
-            if tail:
-                start = n - tail
-                for name in _LOWDIM:
-                    self._arrays[name][start:n] = self._buf[name][:tail]
-            sums = {name: self._checksum(arr, name) for name, arr in self._arrays.items()}
-            final = {
-                **self._attrs,
-                "success": bool(success),
-                "outcome": outcome,
-                "n_steps": n,
-                "checksum": sums,
-                "committed_at": _now_iso(),
-                "committed": True,
-            }
-            store._durable_before_commit()
-        except Exception as exc:
-            self._fail(exc)
-        try:
-            self._group.update_attributes(final)  # the commit: one atomic object write
-        except Exception as exc:
-            if not self._commit_landed():
-                self._fail(exc)
-            logger.warning(
-                "%s: commit write of %s raised (%s) but landed", store.url, self._id, exc
-            )
-        self._state = "committed"
-        try:
-            store._durable_after_commit(self._id)
-        except OSError as exc:
-            logger.error(
-                "%s: episode %s is committed but flushing its metadata failed (%s); a power "
-                "cut before the OS writes it back could lose the commit",
-                store.url,
-                self._id,
-                exc,
-            )
-        store._rw.unwatch(self._root + "/")
-        store._note_committed(self._id, final)
-        logger.info(
-            "%s: committed episode %s (%d steps, outcome %r, success=%s)",
-            store.url,
-            self._id,
-            n,
-            outcome,
-            bool(success),
-        )
-        return self._id
-
-    def _commit_landed(self) -> bool:
-        """After the commit write raised: did it land anyway (a remote store can time out
-        after storing)? A committed episode must never be aborted."""
-        try:
-            attrs = self._store._episode_meta(self._id)
-        except Exception:
-            return False
-        return bool(attrs and attrs.get("committed") is True)
-
-    def _checksum(self, arr: Any, name: str) -> str:
-        pairs: list[tuple[str, bytes]] = []
-        for key in _chunk_keys(arr):
-            full = f"{arr.path}/{key}"
-            digest = self._digests.get(full)
-            if digest is None:
-                blob = _get_bytes(self._store._ro, full)
-                if blob is None:
-                    raise StoreError(f"chunk '{full}' was written but is not in the store")
-                self._store.readbacks += 1
-                digest = _ck.chunk_digest(blob)
-            pairs.append((f"{name}/{key}", digest))
-        return _ck.combine(pairs)
-
-    def abort(self, reason: str) -> None:
-        """Give up this episode and remove what was written of it. If removing fails, the
-        episode stays uncommitted (readers ignore it) until ``repair``. Idempotent."""
-        if self._state == "committed":
-            raise StoreError(f"cannot abort episode {self._id}: it is already committed")
-        if self._state == "aborted":
-            return
-        self._state = "aborted"
-        store = self._store
-        logger.warning("%s: aborting episode %s: %s", store.url, self._id, reason)
-        try:
-            store._remove(self._id)
-        except Exception as exc:
-            logger.error(
-                "%s: could not remove aborted episode %s (%s); it stays uncommitted until repair",
-                store.url,
-                self._id,
-                exc,
-            )
-        finally:
-            if store._rw is not None:
-                store._rw.unwatch(self._root + "/")
-
-    def _fail(self, exc: BaseException) -> None:
-        self.abort(f"{type(exc).__name__}: {exc}")
-        if _enospc(exc):
-            raise StoreError(f"out of space writing episode {self._id}: {exc}") from exc
-        raise StoreError(f"writing episode {self._id} failed: {exc}") from exc
-
-    def __enter__(self) -> EpisodeWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._state != "open":
-            return
-        if exc is not None:
-            self.abort(f"exception while recording: {exc_type.__name__}: {exc}")
-        else:
-            self.abort("writer closed without commit")
+            group_dir = self._local / EPISODES / episode_id
+            backend.fsync(group_dir / "zarr.json")
+            backend.fsync(group_dir)

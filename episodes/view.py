@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from episodes.store import Episode, EpisodeStore, encode_jpeg
+from episodes.codec import encode_jpeg
+from episodes.store import Episode, EpisodeStore
 from robot.schema import ControlSource
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ import pytest
 from dojo import episodes_cmd
 from episodes import lerobot as lr
 from episodes import view
-from episodes.store import SALVAGED, EpisodeStore, StoreError
+from episodes.repair import SALVAGED
+from episodes.store import EpisodeStore, StoreError
 from tests.episodes.test_view import (
     CAM_H,
     CAM_W,

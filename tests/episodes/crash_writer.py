@@ -26,13 +26,8 @@ import numpy as np
 if __name__ == "__main__":  # run as a script from anywhere: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from episodes.store import (
-    EpisodeStore,
-    ImageCodec,
-    StoreConfig,
-    decode_jpeg,
-    encode_jpeg,
-)
+from episodes.codec import decode_jpeg, encode_jpeg
+from episodes.store import EpisodeStore, ImageCodec, StoreConfig
 from tests.specs import append_steps, storage_spec, synthetic_episode
 
 JOINTS = ("shoulder", "elbow", "gripper")

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from episodes.store import SALVAGED, EpisodeStore
+from episodes.repair import SALVAGED
+from episodes.store import EpisodeStore
 from tests.episodes import crash_writer
 
 TRIALS = int(os.environ.get("VLA_DOJO_CRASH_TRIALS", "50"))

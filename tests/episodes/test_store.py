@@ -23,8 +23,8 @@ import pytest
 import zarr
 from zarr.storage import LocalStore
 
+from episodes.repair import SALVAGED
 from episodes.store import (
-    SALVAGED,
     ChecksumError,
     EpisodeNotFoundError,
     EpisodeStore,
@@ -208,12 +208,12 @@ def test_commit_that_lands_despite_an_error_is_never_aborted(local_url: str, mon
     episode_id = cw.record(store, 5)
     monkeypatch.undo()
 
-    import episodes.store as store_module
+    from episodes import backend
 
     def broken_fsync(path):
         raise OSError(errno.EIO, "fsync failed")
 
-    monkeypatch.setattr(store_module, "_fsync", broken_fsync)
+    monkeypatch.setattr(backend, "fsync", broken_fsync)
     second = cw.record(store, 6)
     monkeypatch.undo()
     reader = EpisodeStore.open(local_url)
@@ -485,11 +485,11 @@ def test_repair_removes_group_without_metadata_and_stale_begins(local_url: str) 
     os.utime(old_empty, (0, 0))
     young_empty = episodes / ".begin-ep_000010_00000000"  # maybe being created right now
     young_empty.mkdir()
-    from episodes.store import _host_tag
+    from episodes.writer import host_tag
 
-    killed_early = episodes / f".begin-ep_000011_00000000.{dead_pid}.{_host_tag()}"
+    killed_early = episodes / f".begin-ep_000011_00000000.{dead_pid}.{host_tag()}"
     killed_early.mkdir()  # its writer died before writing any metadata: the name tells
-    live_early = episodes / f".begin-ep_000012_00000000.{os.getpid()}.{_host_tag()}"
+    live_early = episodes / f".begin-ep_000012_00000000.{os.getpid()}.{host_tag()}"
     live_early.mkdir()
     assert store.uncommitted_ids() == ["ep_000007_0123abcd"]  # hidden begins are not listed
     report = store.repair()
