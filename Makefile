@@ -65,6 +65,7 @@ bench: setup
 	$(VPY) bench/control_loop.py
 	$(VPY) bench/transport.py
 	$(VPY) bench/recording.py
+	$(VPY) bench/recording_kill.py
 	$(VPY) bench/policy_learning.py
 	$(VPY) bench/policy_head.py
 	$(VPY) bench/policy_latency.py

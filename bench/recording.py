@@ -1,8 +1,9 @@
-"""Recording at the robot's real rates: the recorder node over ROS 2 against LeRobot's writer,
-and kill -9 trials of the episode store.
+"""Recording at the robot's real rates: the recorder node over ROS 2 against LeRobot's writer.
 
-    .venv/bin/python bench/recording.py [--seconds 60] [--trials 200] [--dir DIR]
-                                        [--camera-offset-ms 0]
+    .venv/bin/python bench/recording.py [--seconds 60] [--dir DIR] [--camera-offset-ms 0]
+
+(The kill -9 trials of the episode store are ``bench/recording_kill.py``; the store alone,
+without ROS, is ``bench/recording_store.py``.)
 
 1. **The recorder node, over ROS 2.** A separate "robot" process (this file, ``--role robot``)
    publishes three 640x480 RGB cameras at 30 Hz, ``joint_states`` and ``driver/command`` at the
@@ -21,13 +22,6 @@ and kill -9 trials of the episode store.
    and ``finalize``. If LeRobot cannot encode video here it says so and stores images. Why paced
    rather than as fast as it goes: both writers face a live robot, so the questions are the
    same for both: does it keep up, at what CPU, and how long after stop is the episode done.
-3. **kill -9 trials.** A writer process records short episodes (two 64x48 cameras, one JPEG and
-   one zstd, 20-60 steps each, durable commits) into one store and is SIGKILLed 0-0.8 s after it
-   is ready (bench/recording_kill_writer.py: a zygote forks one writer per trial, so a trial
-   costs its kill delay rather than ~0.7 s of imports). After each kill the store is reopened:
-   every committed episode is read with checksum verification and compared with what its seed
-   generates, every episode the writer printed (it prints an id only after ``commit`` returned)
-   must still be there, and ``repair`` removes the uncommitted one.
 
 Columns of the recording table (one row per writer):
 
@@ -75,13 +69,6 @@ lower is better). The detail table breaks ours down:
     publish lag       how late the robot process published against its schedule: a starved
                       publisher on a loaded machine shows up here, not as a recorder fault
 
-Columns of the kill table: trials, kills (the writer was still running when SIGKILL landed),
-episodes committed (in the store at the end, all verified), reported (ids the writers printed),
-lost (committed-and-corrupt plus printed-or-verified-then-missing: must be 0), uncommitted
-repaired (removed by ``repair``; at most one per kill), forced (left alone by a plain repair as
-possibly still being created, then removed with ``force=True`` since the writer is known dead),
-trial seconds p50/max.
-
 Everything is written under a temporary directory (``--dir`` picks where; it should be on the
 disk you record to) and removed at the end. Nothing touches the network: HF_HUB_OFFLINE=1 and a
 local LeRobot root.
@@ -90,11 +77,8 @@ local LeRobot root.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import queue
-import random
 import signal
 import subprocess
 import sys
@@ -127,8 +111,6 @@ POOL = 8  # distinct base images per camera (JPEG cost depends on content; keep 
 BAND_BITS = 20
 BAND_ROWS = 32
 WARMUP_FLAG = 1 << 19  # index bit set on warm-up frames, which no episode may contain
-KILL_MAX_DELAY_S = 0.8
-KILL_WAIT_S = 30.0
 RECORDER_ARGS = ("--ros-args", "-r", "__node:=recorder", "-p")
 RECORDING_HEADER = [
     *("writer", "frames", "fps record", "fps episode", "dropped"),
@@ -139,10 +121,6 @@ DETAIL_HEADER = [
     *("dropped: grid", "dropped: lost", "dropped 1st s"),
     *("misaligned", "missing", "rec dropped steps", "max queued", "commit s"),
     "publish lag p99/max ms",
-]
-KILL_HEADER = [
-    *("trials", "kills", "committed", "reported", "lost", "uncommitted repaired", "forced"),
-    *("trial s p50", "trial s max"),
 ]
 
 
@@ -201,13 +179,11 @@ def robot_process(
     import psutil
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image
-    from sensor_msgs.msg import JointState as JointStateMsg
     from std_msgs.msg import String
     from std_srvs.srv import SetBool, Trigger
 
     from dojo import conf
-    from dojo.ros import convert, qos
+    from dojo.ros import convert, topics
     from robot.schema import ControlSource, JointState
 
     cfg = conf.from_yaml_file(config)
@@ -222,12 +198,10 @@ def robot_process(
 
     rclpy.init()
     node = rclpy.create_node("recording_bench_robot")
-    image_pubs = [
-        node.create_publisher(Image, f"camera/{c.name}/image_raw", qos.SENSOR) for c in cams
-    ]
-    state_pub = node.create_publisher(JointStateMsg, "joint_states", qos.SENSOR)
-    command_pub = node.create_publisher(JointStateMsg, "driver/command", qos.STATUS)
-    instruction_pub = node.create_publisher(String, "task/instruction", qos.LATCHED)
+    image_pubs = [topics.camera_image(c.name).publisher(node) for c in cams]
+    state_pub = topics.JOINT_STATES.publisher(node)
+    command_pub = topics.DRIVER_COMMAND.publisher(node)
+    instruction_pub = topics.TASK_INSTRUCTION.publisher(node)
     lock = threading.Lock()
     statuses: list[dict] = []
 
@@ -235,9 +209,9 @@ def robot_process(
         with lock:
             statuses.append(json.loads(msg.data))
 
-    node.create_subscription(String, "recorder/status", on_status, qos.STATUS)
-    start_client = node.create_client(Trigger, "episode/start")
-    stop_client = node.create_client(SetBool, "episode/stop")
+    topics.RECORDER_STATUS.subscription(node, on_status)
+    start_client = topics.EPISODE_START.client(node)
+    stop_client = topics.EPISODE_STOP.client(node)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinning = threading.Event()
@@ -620,147 +594,6 @@ def lerobot_run(indices: dict[str, list[int]], seconds: float, where: Path) -> d
 
 
 # --------------------------------------------------------------------------------------------
-# 3. kill -9 trials
-
-
-class _Lines:
-    """Lines from the zygote's stdout (its children write there too), read on a thread."""
-
-    def __init__(self, stream) -> None:
-        self._q: queue.Queue = queue.Queue()
-        self.committed: list[tuple[int, str, int]] = []  # (pid, episode id, seed)
-        self.failures: list[str] = []
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream) -> None:
-        for line in stream:
-            self._q.put(line.strip())
-        self._q.put(None)
-
-    def expect(self, word: str, timeout: float) -> list[str]:
-        """The next line starting with ``word`` (split); COMMITTED/FAILED lines are collected
-        on the way."""
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._q.get(timeout=max(0.0, end - time.monotonic()))
-            except queue.Empty:
-                raise TimeoutError(f"kill trials: no {word} line within {timeout:.0f} s") from None
-            if line is None:
-                raise RuntimeError(f"kill trials: the writer zygote exited waiting for {word}")
-            parts = line.split()
-            if not parts:
-                continue
-            if parts[0] == "COMMITTED":
-                self.committed.append((int(parts[1]), parts[2], int(parts[3])))
-            elif parts[0] == "FAILED":
-                self.failures.append(line)
-            if parts[0] == word:
-                return parts
-
-
-def kill_trials(trials: int, where: Path, seed: int = 20261121) -> dict:
-    from bench import recording_kill_writer as kw
-    from episodes.store import EpisodeStore
-
-    url = str(where / "kill.zarr")
-    rng = random.Random(seed)
-    zygote = subprocess.Popen(
-        [sys.executable, kw.__file__, url],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        bufsize=1,
-    )
-    lines = _Lines(zygote.stdout)
-    children: set[int] = set()
-    verified: set[str] = set()
-    reported: set[str] = set()
-    corrupt: dict[str, str] = {}
-    missing: set[str] = set()
-    kills = removed = forced = max_uncommitted = 0
-    trial_s: list[float] = []
-    try:
-        lines.expect("ZYGOTE", START_TIMEOUT_S)
-        for trial in range(trials):
-            t0 = time.monotonic()
-            zygote.stdin.write(f"FORK {trial * 1000}\n")
-            zygote.stdin.flush()
-            pid = int(lines.expect("READY", KILL_WAIT_S)[1])
-            children.add(pid)
-            time.sleep(rng.uniform(0.0, KILL_MAX_DELAY_S))
-            try:
-                os.kill(pid, signal.SIGKILL)
-                kills += 1
-            except ProcessLookupError:
-                pass  # it died on its own: a FAILED line says why
-            zygote.stdin.write(f"REAP {pid}\n")
-            zygote.stdin.flush()
-            while int(lines.expect("REAPED", KILL_WAIT_S)[1]) != pid:
-                pass
-            children.discard(pid)
-            reported |= {eid for p, eid, _ in lines.committed if p == pid}
-
-            store = EpisodeStore.open(url, "a", kw.make_config())
-            committed = set(store.episode_ids())
-            missing |= (reported | verified) - committed
-            for episode_id in sorted(committed - verified - set(corrupt)):
-                try:
-                    kw.check_episode(store, episode_id)
-                    verified.add(episode_id)
-                except Exception as exc:
-                    corrupt[episode_id] = f"{type(exc).__name__}: {exc}"[:300]
-            max_uncommitted = max(max_uncommitted, len(store.uncommitted_ids()))
-            report = store.repair()
-            removed += len(report.removed)
-            if report.skipped:  # the writer is reaped: nothing can still be creating them
-                forced_report = store.repair(force=True)
-                removed += len(forced_report.removed)
-                forced += len(forced_report.removed)
-            trial_s.append(time.monotonic() - t0)
-        final = EpisodeStore.open(url, "r")
-        final_ids = set(final.episode_ids())
-        missing |= (reported | verified) - final_ids
-        for episode_id in sorted(final_ids - set(corrupt)):
-            try:
-                kw.check_episode(final, episode_id)
-            except Exception as exc:
-                corrupt[episode_id] = f"{type(exc).__name__}: {exc}"[:300]
-        left_uncommitted = len(final.uncommitted_ids())
-    finally:
-        for pid in children:  # a writer the loop did not get to kill
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if zygote.stdin and not zygote.stdin.closed:
-            zygote.stdin.close()  # end of input: the zygote reaps nothing more and exits
-        try:
-            zygote.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            zygote.kill()
-            zygote.wait(timeout=10)
-    lost = len(missing) + len(corrupt)
-    return {
-        "trials": trials,
-        "kills": kills,
-        "episodes_committed": len(final_ids),
-        "episodes_reported": len(reported),
-        "episodes_lost": lost,
-        "missing": sorted(missing),
-        "corrupt": corrupt,
-        "uncommitted_repaired": removed,
-        "forced": forced,
-        "max_uncommitted_after_a_kill": max_uncommitted,
-        "uncommitted_left": left_uncommitted,
-        "writer_failures": lines.failures,
-        "kill_delay_s": [0.0, KILL_MAX_DELAY_S],
-        "trial_s": percentiles(trial_s, (50, 100)),
-        "total_s": float(sum(trial_s)),
-    }
-
-
-# --------------------------------------------------------------------------------------------
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -770,7 +603,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0, help="episode length (streaming s)")
-    ap.add_argument("--trials", type=int, default=200, help="kill -9 trials")
     ap.add_argument("--dir", type=Path, default=None, help="where to write (default: tmp)")
     ap.add_argument(
         "--camera-offset-ms",
@@ -787,8 +619,8 @@ def main() -> None:
         return robot_process(
             args.config, args.seconds, args.camera_offset_ms / 1e3, args.recorder_pid, args.out
         )
-    if args.seconds <= 0 or args.trials < 0:
-        ap.error("--seconds must be > 0 and --trials >= 0")
+    if args.seconds <= 0:
+        ap.error("--seconds must be > 0")
     if not 0 <= args.camera_offset_ms < 1e3 / CAMERA_HZ:
         ap.error(f"--camera-offset-ms must be in [0, {1e3 / CAMERA_HZ:.1f})")
 
@@ -798,7 +630,6 @@ def main() -> None:
         ours = ros_run(args.seconds, args.camera_offset_ms / 1e3, where, domain)
         indices = ours.pop("indices")
         theirs = lerobot_run(indices, args.seconds, where)
-        kill = kill_trials(args.trials, where) if args.trials else None
 
     keys = (
         "frames",
@@ -851,33 +682,11 @@ def main() -> None:
             ]
         ],
     )
-    if kill is not None:
-        print_table(
-            f"kill -9 trials (writer SIGKILLed 0-{KILL_MAX_DELAY_S:g} s into recording)",
-            KILL_HEADER,
-            [
-                [
-                    kill["trials"],
-                    kill["kills"],
-                    kill["episodes_committed"],
-                    kill["episodes_reported"],
-                    kill["episodes_lost"],
-                    kill["uncommitted_repaired"],
-                    kill["forced"],
-                    kill["trial_s"]["p50"],
-                    kill["trial_s"]["p100"],
-                ]
-            ],
-        )
-        if kill["episodes_lost"] or kill["writer_failures"]:
-            print(f"  LOST: {kill['missing']} {kill['corrupt']}")
-            print(f"  writer failures: {kill['writer_failures']}")
     write_json(
         "recording",
         {
             "params": {
                 "seconds": args.seconds,
-                "trials": args.trials,
                 "cameras": N_CAMERAS,
                 "width": WIDTH,
                 "height": HEIGHT,
@@ -889,11 +698,8 @@ def main() -> None:
             "recorder": ours,
             "lerobot": theirs,
             "ratios_ours_over_lerobot": ratios,
-            "kill_trials": kill,
         },
     )
-    if kill is not None and kill["episodes_lost"]:
-        raise SystemExit(f"{kill['episodes_lost']} committed episode(s) lost in kill trials")
 
 
 if __name__ == "__main__":

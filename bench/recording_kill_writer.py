@@ -18,11 +18,11 @@ zygote's and its children's lines never interleave within a line)::
     <- ZYGOTE <pid>       at start, once imported
     <- FAILED <pid> ...   a writer died of an exception (it should only ever die of SIGKILL)
 
-Everything an episode holds is a pure function of its seed, which goes into its instruction
-(``"seed=<n>"``), so the bench can check any committed episode, including one committed just
-before the kill whose line never got printed. Episodes are 20-60 steps of two 64x48 cameras
-(one JPEG, one zstd); small chunks and growth blocks make them cross chunk and resize
-boundaries, so kills land in ``begin``, ``append``, growth, flush and ``commit`` alike.
+What an episode holds, and how the bench checks one (including one committed just before the
+kill whose line never got printed), is :class:`episodes.synthetic.SeededEpisodes`, as for the
+tests' crash writer (``tests/episodes/crash_writer.py``, a plain process: the tests kill few
+enough writers that imports do not matter). Here: :data:`KILL_TRIAL`, 20-60 steps of two 64x48
+cameras (one JPEG, one zstd), durable commits.
 
     python bench/recording_kill_writer.py STORE_URL      (driven by bench/recording.py)
 """
@@ -35,76 +35,24 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 if __name__ == "__main__":  # run as a script from anywhere: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from episodes.codec import decode_jpeg, encode_jpeg
-from episodes.store import EpisodeStore, ImageCodec, StoreConfig
-from robot.schema import RobotSpec
-from tests.specs import append_steps, storage_spec, synthetic_episode
+from episodes.store import EpisodeStore
+from episodes.synthetic import SeededEpisodes
 
-JOINTS = ("shoulder", "elbow", "wrist", "gripper")
-CAMERAS = (("top", 64, 48, "jpeg"), ("wrist", 64, 48, "zstd"))
-JPEG_QUALITY = 90
-FPS = 30.0
-TASK = "kill-trial"
+KILL_TRIAL = SeededEpisodes(
+    robot="kill_arm",
+    joints=("shoulder", "elbow", "wrist", "gripper"),
+    cameras=(("top", 64, 48, "jpeg"), ("wrist", 64, 48, "zstd")),
+    task="kill-trial",
+    min_steps=20,  # 20..60 steps
+    step_spread=41,
+    lowdim_chunk_steps=8,
+    growth_steps=16,
+)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def make_spec() -> RobotSpec:
-    return storage_spec("kill_arm", JOINTS, [(n, w, h) for n, w, h, _ in CAMERAS], FPS)
-
-
-def make_config() -> StoreConfig:
-    """Durable commits (the default), small chunks and growth blocks (see the docstring)."""
-    return StoreConfig(
-        min_free_bytes=0,
-        image_codecs={n: ImageCodec(kind, quality=JPEG_QUALITY) for n, _, _, kind in CAMERAS},
-        lowdim_chunk_steps=8,
-        growth_steps=16,
-    )
-
-
-def steps_for(seed: int) -> int:
-    return 20 + seed % 41  # 20..60 steps
-
-
-def episode_data(seed: int) -> dict[str, Any]:
-    """Deterministic content of episode ``seed`` (see :func:`tests.specs.synthetic_episode`)."""
-    cameras = [(name, w, h) for name, w, h, _ in CAMERAS]
-    return synthetic_episode(seed, steps_for(seed), JOINTS, cameras, FPS)
-
-
-def seed_of(instruction: str) -> int:
-    if not instruction.startswith("seed="):
-        raise ValueError(f"instruction {instruction!r} does not carry a seed")
-    return int(instruction[len("seed=") :])
-
-
-def check_episode(store: EpisodeStore, episode_id: str) -> None:
-    """Read ``episode_id`` verifying every checksum, then compare every field with what its
-    seed generates (JPEG frames against libjpeg's deterministic round trip). Raises on any
-    difference, naming the episode and the field."""
-    ep = store.read(episode_id, verify=True)
-    seed = seed_of(ep.instruction)
-    want = episode_data(seed)
-    n = len(want["t"])
-    if ep.n_steps != n or ep.task != TASK or ep.started_at != float(seed):
-        raise AssertionError(
-            f"{episode_id}: {ep.n_steps} steps, task {ep.task!r}, started_at {ep.started_at}; "
-            f"seed {seed} records {n} steps, task {TASK!r}, started_at {float(seed)}"
-        )
-    for key in ("t", "joint_pos", "joint_vel", "action", "control_source"):
-        np.testing.assert_array_equal(getattr(ep, key), want[key], err_msg=f"{episode_id} {key}")
-    for name, _, _, kind in CAMERAS:
-        frames = want["images"][name]
-        if kind == "jpeg":
-            frames = np.stack([decode_jpeg(encode_jpeg(f, JPEG_QUALITY)) for f in frames])
-        np.testing.assert_array_equal(ep.images[name][:], frames, err_msg=f"{episode_id} {name}")
 
 
 def _say(line: str) -> None:
@@ -112,18 +60,11 @@ def _say(line: str) -> None:
 
 
 def _record_forever(url: str, seed_base: int) -> None:
-    store = EpisodeStore.open_or_create(url, make_spec(), FPS, make_config())
+    trial = KILL_TRIAL
+    store = EpisodeStore.open_or_create(url, trial.spec(), trial.fps, trial.config())
     pid = os.getpid()
     _say(f"READY {pid}")
-    k = 0
-    while True:
-        seed = seed_base + k
-        data = episode_data(seed)
-        with store.begin(f"seed={seed}", TASK, float(seed)) as writer:
-            append_steps(writer, data)
-            episode_id = writer.commit("success", True)
-        _say(f"COMMITTED {pid} {episode_id} {seed}")
-        k += 1
+    trial.record_forever(store, seed_base, lambda eid, seed: _say(f"COMMITTED {pid} {eid} {seed}"))
 
 
 def _die_with(parent: int) -> None:

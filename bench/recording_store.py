@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import percentiles, print_table, write_json
 from episodes.store import EpisodeStore, ImageCodec, StoreConfig
+from episodes.synthetic import storage_spec
 from robot.schema import RobotSpec
-from tests.specs import storage_spec
 
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 

@@ -16,7 +16,7 @@ import torch
 from critic.base import ProgressCritic, check_frames, instructions_for
 from critic.value import relative_delta
 from episodes.store import EpisodeStore, StoreConfig
-from tests.specs import append_steps, storage_spec, synthetic_episode
+from episodes.synthetic import append_steps, storage_spec, synthetic_episode
 
 torch.set_num_threads(1)
 

@@ -118,7 +118,7 @@ def test_bad_inputs_name_the_problem(fake_text):
 
 def test_store_without_the_cameras_is_refused(trained, tmp_path, fake_text):
     from episodes.store import EpisodeStore, StoreConfig
-    from tests.specs import append_steps, storage_spec, synthetic_episode
+    from episodes.synthetic import append_steps, storage_spec, synthetic_episode
 
     critic, _, _, _ = trained
     url = str(tmp_path / "wrist_only.zarr")

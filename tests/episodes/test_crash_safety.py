@@ -29,7 +29,9 @@ import pytest
 
 from episodes.repair import SALVAGED
 from episodes.store import EpisodeStore
+from episodes.synthetic import data_digest
 from tests.episodes import crash_writer
+from tests.episodes.crash_writer import CRASH_TRIAL
 
 TRIALS = int(os.environ.get("VLA_DOJO_CRASH_TRIALS", "50"))
 WRITER = Path(crash_writer.__file__).resolve()
@@ -86,7 +88,7 @@ def _trial(url: str, seed_base: int, wait_commits: int, delay: float, log: Path)
     for line in received:
         if line.startswith("COMMITTED "):
             _, episode_id, seed, digest = line.split()
-            assert digest == crash_writer.data_digest(crash_writer.episode_data(int(seed)))
+            assert digest == data_digest(CRASH_TRIAL.data(int(seed)))
             reported.add(episode_id)
     return reported
 
@@ -106,12 +108,12 @@ def test_kill_minus_nine_loses_at_most_the_episode_being_recorded(tmp_path: Path
             url, trial * 1000, wait_commits, rng.uniform(0.0, 0.15), tmp_path / "writer.log"
         )
         reported_all |= reported
-        store = EpisodeStore.open(url, "a", crash_writer.make_config())
+        store = EpisodeStore.open(url, "a", CRASH_TRIAL.config())
         committed = set(store.episode_ids())
         lost = reported_all - committed
         assert not lost, f"trial {trial}: reported committed but not in the store: {lost}"
         for episode_id in sorted(committed - verified):
-            crash_writer.check_episode(store, episode_id)
+            CRASH_TRIAL.check(store, episode_id)
             verified.add(episode_id)
         uncommitted = store.uncommitted_ids()
         assert len(uncommitted) <= 1, f"trial {trial}: {uncommitted} uncommitted after one kill"
@@ -126,7 +128,7 @@ def test_kill_minus_nine_loses_at_most_the_episode_being_recorded(tmp_path: Path
             if action.action == "salvaged":
                 ep = store.read(action.episode_id)
                 assert ep.outcome == SALVAGED and ep.success is False
-                crash_writer.check_episode(store, action.episode_id, prefix=action.n_steps)
+                CRASH_TRIAL.check(store, action.episode_id, prefix=action.n_steps)
                 verified.add(action.episode_id)
         fresh = EpisodeStore.open(url, "r")
         assert fresh.uncommitted_ids() == []

@@ -23,9 +23,9 @@ LeRobotDataset = lerobot_dataset.LeRobotDataset
 
 from episodes.lerobot import SIDECAR, export_lerobot, import_lerobot  # noqa: E402
 from episodes.store import EpisodeStore, StoreError  # noqa: E402
+from episodes.synthetic import append_steps  # noqa: E402
 from robot.schema import ControlSource  # noqa: E402
-from tests.episodes import crash_writer as cw  # noqa: E402
-from tests.specs import append_steps  # noqa: E402
+from tests.episodes.crash_writer import CRASH_TRIAL  # noqa: E402
 
 CAMS = (("top", 64, 48), ("wrist", 64, 48))  # SVT-AV1 wants frames of at least 64 px wide
 REPO_ID = "vla_dojo/test_export"
@@ -43,11 +43,11 @@ def no_network(monkeypatch):
 
 
 def make_store(url: str) -> tuple[EpisodeStore, list[str]]:
-    spec = cw.make_spec(cameras=CAMS)
-    store = EpisodeStore.create(url, spec, cw.FPS, cw.make_config())
+    spec = CRASH_TRIAL.spec(cameras=CAMS)
+    store = EpisodeStore.create(url, spec, CRASH_TRIAL.fps, CRASH_TRIAL.config())
     ids = []
     for seed, n in ((16, 12), (20, 7)):
-        data = cw.episode_data(seed, n=n, cameras=CAMS)
+        data = CRASH_TRIAL.data(seed, n=n, cameras=CAMS)
         with store.begin(f"seed={seed}: put the cube in the bowl", "cube_bowl", 50.0 + seed) as w:
             append_steps(w, data)
             ids.append(w.commit("placed" if seed % 2 == 0 else "missed", seed % 2 == 0))
@@ -87,7 +87,7 @@ def test_export_reads_back_with_lerobot_and_imports_every_field(tmp_path: Path) 
     sidecar = json.loads((root / SIDECAR).read_text())
     assert [e["id"] for e in sidecar["episodes"]] == ids
 
-    dest = EpisodeStore.create(str(tmp_path / "dst.zarr"), cw.make_spec(cameras=CAMS), 30.0)
+    dest = EpisodeStore.create(str(tmp_path / "dst.zarr"), CRASH_TRIAL.spec(cameras=CAMS), 30.0)
     new_ids = import_lerobot(root, REPO_ID, dest)
     assert len(new_ids) == 2 and dest.episode_ids() == new_ids
     for old_id, new_id in zip(ids, new_ids, strict=True):
@@ -110,8 +110,8 @@ def test_image_export_is_lossless_round_trip(tmp_path: Path) -> None:
     root = export_lerobot(store, tmp_path / "lerobot", REPO_ID, episode_ids=ids[1:], video=False)
     ds = LeRobotDataset(REPO_ID, root=root, return_uint8=True)
     assert ds.num_episodes == 1 and len(ds) == 7 and ds.meta.video_keys == []
-    spec = cw.make_spec(cameras=CAMS)
-    dest = EpisodeStore.create(str(tmp_path / "dst.zarr"), spec, 30.0, cw.make_config())
+    spec = CRASH_TRIAL.spec(cameras=CAMS)
+    dest = EpisodeStore.create(str(tmp_path / "dst.zarr"), spec, 30.0, CRASH_TRIAL.config())
     (new_id,) = import_lerobot(root, REPO_ID, dest)
     a, b = store.read(ids[1]), dest.read(new_id)
     assert a.rewards == {} and b.rewards == {}
@@ -127,7 +127,7 @@ def test_image_export_is_lossless_round_trip(tmp_path: Path) -> None:
 
 
 def test_import_of_a_plain_lerobot_dataset_fills_documented_defaults(tmp_path: Path) -> None:
-    joints = list(cw.JOINTS)
+    joints = list(CRASH_TRIAL.joints)
     features = {
         "observation.state": {"dtype": "float32", "shape": (3,), "names": joints},
         "action": {"dtype": "float32", "shape": (3,), "names": joints},
@@ -157,7 +157,7 @@ def test_import_of_a_plain_lerobot_dataset_fills_documented_defaults(tmp_path: P
         )
     ds.save_episode(parallel_encoding=False)
     ds.finalize()
-    dest = EpisodeStore.create(str(tmp_path / "dst.zarr"), cw.make_spec(cameras=CAMS), 30.0)
+    dest = EpisodeStore.create(str(tmp_path / "dst.zarr"), CRASH_TRIAL.spec(cameras=CAMS), 30.0)
     (new_id,) = import_lerobot(root, "someone/plain", dest)
     ep = dest.read(new_id)
     assert (ep.instruction, ep.task, ep.success, ep.outcome) == (
@@ -176,7 +176,7 @@ def test_import_errors_are_named(tmp_path: Path) -> None:
     root = export_lerobot(store, tmp_path / "lerobot", REPO_ID, video=False)
     other = EpisodeStore.create(
         str(tmp_path / "other.zarr"),
-        cw.make_spec(joints=("a", "b", "c"), cameras=CAMS),
+        CRASH_TRIAL.spec(joints=("a", "b", "c"), cameras=CAMS),
         30.0,
     )
     with pytest.raises(StoreError, match=r"'observation.state' names joints \['shoulder'"):

@@ -32,11 +32,12 @@ from episodes.store import (
     StoreConfig,
     StoreError,
 )
+from episodes.synthetic import append_steps
 from robot.schema import ControlSource, SchemaError
-from tests.episodes import crash_writer as cw
-from tests.specs import append_steps
+from tests.episodes import crash_writer
+from tests.episodes.crash_writer import CRASH_TRIAL
 
-REPO = Path(cw.__file__).resolve().parents[2]
+REPO = Path(crash_writer.__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -52,7 +53,9 @@ def local_url(tmp_path: Path) -> str:
 
 
 def new_store(url: str, **config) -> EpisodeStore:
-    return EpisodeStore.create(url, cw.make_spec(), cw.FPS, cw.make_config(**config))
+    return EpisodeStore.create(
+        url, CRASH_TRIAL.spec(), CRASH_TRIAL.fps, CRASH_TRIAL.config(**config)
+    )
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -71,7 +74,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 def test_round_trip_every_field(url: str) -> None:
     store = new_store(url)
     seed = 7  # 10 steps: two whole low-dim chunks, a partial one, one growth
-    data = cw.episode_data(seed, n=21)
+    data = CRASH_TRIAL.data(seed, n=21)
     with store.begin("pick up the red cube", "pick_cube", 123.25) as writer:
         append_steps(writer, data)
         assert writer.n_steps == 21
@@ -104,8 +107,8 @@ def test_round_trip_every_field(url: str) -> None:
 
 
 def test_store_metadata_round_trips(url: str) -> None:
-    spec = cw.make_spec()
-    EpisodeStore.create(url, spec, 30.0, cw.make_config())
+    spec = CRASH_TRIAL.spec()
+    EpisodeStore.create(url, spec, 30.0, CRASH_TRIAL.config())
     store = EpisodeStore.open(url)
     assert store.robot_name == spec.name and store.joint_names == spec.joint_names
     assert store.fps == 30.0 and store.format_version == 1 and store.mode == "r"
@@ -119,7 +122,7 @@ def test_store_metadata_round_trips(url: str) -> None:
 
 def test_episode_ids_in_begin_order_and_unique(local_url: str) -> None:
     store = new_store(local_url)
-    ids = [cw.record(store, seed, n=3) for seed in range(5)]
+    ids = [CRASH_TRIAL.record(store, seed, n=3) for seed in range(5)]
     assert store.episode_ids() == ids
     assert len(set(ids)) == 5 and all(i.startswith("ep_00000") for i in ids)
     assert [int(i.split("_")[1]) for i in ids] == [0, 1, 2, 3, 4]
@@ -140,13 +143,13 @@ def test_commit_writes_committed_last_in_one_write(local_url: str, monkeypatch) 
 
     monkeypatch.setattr(LocalStore, "set", spy_set)
     monkeypatch.setattr(LocalStore, "set_sync", spy_set_sync)
-    episode_id = cw.record(store, 11)
+    episode_id = CRASH_TRIAL.record(store, 11)
     mine = [(k, v) for k, v in writes if k.startswith(f"episodes/{episode_id}/")]
     group_key = f"episodes/{episode_id}/zarr.json"
     last_key, last_value = mine[-1]
     assert last_key == group_key, f"last write was {last_key}"
     attrs = json.loads(last_value)["attributes"]
-    assert attrs["committed"] is True and attrs["n_steps"] == cw.steps_for(11)
+    assert attrs["committed"] is True and attrs["n_steps"] == CRASH_TRIAL.steps(11)
     assert set(attrs["checksum"]) == set(store.features)
     hidden = f"episodes/.begin-{episode_id}."  # made there, then renamed into place
 
@@ -159,7 +162,7 @@ def test_commit_writes_committed_last_in_one_write(local_url: str, monkeypatch) 
 
 def test_failed_commit_write_leaves_no_episode(local_url: str, monkeypatch) -> None:
     store = new_store(local_url)
-    kept = cw.record(store, 1)
+    kept = CRASH_TRIAL.record(store, 1)
     real_set_sync, real_set = LocalStore.set_sync, LocalStore.set
 
     def committing(key, value) -> bool:
@@ -178,7 +181,7 @@ def test_failed_commit_write_leaves_no_episode(local_url: str, monkeypatch) -> N
     monkeypatch.setattr(LocalStore, "set_sync", failing_sync)
     monkeypatch.setattr(LocalStore, "set", failing)
     with pytest.raises(StoreError, match=r"writing episode ep_000001_\w+ failed: .*simulated"):
-        cw.record(store, 2)
+        CRASH_TRIAL.record(store, 2)
     monkeypatch.undo()
     assert store.episode_ids() == [kept] and store.uncommitted_ids() == []
     assert EpisodeStore.open(local_url).episode_ids() == [kept]
@@ -205,7 +208,7 @@ def test_commit_that_lands_despite_an_error_is_never_aborted(local_url: str, mon
 
     monkeypatch.setattr(LocalStore, "set_sync", late_error_sync)
     monkeypatch.setattr(LocalStore, "set", late_error)
-    episode_id = cw.record(store, 5)
+    episode_id = CRASH_TRIAL.record(store, 5)
     monkeypatch.undo()
 
     from episodes import backend
@@ -214,12 +217,12 @@ def test_commit_that_lands_despite_an_error_is_never_aborted(local_url: str, mon
         raise OSError(errno.EIO, "fsync failed")
 
     monkeypatch.setattr(backend, "fsync", broken_fsync)
-    second = cw.record(store, 6)
+    second = CRASH_TRIAL.record(store, 6)
     monkeypatch.undo()
     reader = EpisodeStore.open(local_url)
     assert reader.episode_ids() == [episode_id, second]
-    cw.check_episode(reader, episode_id)
-    cw.check_episode(reader, second)
+    CRASH_TRIAL.check(reader, episode_id)
+    CRASH_TRIAL.check(reader, second)
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,8 +231,8 @@ def test_commit_that_lands_despite_an_error_is_never_aborted(local_url: str, mon
 
 def test_readers_ignore_uncommitted(url: str) -> None:
     store = new_store(url)
-    done = cw.record(store, 3)
-    data = cw.episode_data(4)
+    done = CRASH_TRIAL.record(store, 3)
+    data = CRASH_TRIAL.data(4)
     writer = store.begin("seed=4", "crash-trial", 4.0)
     append_steps(writer, data, stop=5)
     reader = EpisodeStore.open(url)
@@ -240,7 +243,7 @@ def test_readers_ignore_uncommitted(url: str) -> None:
     append_steps(writer, data, start=5)
     writer.commit("success", True)
     assert reader.episode_ids() == [done, writer.id]
-    cw.check_episode(reader, writer.id)
+    CRASH_TRIAL.check(reader, writer.id)
 
 
 def test_concurrent_read_while_writing_thread(url: str) -> None:
@@ -252,7 +255,7 @@ def test_concurrent_read_while_writing_thread(url: str) -> None:
     def record_all() -> None:
         try:
             for seed in seeds:
-                cw.record(store, seed)
+                CRASH_TRIAL.record(store, seed)
         except BaseException as exc:  # surfaced below
             errors.put(exc)
 
@@ -264,7 +267,7 @@ def test_concurrent_read_while_writing_thread(url: str) -> None:
     while thread.is_alive() or len(seen) < len(seeds):
         reader = EpisodeStore.open(url)  # a fresh handle, as a learner polling would
         for episode_id in reader.episode_ids():
-            cw.check_episode(reader, episode_id)  # complete, verified, exact
+            CRASH_TRIAL.check(reader, episode_id)  # complete, verified, exact
             seen.add(episode_id)
             reads += 1
         assert len(reader.uncommitted_ids()) <= 1
@@ -281,7 +284,15 @@ def test_concurrent_read_while_another_process_writes(local_url: str) -> None:
     """A separate process records while this one reads repeatedly: never a partial episode."""
     new_store(local_url)
     proc = subprocess.Popen(
-        [sys.executable, cw.__file__, local_url, "--episodes", "15", "--seed-base", "500"],
+        [
+            sys.executable,
+            crash_writer.__file__,
+            local_url,
+            "--episodes",
+            "15",
+            "--seed-base",
+            "500",
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -295,7 +306,7 @@ def test_concurrent_read_while_another_process_writes(local_url: str) -> None:
             reader = EpisodeStore.open(local_url)
             for episode_id in reader.episode_ids():
                 if episode_id not in seen:
-                    cw.check_episode(reader, episode_id)
+                    CRASH_TRIAL.check(reader, episode_id)
                     seen.add(episode_id)
             polls += 1
             if not running:
@@ -314,8 +325,8 @@ def test_concurrent_read_while_another_process_writes(local_url: str) -> None:
 
 def test_reading_modifies_nothing(local_url: str) -> None:
     store = new_store(local_url)
-    episode_id = cw.record(store, 12)
-    store.write_rewards(episode_id, "c", np.ones(cw.steps_for(12)), {})
+    episode_id = CRASH_TRIAL.record(store, 12)
+    store.write_rewards(episode_id, "c", np.ones(CRASH_TRIAL.steps(12)), {})
     root = Path(local_url)
     before = tree_digest(root)
     mtimes = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
@@ -327,7 +338,7 @@ def test_reading_modifies_nothing(local_url: str) -> None:
         ep.images["top"][:]
         with pytest.raises(Exception, match=r"read-only|read only"):
             ep.images["top"][0] = np.zeros((24, 32, 3), np.uint8)
-        cw.check_episode(handle, episode_id)
+        CRASH_TRIAL.check(handle, episode_id)
     assert tree_digest(root) == before
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == mtimes
 
@@ -338,8 +349,8 @@ def test_reading_modifies_nothing(local_url: str) -> None:
 
 def test_exception_inside_with_aborts_and_removes(url: str) -> None:
     store = new_store(url)
-    kept = cw.record(store, 5)
-    data = cw.episode_data(6)
+    kept = CRASH_TRIAL.record(store, 5)
+    data = CRASH_TRIAL.data(6)
     with (
         pytest.raises(RuntimeError, match="operator hit stop"),
         store.begin("seed=6", "crash-trial", 6.0) as writer,
@@ -353,7 +364,7 @@ def test_exception_inside_with_aborts_and_removes(url: str) -> None:
 def test_leaving_with_without_commit_aborts(url: str) -> None:
     store = new_store(url)
     with store.begin("x", "y", 0.0) as writer:
-        append_steps(writer, cw.episode_data(1), stop=2)
+        append_steps(writer, CRASH_TRIAL.data(1), stop=2)
     assert writer.state == "aborted" and store.uncommitted_ids() == []
 
 
@@ -362,7 +373,7 @@ def test_writer_misuse_is_refused(url: str) -> None:
     writer = store.begin("x", "y", 0.0)
     with pytest.raises(StoreError, match="has no steps; abort it"):
         writer.commit("done", True)
-    append_steps(writer, cw.episode_data(2), stop=3)
+    append_steps(writer, CRASH_TRIAL.data(2), stop=3)
     with pytest.raises(SchemaError, match="outcome must be a non-empty str"):
         writer.commit("", True)
     with pytest.raises(SchemaError, match="success must be a bool"):
@@ -371,7 +382,7 @@ def test_writer_misuse_is_refused(url: str) -> None:
     with pytest.raises(
         StoreError, match=f"cannot append: episode {episode_id} is already committed"
     ):
-        append_steps(writer, cw.episode_data(2), stop=1)
+        append_steps(writer, CRASH_TRIAL.data(2), stop=1)
     with pytest.raises(StoreError, match="already committed"):
         writer.abort("late")
     other = store.begin("x", "y", 0.0)
@@ -383,7 +394,7 @@ def test_writer_misuse_is_refused(url: str) -> None:
 
 def test_bad_step_is_refused_naming_the_field_and_episode_survives(url: str) -> None:
     store = new_store(url)
-    data = cw.episode_data(9, n=6)
+    data = CRASH_TRIAL.data(9, n=6)
     writer = store.begin("seed=9", "crash-trial", 9.0)
     append_steps(writer, data, stop=2)
     images = {name: frames[2] for name, frames in data["images"].items()}
@@ -427,13 +438,13 @@ def test_bad_step_is_refused_naming_the_field_and_episode_survives(url: str) -> 
 def abandon(store: EpisodeStore, seed: int, n: int) -> str:
     """Leave an episode uncommitted after ``n`` steps, as a crashed recorder would."""
     writer = store.begin(f"seed={seed}", "crash-trial", float(seed))
-    append_steps(writer, cw.episode_data(seed), stop=n)
+    append_steps(writer, CRASH_TRIAL.data(seed), stop=n)
     return writer.id
 
 
 def test_repair_skips_live_writers_then_removes_when_forced(local_url: str) -> None:
     store = new_store(local_url)
-    kept = cw.record(store, 1)
+    kept = CRASH_TRIAL.record(store, 1)
     before = tree_digest(Path(local_url) / "episodes" / kept)
     partial = abandon(store, 16, 9)
     report = store.repair()
@@ -448,7 +459,7 @@ def test_repair_skips_live_writers_then_removes_when_forced(local_url: str) -> N
 
 def test_repair_salvages_the_complete_prefix(url: str) -> None:
     store = new_store(url)
-    kept = cw.record(store, 1)
+    kept = CRASH_TRIAL.record(store, 1)
     partial = abandon(store, 16, 13)  # chunks of 4: 12 low-dim steps flushed, 13 frames
     tiny = abandon(store, 15, 3)  # no whole low-dim chunk yet: nothing to salvage
     report = store.repair(salvage=True, force=True)
@@ -456,14 +467,14 @@ def test_repair_salvages_the_complete_prefix(url: str) -> None:
     assert report.actions[0].n_steps == 12
     ep = store.read(partial)
     assert (ep.outcome, ep.success, ep.n_steps) == (SALVAGED, False, 12)
-    cw.check_episode(store, partial, prefix=12)
+    CRASH_TRIAL.check(store, partial, prefix=12)
     assert store.episode_ids() == [kept, partial] and store.uncommitted_ids() == []
-    cw.check_episode(EpisodeStore.open(url), kept)
+    CRASH_TRIAL.check(EpisodeStore.open(url), kept)
 
 
 def test_repair_removes_group_without_metadata_and_stale_begins(local_url: str) -> None:
     store = new_store(local_url)
-    kept = cw.record(store, 1)
+    kept = CRASH_TRIAL.record(store, 1)
     episodes = Path(local_url) / "episodes"
     stub = episodes / "ep_000007_0123abcd"  # as an fsspec filesystem with directories can leave
     stub.mkdir()
@@ -514,8 +525,8 @@ def _chunk_file(local_url: str, episode_id: str, array: str, step: int) -> Path:
 @pytest.mark.parametrize("array", ["obs/images/top", "obs/images/wrist", "action", "t"])
 def test_checksum_mismatch_is_detected_naming_episode_and_array(local_url: str, array) -> None:
     store = new_store(local_url)
-    other = cw.record(store, 3)
-    episode_id = cw.record(store, 7)
+    other = CRASH_TRIAL.record(store, 3)
+    episode_id = CRASH_TRIAL.record(store, 7)
     path = _chunk_file(local_url, episode_id, array, step=5)
     blob = bytearray(path.read_bytes())
     blob[len(blob) // 2] ^= 0x40
@@ -525,12 +536,12 @@ def test_checksum_mismatch_is_detected_naming_episode_and_array(local_url: str, 
         ChecksumError, match=rf"checksum mismatch in episode '{episode_id}' array '{array}'"
     ):
         reader.read(episode_id)
-    cw.check_episode(reader, other)  # the others are fine
+    CRASH_TRIAL.check(reader, other)  # the others are fine
 
 
 def test_missing_chunk_is_detected(local_url: str) -> None:
     store = new_store(local_url)
-    episode_id = cw.record(store, 7)
+    episode_id = CRASH_TRIAL.record(store, 7)
     _chunk_file(local_url, episode_id, "obs/images/wrist", step=2).unlink()
     with pytest.raises(ChecksumError, match=r"array 'obs/images/wrist' is missing chunk"):
         EpisodeStore.open(local_url).read(episode_id)
@@ -538,7 +549,7 @@ def test_missing_chunk_is_detected(local_url: str) -> None:
 
 def test_verify_false_skips_checksums(local_url: str) -> None:
     store = new_store(local_url)
-    episode_id = cw.record(store, 7)
+    episode_id = CRASH_TRIAL.record(store, 7)
     path = _chunk_file(local_url, episode_id, "obs/images/wrist", step=0)
     arr = zarr.open_array(local_url, path=f"episodes/{episode_id}/obs/images/wrist", mode="r")
     frame = arr[0].copy()
@@ -558,8 +569,8 @@ def test_verify_false_skips_checksums(local_url: str) -> None:
 
 def test_write_rewards_round_trip_and_overwrite(url: str) -> None:
     store = new_store(url)
-    episode_id = cw.record(store, 4)
-    n = cw.steps_for(4)
+    episode_id = CRASH_TRIAL.record(store, 4)
+    n = CRASH_TRIAL.steps(4)
     values = np.linspace(-1, 1, n)
     store.write_rewards(episode_id, "vlac-0.3", values, {"checkpoint": "abc", "gamma": 0.99})
     ep = EpisodeStore.open(url).read(episode_id)
@@ -572,13 +583,13 @@ def test_write_rewards_round_trip_and_overwrite(url: str) -> None:
     ep = store.read(episode_id)
     np.testing.assert_array_equal(ep.rewards["vlac-0.3"], -values.astype(np.float32))
     assert ep.reward_attrs["vlac-0.3"] == {"v": 2}
-    cw.check_episode(store, episode_id)  # the episode itself is untouched
+    CRASH_TRIAL.check(store, episode_id)  # the episode itself is untouched
 
 
 def test_write_rewards_errors_are_named(local_url: str) -> None:
     store = new_store(local_url)
-    episode_id = cw.record(store, 4)
-    n = cw.steps_for(4)
+    episode_id = CRASH_TRIAL.record(store, 4)
+    n = CRASH_TRIAL.steps(4)
     with pytest.raises(SchemaError, match=rf"shape \(3,\), expected \({n},\)"):
         store.write_rewards(episode_id, "c", np.zeros(3), {})
     with pytest.raises(SchemaError, match="not finite \\(first at step 1"):
@@ -595,8 +606,8 @@ def test_write_rewards_errors_are_named(local_url: str) -> None:
 
 def test_incomplete_and_corrupt_rewards(local_url: str) -> None:
     store = new_store(local_url)
-    episode_id = cw.record(store, 4)
-    n = cw.steps_for(4)
+    episode_id = CRASH_TRIAL.record(store, 4)
+    n = CRASH_TRIAL.steps(4)
     store.write_rewards(episode_id, "good", np.ones(n), {})
     # a relabelling job that died before marking its array complete
     zarr.create_array(
@@ -651,20 +662,20 @@ def test_create_refuses_existing_non_empty_path(tmp_path: Path) -> None:
     target.mkdir()
     (target / "something").write_text("x")
     with pytest.raises(StoreError, match=f"{target} already exists and is not empty"):
-        EpisodeStore.create(str(target), cw.make_spec(), 30.0)
+        EpisodeStore.create(str(target), CRASH_TRIAL.spec(), 30.0)
     url = str(tmp_path / "s.zarr")
     new_store(url)
     with pytest.raises(StoreError, match="already exists and is not empty"):
         new_store(url)
     empty = tmp_path / "empty.zarr"
     empty.mkdir()
-    EpisodeStore.create(str(empty), cw.make_spec(), 30.0)  # an empty directory is fine
+    EpisodeStore.create(str(empty), CRASH_TRIAL.spec(), 30.0)  # an empty directory is fine
     with pytest.raises(StoreError, match=r"fps=0.0 must be a positive number"):
-        EpisodeStore.create(str(tmp_path / "f.zarr"), cw.make_spec(), 0)
+        EpisodeStore.create(str(tmp_path / "f.zarr"), CRASH_TRIAL.spec(), 0)
     with pytest.raises(StoreError, match=r"names camera\(s\) \['side'\]"):
         EpisodeStore.create(
             str(tmp_path / "g.zarr"),
-            cw.make_spec(),
+            CRASH_TRIAL.spec(),
             30.0,
             StoreConfig(image_codecs={"side": ImageCodec("zstd")}),
         )
@@ -672,16 +683,20 @@ def test_create_refuses_existing_non_empty_path(tmp_path: Path) -> None:
 
 def test_open_or_create_refuses_another_robot(tmp_path: Path) -> None:
     url = str(tmp_path / "s.zarr")
-    first = EpisodeStore.open_or_create(url, cw.make_spec(), 30.0, cw.make_config())
-    episode_id = cw.record(first, 1)
-    again = EpisodeStore.open_or_create(url, cw.make_spec(), 30.0, cw.make_config())
+    first = EpisodeStore.open_or_create(url, CRASH_TRIAL.spec(), 30.0, CRASH_TRIAL.config())
+    episode_id = CRASH_TRIAL.record(first, 1)
+    again = EpisodeStore.open_or_create(url, CRASH_TRIAL.spec(), 30.0, CRASH_TRIAL.config())
     assert again.episode_ids() == [episode_id]
-    twin = EpisodeStore.open_or_create(url, cw.make_spec(name="left_arm"), 30.0, cw.make_config())
-    assert twin.read(cw.record(twin, 2)).robot == "left_arm"  # same joints, other arm: fine
-    other = cw.make_spec(joints=("shoulder", "elbow", "wrist"))
+    twin = EpisodeStore.open_or_create(
+        url, CRASH_TRIAL.spec(name="left_arm"), 30.0, CRASH_TRIAL.config()
+    )
+    assert (
+        twin.read(CRASH_TRIAL.record(twin, 2)).robot == "left_arm"
+    )  # same joints, other arm: fine
+    other = CRASH_TRIAL.spec(joints=("shoulder", "elbow", "wrist"))
     with pytest.raises(StoreError, match=r"store lacks \['wrist'\]; robot lacks \['gripper'\]"):
         EpisodeStore.open_or_create(url, other, 30.0)
-    fewer_cams = cw.make_spec(cameras=(("top", 32, 24),))
+    fewer_cams = CRASH_TRIAL.spec(cameras=(("top", 32, 24),))
     with pytest.raises(
         StoreError, match=r"differ from robot 'crash_arm' in \['obs/images/wrist'\]"
     ):
@@ -689,12 +704,12 @@ def test_open_or_create_refuses_another_robot(tmp_path: Path) -> None:
     with pytest.raises(
         StoreError, match=r"records at fps=30\.0; robot 'crash_arm' asked for fps=15"
     ):
-        EpisodeStore.open_or_create(url, cw.make_spec(), 15.0)
+        EpisodeStore.open_or_create(url, CRASH_TRIAL.spec(), 15.0)
 
 
 def test_read_unknown_episode_is_named(local_url: str) -> None:
     store = new_store(local_url)
-    episode_id = cw.record(store, 1)
+    episode_id = CRASH_TRIAL.record(store, 1)
     typo = episode_id[:-1] + ("0" if episode_id[-1] != "0" else "1")
     with pytest.raises(EpisodeNotFoundError, match=rf"no episode '{typo}'; did you mean"):
         store.read(typo)
@@ -728,7 +743,7 @@ def test_enospc_partway_aborts_that_episode_only(local_url: str, monkeypatch, fa
     """Writes fail with ENOSPC after ``fail_after`` more objects: during begin, frames,
     low-dim flushes, growth or commit. The episode is aborted and earlier ones stay intact."""
     store = new_store(local_url)
-    kept = [cw.record(store, 1), cw.record(store, 2)]
+    kept = [CRASH_TRIAL.record(store, 1), CRASH_TRIAL.record(store, 2)]
     before = tree_digest(Path(local_url) / "episodes")
     count = {"n": 0}
     real_set, real_set_sync = LocalStore.set, LocalStore.set_sync
@@ -749,15 +764,15 @@ def test_enospc_partway_aborts_that_episode_only(local_url: str, monkeypatch, fa
     monkeypatch.setattr(LocalStore, "set", full_set)
     monkeypatch.setattr(LocalStore, "set_sync", full_set_sync)
     with pytest.raises(StoreError, match=r"out of space writing episode ep_000002_[0-9a-f]{8}: "):
-        cw.record(store, 16, n=30)
+        CRASH_TRIAL.record(store, 16, n=30)
     monkeypatch.undo()
     assert store.uncommitted_ids() == [], "the failed episode must be removed"
     reader = EpisodeStore.open(local_url)
     assert reader.episode_ids() == kept
     for episode_id in kept:
-        cw.check_episode(reader, episode_id)
+        CRASH_TRIAL.check(reader, episode_id)
     assert tree_digest(Path(local_url) / "episodes") == before
-    cw.record(store, 3)  # and recording goes on once there is space again
+    CRASH_TRIAL.record(store, 3)  # and recording goes on once there is space again
 
 
 def _can_mount_tmpfs() -> str:
@@ -785,12 +800,12 @@ SMALL_FS_SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     from episodes.store import EpisodeStore, StoreError, ImageCodec
-    from tests.episodes import crash_writer as cw
+    from tests.episodes.crash_writer import CRASH_TRIAL
 
     url = sys.argv[1] + "/store.zarr"
     cams = (("top", 64, 64), ("wrist", 64, 64))
-    cfg = cw.make_config(image_codecs={"top": ImageCodec("zstd"), "wrist": ImageCodec("zstd")})
-    store = EpisodeStore.create(url, cw.make_spec(cameras=cams), cw.FPS, cfg)
+    cfg = CRASH_TRIAL.config(image_codecs={"top": ImageCodec("zstd"), "wrist": ImageCodec("zstd")})
+    store = EpisodeStore.create(url, CRASH_TRIAL.spec(cameras=cams), CRASH_TRIAL.fps, cfg)
     rng = np.random.default_rng(0)
 
     def record(n):
@@ -809,7 +824,7 @@ SMALL_FS_SCRIPT = textwrap.dedent(
     out["episode_ids"] = store.episode_ids()
     out["uncommitted"] = store.uncommitted_ids()
     out["verified"] = store.read(out["kept"]).n_steps
-    margin = EpisodeStore.open(url, "a", cw.make_config(min_free_bytes=16 << 20))
+    margin = EpisodeStore.open(url, "a", CRASH_TRIAL.config(min_free_bytes=16 << 20))
     try:
         margin.begin("x", "y", 0.0)
         out["margin_error"] = None

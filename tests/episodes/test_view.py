@@ -20,8 +20,8 @@ import pytest
 
 from episodes import view
 from episodes.store import ChecksumError, EpisodeStore, StoreConfig
+from episodes.synthetic import storage_spec
 from robot.schema import ControlSource, RobotSpec
-from tests.specs import storage_spec
 
 FPS = 10.0
 JOINTS = ("shoulder", "elbow", "gripper")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from episodes.store import EpisodeStore, StoreConfig
+from episodes.synthetic import storage_spec
 from robot.schema import ControlSource
-from tests.specs import storage_spec
 
 JOINTS = ["j0", "j1", "j2"]
 CAMERAS = [("front", 40, 32), ("wrist", 40, 32)]

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from episodes.synthetic import storage_spec
 from policy.base import PolicyError
 from policy.compact import CompactVLAPolicy, load_model, save_checkpoint
 from policy.models.encoders import images_to_tensor
 from policy.models.vla import CompactVLA, VLAConfig
 from robot.schema import Observation
 from tests.policy.conftest import CAMERAS, JOINTS, tiny_model_overrides, tiny_spec
-from tests.specs import storage_spec
 
 
 def tiny_model(**extra) -> CompactVLA:

@@ -32,10 +32,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("lerobot.policies.act.modeling_act", reason="lerobot 0.6 is not installed")
 
 from episodes.store import EpisodeStore, StoreConfig  # noqa: E402
+from episodes.synthetic import storage_spec  # noqa: E402
 from policy.base import PolicyError  # noqa: E402
 from policy.lerobot_adapters import SIDECAR, LeRobotPolicy, train_act  # noqa: E402
 from robot.schema import ActionChunk, ControlSource, Observation, SchemaError  # noqa: E402
-from tests.specs import storage_spec  # noqa: E402
 
 torch.set_num_threads(1)
 
