@@ -83,6 +83,7 @@ def swapped(instruction: str) -> str:
 
 def evaluate_policy(policy, twin, cfg, episodes: int, seed: int, swap: bool = False) -> dict:
     import numpy as np
+    from tqdm import tqdm
 
     from policy.evaluate import Retold, summarize, wilson_interval
     from policy.rollout import RolloutConfig, TwinRollout
@@ -106,6 +107,7 @@ def evaluate_policy(policy, twin, cfg, episodes: int, seed: int, swap: bool = Fa
         return name if closest[name] < REACH_M else None
 
     agent = Retold(policy, swapped) if swap else policy
+    bar = tqdm(total=episodes, desc="evaluating", unit="episode", disable=None)
     for i in range(episodes):
         closest.clear()
         r = runner.run(agent, seed=seed + i, on_tick=track)
@@ -118,14 +120,12 @@ def evaluate_policy(policy, twin, cfg, episodes: int, seed: int, swap: bool = Fa
             setup = dataclasses.replace(twin.setup, goal=told)
             followed += int(twin.task.success(setup, twin.objects()))
             reached_told += int(target == told.target)
-        print(
-            f"\r  {i + 1}/{episodes}: {sum(x.success for x in results)} scene goals, "
-            f"{followed} told goals; reached scene cube {reached_scene}, told {reached_told}",
-            end="",
-            file=sys.stderr,
-            flush=True,
+        bar.set_postfix_str(
+            f"{sum(x.success for x in results)} scene goals, {followed} told goals; "
+            f"reached scene cube {reached_scene}, told {reached_told}"
         )
-    print(file=sys.stderr)
+        bar.update()
+    bar.close()
     s = summarize(results)
     s["reached_scene_cube"] = reached_scene
     s["reached_scene_cube_ci"] = list(wilson_interval(reached_scene, episodes))
