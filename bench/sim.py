@@ -162,7 +162,9 @@ def fidelity(robot: str, tolerance: float, seeds: int) -> tuple[dict, list[np.nd
 def scripted(robot: str, tolerance: float, seeds: int) -> dict:
     """Scripted pick-and-place on seeds 0..seeds-1 with the shipped and the decimated meshes:
     success per seed, and whether the final joint positions are bit-identical."""
-    from teleop.scripted import ScriptedConfig, ScriptedOperator, rollout
+    from teleop.scripted import ScriptedOperator
+    from teleop.scripted_config import ScriptedConfig
+    from teleop.scripted_rollout import rollout
 
     out: dict = {}
     final: dict[str, list[np.ndarray]] = {}

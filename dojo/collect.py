@@ -23,7 +23,8 @@ from policy.rollout import RolloutConfig, TwinRollout
 from robot.executor import ExecutorConfig
 from robot.schema import ActionChunk, Observation
 from robot.sim.twin import Twin, TwinConfig
-from teleop.scripted import ScriptedConfig, ScriptedOperator
+from teleop.scripted import ScriptedOperator
+from teleop.scripted_config import ScriptedConfig
 
 
 class ScriptedAgent:

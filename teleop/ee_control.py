@@ -41,25 +41,26 @@ Under-actuated arms (the 5-joint SO-101 cannot hold an arbitrary orientation whi
 translates) weigh orientation low by default (``orientation_cost``), so a +x command moves
 the tip along +x and lets the hand pitch as it must.
 
-Joints that are not arm joints of the spec (the gripper, the Robotiq's linkage, anything else
-in the model) are frozen in the IK (``mink.DofFreezingTask``); the gripper command is mapped
-separately onto the spec's gripper joint. Every returned target is within the spec's position
+The IK model is the robot's one IK model (:func:`teleop.ik_model.arm_ik_model`, which the
+scripted operator uses too): joints that are not arm joints of the spec (the gripper, the
+Robotiq's linkage) are welded; the gripper command is mapped separately onto the spec's
+gripper joint. Every returned target is within the spec's position
 limits and within one control period's velocity (and ``max_step``) of ``q_now``, scaled by
 ``limit_margin``, for every joint including the gripper.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 
 import mink
 import mujoco
 import numpy as np
 
-from robot.mjcf import KinematicsError, load_robot_model, root_body
+from robot.mjcf import KinematicsError, root_body
 from robot.registry import did_you_mean
 from robot.schema import RobotSpec
+from teleop.ik_model import IKModelError, arm_ik_model, arm_joint_names
 
 
 class EndEffectorError(ValueError):
@@ -71,42 +72,11 @@ def exp_so3(rotvec: np.ndarray) -> np.ndarray:
     return mink.SO3.exp(np.asarray(rotvec, dtype=np.float64)).as_matrix()
 
 
-def arm_ik_model(
-    model: str | os.PathLike[str] | mujoco.MjModel, spec: RobotSpec
-) -> tuple[mujoco.MjModel, list[str]]:
-    """A private copy of the robot model for IK, with each arm joint's range narrowed to the
-    spec's position limits, and the names of the arm joints (spec order, gripper excluded).
-
-    Every spec joint but the gripper (which may be a config-only command, as the Panda's) must
-    be a hinge or slide joint of the model.
-    """
-    m = copy.deepcopy(model) if isinstance(model, mujoco.MjModel) else load_robot_model(model)
-    arm: list[str] = []
-    for i, name in enumerate(spec.joint_names):
-        jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)
-        if name == spec.gripper_joint:
-            continue
-        if jid < 0:
-            joints = [m.joint(j).name for j in range(m.njnt)]
-            raise EndEffectorError(
-                f"robot '{spec.name}': joint '{name}' is not in the model (joints: {joints})"
-            )
-        if m.jnt_type[jid] not in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
-            raise EndEffectorError(f"robot '{spec.name}': joint '{name}' is not hinge or slide")
-        m.jnt_range[jid] = [spec.position_lower[i], spec.position_upper[i]]
-        m.jnt_limited[jid] = 1
-        arm.append(name)
-    if not arm:
-        raise EndEffectorError(f"robot '{spec.name}': no arm joint of the spec is in the model")
-    return m, arm
-
-
 class EndEffectorController:
     """Turns ``ee_delta`` commands into joint targets for one robot.
 
     ``spec``: the robot's limits, joint order and model. ``site``: the end-effector site
-    (default: ``spec.ee_site``). ``model``: default ``spec.model``; or another MJCF, or a
-    compiled :class:`mujoco.MjModel` (copied, never modified).
+    (default: ``spec.ee_site``). ``model``: the MJCF, default ``spec.model``.
 
     ``dt``: s per command (default: the control period); the velocity budget of one call.
     ``orientation_cost``: weight of holding/turning the orientation against the position
@@ -123,7 +93,7 @@ class EndEffectorController:
         spec: RobotSpec,
         site: str = "",
         *,
-        model: str | os.PathLike[str] | mujoco.MjModel | None = None,
+        model: str | os.PathLike[str] | None = None,
         dt: float | None = None,
         orientation_cost: float | None = None,
         limit_margin: float = 0.9,
@@ -141,7 +111,11 @@ class EndEffectorController:
             raise EndEffectorError(f"dt={self.dt} must be > 0")
         if not 0 < limit_margin <= 1:
             raise EndEffectorError(f"limit_margin={limit_margin} must be in (0, 1]")
-        self.model, self.arm_joints = arm_ik_model(model or spec.model, spec)
+        try:
+            self.model = arm_ik_model(spec, model)
+        except (IKModelError, KinematicsError) as exc:
+            raise EndEffectorError(str(exc)) from exc
+        self.arm_joints = arm_joint_names(spec)
         m = self.model
         site_id = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, self.site)
         if site_id < 0:
@@ -159,12 +133,6 @@ class EndEffectorController:
         jids = [m.joint(n).id for n in self.arm_joints]
         self._qadr = np.array([m.jnt_qposadr[j] for j in jids], dtype=np.intp)
         self._vadr = np.array([m.jnt_dofadr[j] for j in jids], dtype=np.intp)
-        # spec joints that also exist in the model but are not arm joints (the gripper)
-        self._extra = [
-            (i, int(m.joint(n).qposadr[0]))
-            for i, n in enumerate(spec.joint_names)
-            if n not in self.arm_joints and mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n) >= 0
-        ]
         self._g = spec.joint_names.index(spec.gripper_joint) if spec.gripper_joint else None
         default_oc = None if spec.gripper_open is None else (spec.gripper_open, spec.gripper_closed)
         if self._g is not None:
@@ -195,8 +163,6 @@ class EndEffectorController:
             mink.ConfigurationLimit(m, gain=0.95),
             mink.VelocityLimit(m, velocity),
         ]
-        frozen = sorted(set(range(m.nv)) - {int(v) for v in self._vadr})
-        self._constraints = [mink.DofFreezingTask(m, dof_indices=frozen)] if frozen else []
         self._damping = damping
         self._solver = solver
 
@@ -205,8 +171,6 @@ class EndEffectorController:
     def _update(self, q: np.ndarray) -> None:
         qf = self._q_full.copy()
         qf[self._qadr] = q[self._arm]
-        for i, adr in self._extra:
-            qf[adr] = q[i]
         self._config.update(qf)
 
     def _base_pose(self) -> tuple[np.ndarray, np.ndarray]:
@@ -280,7 +244,6 @@ class EndEffectorController:
                 self._solver,
                 damping=self._damping,
                 limits=self._limits,
-                constraints=self._constraints,
             )
         except mink.NoSolutionFound as exc:
             raise EndEffectorError(f"robot '{self.spec.name}': IK found no step: {exc}") from exc

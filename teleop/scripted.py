@@ -63,8 +63,8 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import mink
 import mujoco
@@ -75,12 +75,13 @@ from robot.mjcf import ForwardKinematics, load_robot_spec
 from robot.schema import ActionChunk, ControlSource, ObjectPose, RobotSpec
 from robot.sim.scene import yaw_of
 from robot.sim.tasks import BIN, SIDES, Goal, parse_instruction
+from teleop.ik_model import IKModelError, arm_ik_model
 from teleop.scripted_config import OperatorError, ScriptedConfig
 
 log = logging.getLogger(__name__)
 
 
-class Phase(enum.Enum):
+class OperatorPhase(enum.Enum):
     APPROACH = "approach"  # above the cube (pick) or behind it (push), gripper set
     DESCEND = "descend"  # down to grasp or push height
     CLOSE = "close"
@@ -197,7 +198,7 @@ class ScriptedOperator:
         self.goal: Goal | None = None
         self.instruction = ""
         self.failure_mode: str | None = None
-        self.phase = Phase.DONE
+        self.phase = OperatorPhase.DONE
         self._rng = np.random.default_rng(self.config.seed)
         self._episodes = 0
         self._history: list[_State] = []
@@ -209,41 +210,15 @@ class ScriptedOperator:
     def _build_ik_model(
         self, model: str, hand: HandDescription
     ) -> tuple[mujoco.MjModel, np.ndarray, np.ndarray]:
-        """The robot MJCF with only the arm joints left (the hand welded), joint ranges set to
-        the spec's limits, and a ``tcp`` site."""
-        robot = load_robot_spec(model)
+        """The robot's IK model (:func:`teleop.ik_model.arm_ik_model`) with a ``tcp`` site."""
         offset = np.asarray(hand.tcp_offset, dtype=np.float64)
         fingers = np.asarray(hand.closed_fingers, dtype=np.float64)
         if hand.pads:
-            offset, fingers = self._pad_geometry(robot.compile(), hand)
-        for group in (robot.actuators, robot.tendons, robot.equalities, robot.sensors):
-            for element in list(group):
-                robot.delete(element)
-        arm = set(self._arm_names)
-        missing = arm - {j.name for j in robot.joints}
-        if missing:
-            raise OperatorError(f"robot model '{model}' has no joint(s) {sorted(missing)}")
-        for joint in list(robot.joints):
-            if joint.name not in arm:
-                robot.delete(joint)
-        for i, name in zip(self._arm, self._arm_names, strict=True):
-            joint = robot.joint(name)
-            joint.range = [self._lower[i], self._upper[i]]
-            joint.limited = mujoco.mjtLimited.mjLIMITED_TRUE
-        site = robot.site(self.spec.ee_site)
-        if site is None:
-            raise OperatorError(f"robot model '{model}' has no site '{self.spec.ee_site}'")
-        rot = np.zeros(9)
-        mujoco.mju_quat2Mat(rot, np.asarray(site.quat, dtype=np.float64))
-        site.parent.add_site(
-            name="tcp",
-            pos=list(np.asarray(site.pos) + rot.reshape(3, 3) @ offset),
-            quat=list(site.quat),
-        )
-        compiled = robot.compile()
-        order = [compiled.joint(n).qposadr[0] for n in self._arm_names]
-        if order != list(range(len(order))):
-            raise OperatorError(f"robot model '{model}': arm joints are not in config order")
+            offset, fingers = self._pad_geometry(load_robot_spec(model).compile(), hand)
+        try:
+            compiled = arm_ik_model(self.spec, model, tcp_offset=offset)
+        except IKModelError as err:
+            raise OperatorError(str(err)) from None
         return compiled, offset, fingers
 
     def _pad_geometry(
@@ -333,7 +308,7 @@ class ScriptedOperator:
     # -- episode ----------------------------------------------------------------------------
 
     def _reset_episode_state(self) -> None:
-        self.phase = Phase.DONE if self.goal is None else Phase.APPROACH
+        self.phase = OperatorPhase.DONE if self.goal is None else OperatorPhase.APPROACH
         self._phase_start = 0.0
         self._retries = 0
         self._history = []
@@ -365,7 +340,7 @@ class ScriptedOperator:
 
     @property
     def done(self) -> bool:
-        return self.phase is Phase.DONE
+        return self.phase is OperatorPhase.DONE
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -392,7 +367,7 @@ class ScriptedOperator:
                 f"last_command has shape {np.shape(last_command)}, expected ({self.spec.dof},)"
             )
         state = self._state_at(stamp, q_meas, last_command)
-        if self.goal is not None and self.phase is not Phase.DONE:
+        if self.goal is not None and self.phase is not OperatorPhase.DONE:
             self._update_phase(state, q_meas, objects)
         positions = np.empty((self.config.horizon, self.spec.dof))
         history = [state.copy()]
@@ -444,7 +419,7 @@ class ScriptedOperator:
                 noise=np.zeros(len(self._arm)),
             )
             self._sag = np.zeros(3)
-        if self.hand.correct_sag and self.phase is not Phase.HOME and state.speed < 0.02:
+        if self.hand.correct_sag and self.phase is not OperatorPhase.HOME and state.speed < 0.02:
             # soft servos sag under gravity: while the plan is (nearly) still, steer the IK
             # target by the integrated error between planned and measured TCP
             # (an error over 1 cm is a collision or a move not yet finished, not sag; a hand
@@ -457,7 +432,7 @@ class ScriptedOperator:
 
     # -- phases -----------------------------------------------------------------------------
 
-    def _enter(self, phase: Phase, t: float) -> None:
+    def _enter(self, phase: OperatorPhase, t: float) -> None:
         log.debug("scripted operator: %s -> %s at t=%.3f", self.phase.value, phase.value, t)
         self.phase = phase
         self._phase_start = t
@@ -490,7 +465,7 @@ class ScriptedOperator:
     def _update_phase(
         self, state: _State, q_meas: np.ndarray, objects: Mapping[str, ObjectPose]
     ) -> None:
-        """Phase transitions, decided at each observation (never inside a chunk).
+        """OperatorPhase transitions, decided at each observation (never inside a chunk).
 
         A moving phase ends when the plan has arrived and the measured TCP is there too, or
         the plan has been there for ``_SETTLE_TIMEOUT`` (a soft arm may never quite arrive).
@@ -498,7 +473,7 @@ class ScriptedOperator:
         goal = self.goal
         assert goal is not None
         t = state.t
-        if self.phase is Phase.APPROACH and not self._history and goal.task == "pick_place":
+        if self.phase is OperatorPhase.APPROACH and not self._history and goal.task == "pick_place":
             self._target_name = self._pick_target_name(objects)
         p_meas, _ = self.tcp_pose(q_meas[self._arm])
         target = self._target(state, objects)
@@ -513,40 +488,41 @@ class ScriptedOperator:
             return plan_there and (meas_err < tol or timeout)
 
         phase = self.phase
-        if phase is Phase.APPROACH:
+        if phase is OperatorPhase.APPROACH:
             if arrived(0.01) and g_there:
-                self._enter(Phase.DESCEND, t)
+                self._enter(OperatorPhase.DESCEND, t)
                 if goal.task == "push":
                     self._push_start = cube.position.copy()
-        elif phase is Phase.DESCEND:
+        elif phase is OperatorPhase.DESCEND:
             if arrived(0.005):
-                self._enter(Phase.CLOSE if goal.task == "pick_place" else Phase.PUSH, t)
-        elif phase is Phase.CLOSE:
+                grasp = goal.task == "pick_place"
+                self._enter(OperatorPhase.CLOSE if grasp else OperatorPhase.PUSH, t)
+        elif phase is OperatorPhase.CLOSE:
             if self._settled("gripper", g_there, t, self.hand.close_time):
-                self._enter(Phase.LIFT, t)
-        elif phase is Phase.LIFT:
+                self._enter(OperatorPhase.LIFT, t)
+        elif phase is OperatorPhase.LIFT:
             if arrived(0.01):
                 near = np.linalg.norm(p_meas[:2] - cube.position[:2]) < 2 * half
                 if cube.position[2] > half + 0.01 and near:
                     self._hold_offset = p_meas - cube.position
                     self._carry_yaw = None
-                    self._enter(Phase.CARRY, t)
+                    self._enter(OperatorPhase.CARRY, t)
                     if self.failure_mode == "release_early":
                         self._drop_from = p_meas.copy()
                 else:
                     self._retry(t)
-        elif phase is Phase.CARRY:
+        elif phase is OperatorPhase.CARRY:
             dropped = np.linalg.norm(p_meas - cube.position) > 4 * half
             over_bin = np.linalg.norm(cube.position[:2] - objects[BIN].position[:2]) < 0.012
             early = self._drop_from is not None
             if dropped and not early:
                 self._retry(t)
             elif plan_there and (timeout or over_bin or early or meas_err < 0.004):
-                self._enter(Phase.RELEASE, t)
-        elif phase is Phase.RELEASE:
+                self._enter(OperatorPhase.RELEASE, t)
+        elif phase is OperatorPhase.RELEASE:
             if self._settled("gripper", g_there, t, self.hand.open_time):
-                self._enter(Phase.RETREAT, t)
-        elif phase is Phase.PUSH:
+                self._enter(OperatorPhase.RETREAT, t)
+        elif phase is OperatorPhase.PUSH:
             assert self._push_start is not None
             moved = (cube.position[1] - self._push_start[1]) * self._push_sign()
             if plan_there or moved >= self._push_goal(cube):
@@ -556,21 +532,21 @@ class ScriptedOperator:
                 state.p = p_meas.copy()
                 state.q_nom = q_meas[self._arm].copy()
                 state.speed = 0.0
-                self._enter(Phase.RETREAT, t)
-        elif phase is Phase.RETREAT:
+                self._enter(OperatorPhase.RETREAT, t)
+        elif phase is OperatorPhase.RETREAT:
             if plan_there:
-                self._enter(Phase.HOME, t)
-        elif phase is Phase.HOME and np.max(np.abs(state.q_cmd - self.spec.home)) < 1e-3:
-            self._enter(Phase.DONE, t)
+                self._enter(OperatorPhase.HOME, t)
+        elif phase is OperatorPhase.HOME and np.max(np.abs(state.q_cmd - self.spec.home)) < 1e-3:
+            self._enter(OperatorPhase.DONE, t)
 
     def _retry(self, t: float) -> None:
         if self._retries < _MAX_RETRIES:
             self._retries += 1
             log.info("scripted operator: the cube is not in the hand; retry %d", self._retries)
-            self._enter(Phase.APPROACH, t)
+            self._enter(OperatorPhase.APPROACH, t)
         else:
             log.info("scripted operator: giving up after %d retries", self._retries)
-            self._enter(Phase.RETREAT, t)
+            self._enter(OperatorPhase.RETREAT, t)
 
     def _push_sign(self) -> float:
         assert self.goal is not None
@@ -589,9 +565,9 @@ class ScriptedOperator:
         hand, goal = self.hand, self.goal
         if goal is None:  # no instruction yet: keep still
             return _Target(state.p, state.rot, state.gripper, 0.0, joint_goal=state.q_cmd.copy())
-        if self.phase is Phase.DONE:
+        if self.phase is OperatorPhase.DONE:
             return _Target(state.p, state.rot, state.gripper, 0.0, joint_goal=self.spec.home)
-        if self.phase is Phase.HOME:
+        if self.phase is OperatorPhase.HOME:
             return _Target(state.p, state.rot, self.spec.home[self._g], 0.0, self.spec.home)
         cube = self._cube(objects)
         c = cube.position
@@ -607,19 +583,19 @@ class ScriptedOperator:
             start = self._push_start if self._push_start is not None else c
             gap = half + hand.finger_half_width + 0.012
             behind = np.array([start[0], start[1] - sign * gap, c[2] + hand.push_dz]) - fingers
-            if self.phase is Phase.APPROACH:
+            if self.phase is OperatorPhase.APPROACH:
                 p = np.array([c[0], c[1] - sign * gap, c[2] + hand.hover]) - fingers
                 return _Target(p, rot, closed, hand.speed)
-            if self.phase is Phase.DESCEND:
+            if self.phase is OperatorPhase.DESCEND:
                 return _Target(behind, rot, closed, hand.slow_speed)
-            if self.phase is Phase.PUSH:
+            if self.phase is OperatorPhase.PUSH:
                 # far enough to push the cube by twice the goal; the push ends (closed loop)
                 # once the cube has moved by the goal. The fingers follow the cube across the
                 # push, so a cube that drifts sideways is not lost off the fingertips.
                 reach = 2.0 * self._push_goal(cube) + gap
                 p = behind + np.array([c[0] - start[0], sign * reach, 0.0])
                 return _Target(p, rot, closed, hand.slow_speed)
-            if self.phase is Phase.RETREAT:
+            if self.phase is OperatorPhase.RETREAT:
                 # up and a little back, off the cube's face
                 if self._retreat_from is None:
                     self._retreat_from = state.p.copy()
@@ -631,22 +607,22 @@ class ScriptedOperator:
         cube_yaw = yaw_of(cube.quaternion)
         yaw = self._choose_yaw(state, [cube_yaw + k * math.pi / 2 for k in range(4)], c[:2])
         rot = self._grasp_rotation(yaw)
-        if self.phase is Phase.APPROACH:
+        if self.phase is OperatorPhase.APPROACH:
             p = c + np.array([0.0, 0.0, hand.hover])
             return _Target(p, rot, opened, hand.speed, precise=False)
-        if self.phase is Phase.DESCEND:
+        if self.phase is OperatorPhase.DESCEND:
             return _Target(c + np.array([0.0, 0.0, hand.grasp_dz]), rot, opened, hand.slow_speed)
-        if self.phase is Phase.CLOSE:
+        if self.phase is OperatorPhase.CLOSE:
             return _Target(state.p, state.rot, closed, 0.0)
         bin_pose = objects.get(BIN)
         if bin_pose is None:
             raise OperatorError("pick_place needs the 'bin' in objects")
         carry_z = float(bin_pose.size[2]) + hand.carry_clearance + half + hand.grasp_dz
-        if self.phase is Phase.LIFT:
+        if self.phase is OperatorPhase.LIFT:
             p = state.p.copy()
             p[2] = max(carry_z, half + hand.grasp_dz + 0.04)
             return _Target(p, state.rot, closed, hand.slow_speed)
-        if self.phase is Phase.CARRY:
+        if self.phase is OperatorPhase.CARRY:
             offset = self._hold_offset if self._hold_offset is not None else np.zeros(3)
             p = np.array([*(bin_pose.position[:2] + offset[:2]), max(carry_z, state.p[2])])
             if self._drop_from is not None:  # release_early: let go a third of the way
@@ -660,9 +636,9 @@ class ScriptedOperator:
                 self._carry_yaw = self._choose_yaw(state, candidates, p[:2])
             rot = self._grasp_rotation(self._carry_yaw)
             return _Target(p, rot, closed, hand.speed, precise=False)
-        if self.phase is Phase.RELEASE:
+        if self.phase is OperatorPhase.RELEASE:
             return _Target(state.p, state.rot, opened, 0.0)
-        if self.phase is Phase.RETREAT:
+        if self.phase is OperatorPhase.RETREAT:
             p = state.p.copy()
             p[2] = carry_z + 0.04
             return _Target(p, state.rot, opened, hand.slow_speed, precise=False)
@@ -748,99 +724,3 @@ class ScriptedOperator:
         step = np.clip(v_new * dt, -self._step_max, self._step_max)
         q_new = np.clip(q + step, self._lower, self._upper)
         return q_new, (q_new - q) / dt
-
-
-# -- driving the twin without ROS ------------------------------------------------------------
-
-
-@dataclass
-class RolloutResult:
-    """One episode driven by :func:`rollout`. ``duration``: sim seconds from the reset."""
-
-    instruction: str
-    success: bool
-    duration: float
-    ticks: int
-    chunks: int
-    operator_done: bool
-    failure_mode: str | None = None
-    commands: list[np.ndarray] = field(default_factory=list)
-
-
-def chunk_target(chunk: ActionChunk, t: float) -> np.ndarray:
-    """The chunk's target at time ``t``: linear between steps, its first step before it
-    starts, its last after it ends."""
-    due = chunk.due
-    if t <= due[0]:
-        return chunk.positions[0].copy()
-    if t >= due[-1]:
-        return chunk.positions[-1].copy()
-    i = int(np.searchsorted(due, t, side="right")) - 1
-    w = (t - due[i]) / (due[i + 1] - due[i])
-    return (1.0 - w) * chunk.positions[i] + w * chunk.positions[i + 1]
-
-
-def rollout(
-    twin,
-    operator: ScriptedOperator,
-    *,
-    seed: int | None = None,
-    max_duration: float | None = None,
-    replan_every: int | None = None,
-    command_filter: Callable[[np.ndarray, float], np.ndarray] | None = None,
-    keep_commands: bool = False,
-    settle: float = 0.5,
-) -> RolloutResult:
-    """Reset ``twin`` (a :class:`robot.sim.twin.Twin`) and let ``operator`` solve the episode,
-    driving the twin directly at the control rate (no ROS, no executor).
-
-    Every ``replan_every`` ticks (default: half the horizon) the operator gets the latest
-    joint state and objects; in between, the chunk is followed. ``command_filter(target,
-    now)`` (e.g. a safety layer) may change each target before it is sent. Stops ``settle``
-    seconds after the operator is done (back home), or after ``max_duration`` (default: the
-    task's); success is judged then.
-    """
-    spec = twin.spec
-    period = spec.control_period
-    instruction = twin.reset(seed=seed)
-    operator.reset(instruction, seed=seed)
-    if not twin.arm.connected:
-        twin.arm.connect()
-    if not twin.arm.enabled:
-        twin.arm.enable()
-    limit = max_duration if max_duration is not None else twin.task_config.max_duration
-    every = replan_every or max(1, operator.config.horizon // 2)
-    start = twin.time
-    n_ticks = round(limit / period)
-    chunk = None
-    done_at: float | None = None
-    chunks = ticks = 0
-    commands: list[np.ndarray] = []
-    for k in range(n_ticks):
-        state = twin.arm.read()
-        if k % every == 0:
-            chunk = operator.act(state.stamp, state.position, twin.objects(), twin.arm.commanded)
-            chunks += 1
-        assert chunk is not None
-        target = chunk_target(chunk, state.stamp + period)
-        if command_filter is not None:
-            target = command_filter(target, state.stamp)
-        sent = twin.arm.send(target)
-        if keep_commands:
-            commands.append(sent)
-        twin.step(period)
-        ticks += 1
-        if operator.done:
-            done_at = twin.time if done_at is None else done_at
-            if twin.time - done_at >= settle - 1e-9:
-                break
-    return RolloutResult(
-        instruction=instruction,
-        success=bool(twin.success()),
-        duration=twin.time - start,
-        ticks=ticks,
-        chunks=chunks,
-        operator_done=operator.done,
-        failure_mode=operator.failure_mode,
-        commands=commands,
-    )

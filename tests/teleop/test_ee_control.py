@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from robot.mjcf import ForwardKinematics, load_robot_model
+from robot.mjcf import ForwardKinematics, load_robot_model, robot_mjcf_path
 from robot.schema import RobotSpec
 from teleop.ee_control import EndEffectorController, EndEffectorError
 
@@ -134,13 +134,11 @@ def test_gripper_command_within_its_step(robot) -> None:
     assert ctl.targets(q, None, gripper=None)[g] == q[g]
 
 
-def test_compiled_model_is_copied_not_changed() -> None:
+def test_an_explicit_mjcf_path_is_the_ik_model() -> None:
     spec = preset_spec("so101")
-    model = load_robot_model(spec.model)
-    before = model.jnt_range.copy()
-    ctl = EndEffectorController(spec, "gripperframe", model=model)
-    np.testing.assert_array_equal(model.jnt_range, before)
-    fk = ForwardKinematics.for_robot(spec, model)
+    path = robot_mjcf_path(spec.model)
+    ctl = EndEffectorController(spec, "gripperframe", model=path)
+    fk = ForwardKinematics.for_robot(spec, str(path))
     q = spec.home.copy()
     assert fk(ctl.targets(q, np.array([0.003, 0, 0, 0, 0, 0])))[0] > fk(q)[0]
 

@@ -15,15 +15,9 @@ from robot.mjcf import ForwardKinematics
 from robot.schema import ControlSource
 from robot.sim.tasks import TaskConfig, TaskError, make_task
 from robot.sim.twin import Twin, TwinConfig
-from teleop.scripted import (
-    PICK_FAILURES,
-    PUSH_FAILURES,
-    Phase,
-    ScriptedOperator,
-    chunk_target,
-    rollout,
-)
+from teleop.scripted import PICK_FAILURES, PUSH_FAILURES, OperatorPhase, ScriptedOperator
 from teleop.scripted_config import OperatorError, ScriptedConfig
+from teleop.scripted_rollout import chunk_target, rollout
 from tests.sim_helpers import robot_spec, seeds_by_goal
 
 ROBOTS = ("so101", "panda")
@@ -132,7 +126,7 @@ def test_chunks_are_stamped_script_actions_over_the_horizon(twin_for):
     assert chunk.joint_names == twin.spec.joint_names
     assert chunk.positions.shape == (8, twin.spec.dof)
     np.testing.assert_allclose(chunk.times, twin.spec.control_period * np.arange(1, 9))
-    assert operator.phase is Phase.APPROACH
+    assert operator.phase is OperatorPhase.APPROACH
 
 
 def test_a_new_chunk_continues_the_last_one_without_a_jump(twin_for):

@@ -126,3 +126,15 @@ def test_registry_builds_each_driver_without_io_and_suggests_on_typos():
         make_arm(spec(), "xarm", {"hots": "10.0.0.5"})
     with pytest.raises(ArmError, match="needs the twin"):
         make_arm(spec(), "sim", {})
+
+
+def test_joint_states_are_stamped_with_the_injected_clock():
+    """One clock for arms and cameras: the driver node passes ROS time; the default is
+    time.time, as for cameras."""
+    from robot.arms.registry import make_arm
+
+    arm = XArm(spec(), XArmConfig(host="10.0.0.5"), api=FakeXArmAPI, clock=lambda: 1234.5)
+    arm.connect()
+    assert arm.read().stamp == 1234.5
+    built = make_arm(spec(), "xarm", {"host": "10.0.0.5"}, clock=lambda: 42.0)
+    assert built.clock() == 42.0
