@@ -44,7 +44,6 @@ twice that.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import logging
 import math
@@ -52,6 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robot.registry import did_you_mean
 from robot.schema import ActionChunk, ControlSource, RobotSpec, SchemaError
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,7 @@ class ExecutorConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the key for a value that cannot work."""
         if self.blend not in BLEND_RULES:
-            close = difflib.get_close_matches(str(self.blend), BLEND_RULES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(self.blend, BLEND_RULES)
             raise ValueError(
                 f"ExecutorConfig.blend={self.blend!r} is not one of {list(BLEND_RULES)}{hint}"
             )

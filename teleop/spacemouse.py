@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robot.registry import did_you_mean
 from teleop.device import (
     Button,
     DeviceNotFoundError,
@@ -146,10 +147,7 @@ def model_named(name: str) -> SpaceMouseModel:
     try:
         return MODELS[name]
     except KeyError:
-        import difflib
-
-        near = difflib.get_close_matches(name, list(MODELS), n=1)
-        hint = f"; did you mean '{near[0]}'?" if near else ""
+        hint = did_you_mean(name, MODELS)
         raise TeleopConfigError(
             f"{NAME}: unknown model '{name}' (known: {sorted(MODELS)}){hint}"
         ) from None

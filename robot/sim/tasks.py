@@ -25,7 +25,6 @@ operator can be told nothing but the sentence a person would hear.
 from __future__ import annotations
 
 import abc
-import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -34,8 +33,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from robot.description import SceneLayout
+from robot.registry import did_you_mean
 from robot.schema import ObjectPose
-from robot.sim.scene import COLORS, SceneLayout, cube_name
+from robot.sim.scene import COLORS, cube_name
 
 SIDES: dict[str, float] = {"left": 1.0, "right": -1.0}  # sign along the base y axis
 BIN = "bin"
@@ -66,8 +67,7 @@ class TaskConfig:
 
     def validate(self) -> None:
         if self.name not in TASKS:
-            near = difflib.get_close_matches(self.name, list(TASKS), n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else ""
+            hint = did_you_mean(self.name, TASKS)
             raise TaskError(f"task.name: unknown task '{self.name}' (known: {sorted(TASKS)}){hint}")
         if not self.colors:
             raise TaskError("task.colors is empty")
