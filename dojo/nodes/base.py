@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import rclpy
 from omegaconf import DictConfig
@@ -47,6 +48,40 @@ def wait_until(
         if time.monotonic() > end or not rclpy.ok():
             raise RuntimeError(failure())
         time.sleep(poll_s)
+
+
+def ros_time(node: Node) -> float:
+    """The node's clock in seconds: ROS time, so sim time next to the twin."""
+    return node.get_clock().now().nanoseconds * 1e-9
+
+
+def wait_for_services(clients: Iterable, timeout_s: float) -> None:
+    """Wait (bounded) until every client's service is offered; ``RuntimeError`` naming the
+    first that is not."""
+    for client in clients:
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise RuntimeError(f"service {client.srv_name} did not appear within {timeout_s:.0f} s")
+
+
+def run_to_the_end(node: Node, run: Callable[[], None], finish: Callable[[], None], what: str):
+    """Run a node's own logic (the episodes of a run) on a thread of its own, never in a
+    callback: ``run()``, then ``finish()`` (write the outputs) whatever happened, then shut
+    rclpy down, which ends the node and tells ``dojo run`` the run is over. A failure is logged
+    as ``what failed: ...`` and sets the node's ``exit_code`` to 1."""
+
+    def guarded() -> None:
+        try:
+            run()
+        except Exception as err:
+            node.get_logger().error(f"{what} failed: {err}")
+            node.exit_code = 1
+        finally:
+            finish()
+            rclpy.try_shutdown()
+
+    thread = threading.Thread(target=guarded, name=what.replace(" ", "-"), daemon=True)
+    thread.start()
+    return thread
 
 
 def spin_node(make_node: Callable[[], Node], *, threads: int = 1) -> int:

@@ -27,7 +27,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from dojo import conf
-from dojo.nodes.base import node_config, spin_node
+from dojo.nodes.base import node_config, ros_time, spin_node
 from dojo.ros import convert, topics
 from robot.cameras.base import Camera, Frame
 from robot.cameras.registry import Calibration, load_calibration, make_camera
@@ -94,7 +94,7 @@ class CameraNode(Node):
             )
         self.camera: Camera = make_camera(
             dev,
-            clock=lambda: self.get_clock().now().nanoseconds * 1e-9,
+            clock=lambda: ros_time(self),
             stale_periods=float(cfg.camera.stale_periods),
             reconnect_after=float(cfg.camera.reconnect_after),
         )

@@ -31,7 +31,14 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
-from dojo.nodes.base import node_config, spin_node, wait_until
+from dojo.nodes.base import (
+    node_config,
+    ros_time,
+    run_to_the_end,
+    spin_node,
+    wait_for_services,
+    wait_until,
+)
 from dojo.ros import convert, topics
 
 FRAMES_PER_EPISODE = 5
@@ -71,7 +78,7 @@ class EpisodeRunnerNode(Node):
             topics.camera_image(cam).subscription(
                 self, lambda msg, cam=cam: self._on_image(cam, msg)
             )
-        threading.Thread(target=self._run_guarded, name="episodes", daemon=True).start()
+        run_to_the_end(self, self._run, self._write_outputs, "episode runner")
 
     # -- callbacks ----------------------------------------------------------------------------
 
@@ -93,25 +100,11 @@ class EpisodeRunnerNode(Node):
     # -- the episodes -------------------------------------------------------------------------
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
-    def _run_guarded(self) -> None:
-        try:
-            self._run()
-        except Exception as err:
-            self.get_logger().error(f"episode runner failed: {err}")
-            self.exit_code = 1
-        finally:
-            self._write_outputs()
-            rclpy.try_shutdown()
+        return ros_time(self)
 
     def _run(self) -> None:
         clients = [self._reset] + ([self._rec_start, self._rec_stop] if self._record else [])
-        for client in clients:
-            if not client.wait_for_service(timeout_sec=SERVICE_WAIT_S):
-                raise RuntimeError(
-                    f"service {client.srv_name} did not appear within {SERVICE_WAIT_S} s"
-                )
+        wait_for_services(clients, SERVICE_WAIT_S)
         self._wait_for_command_source()
         n = int(self._cfg.episodes)
         max_duration = float(self._cfg.task.max_duration)

@@ -29,7 +29,7 @@ from std_msgs.msg import Bool, String
 from visualization_msgs.msg import MarkerArray
 
 from dojo import conf
-from dojo.nodes.base import node_config, spin_node
+from dojo.nodes.base import node_config, ros_time, spin_node
 from dojo.ros import convert, topics
 from robot.schema import ActionChunk, ControlSource
 from robot.sim.tasks import parse_instruction
@@ -157,7 +157,7 @@ class InterventionNode(Node):
     # -- a device -----------------------------------------------------------------------------
 
     def _poll_device(self) -> None:
-        now = self.get_clock().now().nanoseconds * 1e-9
+        now = ros_time(self)
         command = self._device.read(now)
         for button in command.buttons:
             self._button_pub.publish(String(data=button.value))

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import queue
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -37,7 +36,14 @@ from std_srvs.srv import SetBool, Trigger
 
 from dojo.console.display import StatusDisplay
 from dojo.console.session import Console, Op, Request, button_labels
-from dojo.nodes.base import node_config, spin_node, wait_until
+from dojo.nodes.base import (
+    node_config,
+    ros_time,
+    run_to_the_end,
+    spin_node,
+    wait_for_services,
+    wait_until,
+)
 from dojo.ros import topics
 
 SERVICE_WAIT_S = 60.0  # wall s for the driver and the recorder to come up
@@ -101,32 +107,18 @@ class OperatorConsoleNode(Node):
             [Op.START, Op.STOP, Op.ABORT] if self._record else []
         )
         self._calls = {op: SERVICES[op].client(self) for op in ops}
-        threading.Thread(target=self._run_guarded, name="console", daemon=True).start()
+        run_to_the_end(self, self._run, self._write_summary, "operator console")
 
     def close(self) -> None:
         self._display.close()
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return ros_time(self)
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def _run_guarded(self) -> None:
-        try:
-            self._run()
-        except Exception as err:
-            self.get_logger().error(f"operator console failed: {err}")
-            self.exit_code = 1
-        finally:
-            self._write_summary()
-            rclpy.try_shutdown()
-
     def _run(self) -> None:
-        for client in self._calls.values():
-            if not client.wait_for_service(timeout_sec=SERVICE_WAIT_S):
-                raise RuntimeError(
-                    f"service {client.srv_name} did not appear within {SERVICE_WAIT_S:.0f} s"
-                )
+        wait_for_services(self._calls.values(), SERVICE_WAIT_S)
         # The person's keys reach this node as intervention/button; a press sent before that
         # topic is matched is lost, so the prompt appears only once it is.
         buttons = topics.INTERVENTION_BUTTON.name

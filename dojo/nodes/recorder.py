@@ -39,7 +39,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from dojo import conf
-from dojo.nodes.base import node_config, spin_node
+from dojo.nodes.base import node_config, ros_time, spin_node
 from dojo.ros import convert, topics
 from episodes.align import AlignConfig, StepAligner
 from episodes.store import EpisodeStore, ImageCodec, StoreConfig, StoreError
@@ -239,7 +239,7 @@ class RecorderNode(Node):
             response.success = False
             response.message = "no task/instruction received yet; nothing to record against"
             return response
-        now = self.get_clock().now().nanoseconds * 1e-9
+        now = ros_time(self)
         try:
             writer = self._store.begin(self._instruction, str(self._cfg.task.name), started_at=now)
         except StoreError as err:
