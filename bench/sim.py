@@ -10,10 +10,15 @@ machine's load only ever slows a run down), so their ratios (to physics only, an
 shipped meshes, the baseline) compare like with like.
 
     .venv/bin/python bench/sim.py [--seconds 5] [--repeats 3] [--robots so101 panda]
-                                  [--tolerance 0.0002] [--small 72 96] [--scripted-seeds 10]
+                                  [--tolerance 0.0002] [--far 0.001] [--small 72 96]
+                                  [--scripted-seeds 10]
 
 ``--tolerance``: ``TwinConfig.render_mesh_tolerance`` (m) of the decimated modes (default: the
-twin's default). ``--small``: the ``(h, w)`` asked of ``Twin.render`` in the small mode.
+twin's default). ``--small``: the ``(h, w)`` asked of ``Twin.render`` in the small modes:
+``_fine`` draws the 0.2 mm meshes in every camera; the other, the twin's default, draws the
+``--far`` (m) copies in cameras fixed in the world (``TwinConfig.far_view_mesh_tolerance``).
+A small frame's error against the full frame resized as training data is (what the policy
+sees in a rollout against what it trained on) is measured per camera, far view on and off.
 Fidelity, measured here too: the mean absolute pixel error (0-255, over all pixels and
 channels) of decimated against shipped renders of the same states, per camera; and scripted
 pick-and-place (``teleop/scripted.py``) on the same seeds with both, success and final joint
@@ -47,11 +52,14 @@ def _spec(robot: str):
     return RobotSpec.from_mapping(yaml.safe_load(path.read_text()))
 
 
-def _twin(robot: str, *, render: bool, tolerance: float, task: str = "pick_place"):
+def _twin(
+    robot: str, *, render: bool, tolerance: float, far: float = 0.0, task: str = "pick_place"
+):
     from robot.sim.tasks import TaskConfig
     from robot.sim.twin import Twin, TwinConfig
 
-    config = TwinConfig(render=render, render_mesh_tolerance=tolerance)
+    far = far if tolerance else 0.0  # the shipped meshes have no far view
+    config = TwinConfig(render=render, render_mesh_tolerance=tolerance, far_view_mesh_tolerance=far)
     return Twin(_spec(robot), config, TaskConfig(name=task))
 
 
@@ -62,11 +70,12 @@ def measure(
     *,
     render: bool,
     tolerance: float,
+    far: float = 0.0,
     size: tuple[int, int] | None = None,
 ) -> dict:
     from robot.sim.meshes import drawn_mesh_faces
 
-    twin = _twin(robot, render=render, tolerance=tolerance)
+    twin = _twin(robot, render=render, tolerance=tolerance, far=far)
     spec = twin.spec
     try:
         twin.reset(seed=0)
@@ -103,6 +112,7 @@ def measure(
         "robot": robot,
         "mode": mode,
         "render_mesh_tolerance": tolerance,
+        "far_view_mesh_tolerance": far,
         "mesh_faces_drawn": drawn if render else 0,
         "steps": steps,
         "frames": frames,
@@ -157,6 +167,31 @@ def fidelity(robot: str, tolerance: float, seeds: int) -> tuple[dict, list[np.nd
         decimated.close()
     summary = {c: {"mean": float(np.mean(e)), "max": float(np.max(e))} for c, e in errors.items()}
     return summary, pictures
+
+
+def small_fidelity(
+    robot: str, tolerance: float, far: float, size: tuple[int, int], seeds: int
+) -> dict:
+    """Mean absolute pixel error of a ``size`` frame asked of the twin against the full frame
+    resized as training data is (``policy.data.resize_frames``), per camera, with the far
+    view on (``far``) and off: what a policy sees in a rollout against what it trained on."""
+    from policy.data import resize_frames
+
+    out: dict[str, dict[str, float]] = {}
+    for label, far_view in (("far_view", far), ("fine", 0.0)):
+        twin = _twin(robot, render=True, tolerance=tolerance, far=far_view)
+        errors: dict[str, list[float]] = {c.name: [] for c in twin.spec.cameras}
+        try:
+            for seed in range(seeds):
+                _drive(twin, seed)
+                for cam in errors:
+                    full = resize_frames(twin.render(cam)[None], size)[0].astype(np.int16)
+                    small = twin.render(cam, size=size).astype(np.int16)
+                    errors[cam].append(float(np.abs(small - full).mean()))
+        finally:
+            twin.close()
+        out[label] = {c: float(np.mean(e)) for c, e in errors.items()}
+    return out
 
 
 def scripted(robot: str, tolerance: float, seeds: int) -> dict:
@@ -216,7 +251,7 @@ def _plot(results: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    from robot.sim.twin import DEFAULT_RENDER_MESH_TOLERANCE
+    from robot.sim.twin import DEFAULT_FAR_VIEW_MESH_TOLERANCE, DEFAULT_RENDER_MESH_TOLERANCE
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=5.0, help="sim seconds per measurement")
@@ -226,18 +261,24 @@ def main() -> None:
     ap.add_argument("--robots", nargs="+", default=["so101", "panda"])
     ap.add_argument("--tolerance", type=float, default=DEFAULT_RENDER_MESH_TOLERANCE, help="m")
     ap.add_argument("--small", type=int, nargs=2, default=[72, 96], metavar=("H", "W"))
+    ap.add_argument(
+        "--far", type=float, default=DEFAULT_FAR_VIEW_MESH_TOLERANCE, help="m, far-view meshes"
+    )
     ap.add_argument("--fidelity-seeds", type=int, default=3)
     ap.add_argument("--scripted-seeds", type=int, default=10, help="0: skip")
     args = ap.parse_args()
     small = (args.small[0], args.small[1])
-    results, fid, success, pictures = [], {}, {}, []
+    results, fid, small_fid, success, pictures = [], {}, {}, {}, []
     for robot in args.robots:
         modes = {
             "physics_only": dict(render=False, tolerance=0.0),
             "cameras_shipped": dict(render=True, tolerance=0.0),
             "cameras_decimated": dict(render=True, tolerance=args.tolerance),
-            f"decimated_{small[1]}x{small[0]}": dict(
+            f"decimated_{small[1]}x{small[0]}_fine": dict(
                 render=True, tolerance=args.tolerance, size=small
+            ),
+            f"decimated_{small[1]}x{small[0]}": dict(
+                render=True, tolerance=args.tolerance, far=args.far, size=small
             ),
         }
         tries: dict[str, list[dict]] = {mode: [] for mode in modes}
@@ -259,6 +300,9 @@ def main() -> None:
             r["vs_physics"] = r["steps_per_s"] / physics
         results += runs
         fid[robot], pics = fidelity(robot, args.tolerance, args.fidelity_seeds)
+        small_fid[robot] = small_fidelity(
+            robot, args.tolerance, args.far, small, args.fidelity_seeds
+        )
         pictures += pics
         if args.scripted_seeds:
             success[robot] = scripted(robot, args.tolerance, args.scripted_seeds)
@@ -284,6 +328,12 @@ def main() -> None:
         f"pixel error, decimated vs shipped, same states ({args.fidelity_seeds} seeds; 0-255)",
         ["robot", "camera", "mean abs error", "worst state"],
         [[rb, c, e["mean"], e["max"]] for rb, cams in fid.items() for c, e in cams.items()],
+    )
+    print_table(
+        f"pixel error of a {small[1]}x{small[0]} frame against the full frame resized "
+        f"(what the policy trained on; {args.fidelity_seeds} seeds; 0-255)",
+        ["robot", "camera", f"far view {args.far:g} m", "fine meshes only"],
+        [[rb, c, e["far_view"][c], e["fine"][c]] for rb, e in small_fid.items() for c in e["fine"]],
     )
     if success:
         print_table(
@@ -312,6 +362,7 @@ def main() -> None:
             "params": {**vars(args), "mujoco_gl": os.environ.get("MUJOCO_GL")},
             "results": results,
             "pixel_error": fid,
+            "small_frame_pixel_error": small_fid,
             "scripted_pick_place": success,
             "render_compare": "rows: robot x camera (front, wrist); columns: shipped, decimated, "
             "4 x |difference|",
