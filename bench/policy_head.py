@@ -76,8 +76,9 @@ def main() -> None:
     from dojo import conf
     from episodes.store import EpisodeStore
     from policy.compact import CompactVLAPolicy
+    from policy.config import PolicyTrainConfig, VLAConfig
     from policy.models.encoders import TextEncoder
-    from policy.train import TrainConfig, Trainer, default_threads
+    from policy.train import Trainer, default_threads
 
     torch.set_num_threads(default_threads())
     cfg = conf.load([])
@@ -93,14 +94,14 @@ def main() -> None:
         out = Path(args.out) / head
         shutil.rmtree(out, ignore_errors=True)
         trainer = Trainer(
-            TrainConfig(
+            PolicyTrainConfig(
                 stores=[args.data],
                 out=str(out),
                 steps=1_000_000,
                 seconds=args.budget,
                 max_episodes=args.demos,
                 checkpoint_every=0,
-                model={"head": head},
+                model=VLAConfig(head=head),
             ),
             joint_names=list(spec.joint_names),
             cameras=cameras,

@@ -7,7 +7,7 @@ run is not what a 5-minute run gives), and ACT once for the longest budget with 
 the others (ACT trains at a constant rate, so its snapshots are the shorter runs' models). Every
 model is rolled out on the same held-out scenes (seeds far from the training seeds) and scored
 with 95% Wilson intervals, per colour. The compact VLA runs the recipe of ``dojo train policy``
-(the ``TrainConfig`` and ``VLAConfig`` defaults); what was tried to choose it is in
+(the ``PolicyTrainConfig`` and ``VLAConfig`` defaults); what was tried to choose it is in
 ``bench/README.md``.
 
 Which cube a policy went for: a policy trained for minutes on a CPU often grasps but misses
@@ -388,15 +388,16 @@ IMAGE_SIZE = (72, 96)  # the compact VLA's default input (VLAConfig.image_size),
 
 
 def _train_compact(args, run_dir: Path, n: int, budget: float, spec, cameras, text) -> dict:
-    """The default recipe of ``dojo train policy`` (TrainConfig and VLAConfig defaults), with
+    """The default recipe of ``dojo train policy`` (PolicyTrainConfig and VLAConfig defaults), with
     this benchmark's budget, demos and image size."""
     import shutil
 
-    from policy.train import TrainConfig, Trainer
+    from policy.config import PolicyTrainConfig, VLAConfig
+    from policy.train import Trainer
 
     shutil.rmtree(run_dir, ignore_errors=True)
     trainer = Trainer(
-        TrainConfig(
+        PolicyTrainConfig(
             stores=[args.data],
             out=str(run_dir),
             steps=1_000_000,
@@ -404,7 +405,7 @@ def _train_compact(args, run_dir: Path, n: int, budget: float, spec, cameras, te
             max_episodes=n,
             checkpoint_every=0,
             seed=0,
-            model={"image_size": IMAGE_SIZE},
+            model=VLAConfig(image_size=IMAGE_SIZE),
         ),
         joint_names=list(spec.joint_names),
         cameras=cameras,

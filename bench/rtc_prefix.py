@@ -97,7 +97,8 @@ class Recorded:
 def train_vla(cfg, spec, out: Path, demos: int, steps: int) -> Path:
     from dojo import conf
     from dojo.collect import collect, make_twin
-    from policy.train import TrainConfig, Trainer
+    from policy.config import PolicyTrainConfig, VLAConfig
+    from policy.train import Trainer
 
     store = out / "demos.zarr"
     twin = make_twin(spec, conf.task_config(cfg))
@@ -111,7 +112,7 @@ def train_vla(cfg, spec, out: Path, demos: int, steps: int) -> Path:
         )
     finally:
         twin.close()
-    tcfg = TrainConfig(
+    tcfg = PolicyTrainConfig(
         stores=[str(store)],
         out=str(out / "train"),
         steps=steps,  # a step budget, not seconds: the same model on every machine
@@ -121,7 +122,7 @@ def train_vla(cfg, spec, out: Path, demos: int, steps: int) -> Path:
         checkpoint_every=0,
         log_every=10**9,
         progress=False,
-        model=dict(MODEL),
+        model=VLAConfig(**MODEL),
     )
     trainer = Trainer(
         tcfg, joint_names=list(spec.joint_names), cameras=[c.name for c in spec.cameras]

@@ -17,7 +17,6 @@ supervised fine-tuning only.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from episodes.store import EpisodeStore
+from policy.schedule import progress_bar
 from robot.schema import ControlSource
 
 DEMO_SOURCES = (int(ControlSource.SCRIPT), int(ControlSource.HUMAN))
@@ -91,7 +91,8 @@ class DemoDataset:
                 raise DataError(f"{url}: recorded at {store.fps} fps, another store at {self.fps}")
             self.fps = store.fps
             ids = store.episode_ids()
-            for i, eid in enumerate(ids):
+            bar = progress_bar(len(ids), f"loading {url}", "episode") if progress else None
+            for eid in ids:
                 if max_episodes is not None and len(self.episodes) >= max_episodes:
                     break
                 ep = store.read(eid, verify=False)
@@ -106,15 +107,10 @@ class DemoDataset:
                 self.episodes.append(
                     DemoEpisode(ep.instruction, ep.joint_pos, ep.action, images, usable)
                 )
-                if progress:
-                    print(
-                        f"\rloading {url}: {i + 1}/{len(ids)} episodes",
-                        end="",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-            if progress:
-                print(file=sys.stderr)
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
         if not self.episodes:
             raise DataError(f"no usable episodes in {stores} (successful_only={successful_only})")
         self.index = np.array(
@@ -177,14 +173,19 @@ class DemoDataset:
         }
 
 
-def random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
-    """DrQ's augmentation: pad by replication and crop back at a random offset per image."""
+def random_shift(
+    images: torch.Tensor, pad: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """DrQ's augmentation: pad by replication and crop back at a random offset per image.
+
+    The one random shift of the project (the policy's and the critic's training both use it);
+    ``generator``: draw the offsets from it instead of torch's global generator."""
     if pad <= 0:
         return images
     B, _, h, w = images.shape
     padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
-    ox = torch.randint(0, 2 * pad + 1, (B,))
-    oy = torch.randint(0, 2 * pad + 1, (B,))
+    off = torch.randint(0, 2 * pad + 1, (B, 2), generator=generator)
+    oy, ox = off[:, 0], off[:, 1]
     rows = oy[:, None] + torch.arange(h)[None, :]  # (B, h)
     cols = ox[:, None] + torch.arange(w)[None, :]  # (B, w)
     bidx = torch.arange(B)[:, None, None]

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from policy.config import PolicyEvalConfig
 from policy.rollout import RolloutConfig, RolloutResult, TwinRollout
+from policy.schedule import progress_bar
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -34,14 +35,6 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-@dataclass
-class EvalConfig:
-    episodes: int = 50
-    seed: int = 100_000
-    failure_videos: int = 3
-    video_camera: str = "front"
 
 
 def summarize(results: list[RolloutResult]) -> dict[str, Any]:
@@ -78,20 +71,23 @@ def summarize(results: list[RolloutResult]) -> dict[str, Any]:
 def evaluate(
     policy,
     twin,
-    config: EvalConfig,
+    config: PolicyEvalConfig,
     rollout: RolloutConfig | None = None,
     out: str | Path | None = None,
     progress: bool = True,
     instruction_override: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Roll ``policy`` out for ``config.episodes`` episodes; write ``eval.json`` and up to
-    ``failure_videos`` MP4s of failed episodes into ``out``.
+    ``failure_videos`` MP4s of failed episodes into ``out``. ``config.inference`` replaces
+    ``rollout.inference``; ``progress``: a tqdm bar (quiet when stderr is not a terminal).
 
     ``instruction_override``: maps the scene's instruction to the one given to the policy
     (e.g. swapped colours: the scene asks for red, the policy is told blue), to test whether it
     follows the words or the scene.
     """
-    runner = TwinRollout(twin, rollout or RolloutConfig())
+    rollout = replace(rollout or RolloutConfig(), inference=str(config.inference))
+    runner = TwinRollout(twin, rollout)
+    camera = config.video_camera or next((c.name for c in twin.spec.cameras), "")
     want_video = out is not None and config.failure_videos > 0
     results: list[RolloutResult] = []
     videos: list[str] = []
@@ -99,8 +95,9 @@ def evaluate(
     agent = policy
     if instruction_override:
         agent = Retold(policy, instruction_override)
+    bar = progress_bar(config.episodes, "eval", "episode") if progress else None
     for i in range(config.episodes):
-        keep = config.video_camera if want_video and len(videos) < config.failure_videos else None
+        keep = camera if want_video and len(videos) < config.failure_videos else None
         r = runner.run(agent, seed=config.seed + i, keep_frames=keep)
         results.append(r)
         if keep and not r.success and r.frames.get(keep):
@@ -111,15 +108,11 @@ def evaluate(
             write_video(frames, len(frames), runner.config.record_fps, path)
             videos.append(str(path))
         r.frames.clear()
-        if progress:
-            k = sum(x.success for x in results)
-            print(
-                f"\reval: {i + 1}/{config.episodes} episodes, {k} succeeded "
-                f"({time.monotonic() - t0:.0f} s)",
-                end="" if i + 1 < config.episodes else "\n",
-                file=sys.stderr,
-                flush=True,
-            )
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(succeeded=sum(x.success for x in results), refresh=False)
+    if bar is not None:
+        bar.close()
     summary = summarize(results)
     summary["seconds"] = round(time.monotonic() - t0, 1)
     summary["failure_videos"] = videos

@@ -63,6 +63,14 @@ def warmup_cosine(step: int, fraction: float, *, warmup: int, floor: float) -> f
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * f))
 
 
+def progress_bar(total: int, desc: str, unit: str = "it", **kwargs):
+    """The tqdm bar every loop here shows (loading, evaluating, relabelling): quiet when stderr
+    is not a terminal (``disable=None``), so logs and CI output get no carriage returns."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=None, **kwargs)
+
+
 class BudgetBar:
     """A tqdm bar over the budget that ends the run; ``update(step, elapsed, **postfix)``."""
 
@@ -78,9 +86,12 @@ class BudgetBar:
                 desc=f"{desc} ({budget.seconds:.0f} s budget)",
                 unit="s",
                 bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]",
+                disable=None,
             )
         else:
-            self.bar = tqdm(total=budget.steps, initial=initial_step, desc=desc, unit="step")
+            self.bar = tqdm(
+                total=budget.steps, initial=initial_step, desc=desc, unit="step", disable=None
+            )
 
     def update(self, step: int, elapsed: float, **postfix) -> None:
         n = min(elapsed, self.budget.seconds) if self.by_time else step

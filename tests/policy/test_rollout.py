@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from episodes.store import EpisodeStore, StoreConfig
-from policy.evaluate import EvalConfig, evaluate, wilson_interval
+from policy.config import PolicyEvalConfig
+from policy.evaluate import evaluate, wilson_interval
 from policy.rollout import RolloutConfig, TwinRollout, committed_prefix
 from robot.executor import ChunkExecutor, ExecutorConfig
 from robot.schema import ActionChunk, ControlSource
@@ -102,7 +103,7 @@ def test_evaluation_reports_rate_interval_and_per_instruction(twin, tmp_path):
     summary = evaluate(
         HomeAgent(twin.spec),
         twin,
-        EvalConfig(episodes=2, seed=5, failure_videos=1),
+        PolicyEvalConfig(episodes=2, seed=5, failure_videos=1),
         RolloutConfig(max_duration=1.0),
         out=tmp_path,
         progress=False,

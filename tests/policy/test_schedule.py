@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
+from policy.config import PolicyTrainConfig, VLAConfig
 from policy.schedule import Budget, warmup_cosine
-from policy.train import TrainConfig, Trainer
+from policy.train import Trainer
 from tests.policy.conftest import CAMERAS, JOINTS, tiny_model_overrides
 
 CAMS = [c[0] for c in CAMERAS]
@@ -48,7 +49,7 @@ def test_a_seconds_budget_ends_the_run_at_the_floor(learnable_store, tmp_path, t
     the peak rate; this one must end at its floor. The clock is simulated (0.1 s per reading)
     so the test does not depend on how fast this machine trains."""
     ticks = itertools.count()
-    cfg = TrainConfig(
+    cfg = PolicyTrainConfig(
         stores=[learnable_store.url],
         out=str(tmp_path / "run"),
         steps=1_000_000,
@@ -60,7 +61,7 @@ def test_a_seconds_budget_ends_the_run_at_the_floor(learnable_store, tmp_path, t
         log_every=1,
         checkpoint_every=0,
         progress=False,
-        model=tiny_model_overrides(),
+        model=VLAConfig(**tiny_model_overrides()),
     )
     trainer = Trainer(
         cfg,

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from policy.compact import CompactVLAPolicy
+from policy.config import PolicyTrainConfig, VLAConfig
 from policy.data import DataError, DemoDataset, random_shift
-from policy.train import TrainConfig, Trainer, TrainError
+from policy.train import Trainer, TrainError
 from robot.schema import Observation
 from tests.policy.conftest import (
     CAMERAS,
@@ -24,7 +25,7 @@ CAMS = [c[0] for c in CAMERAS]
 
 
 def trainer(store, out, text_encoder, **kw) -> Trainer:
-    cfg = TrainConfig(
+    cfg = PolicyTrainConfig(
         stores=[store.url],
         out=str(out),
         batch_size=16,
@@ -34,7 +35,7 @@ def trainer(store, out, text_encoder, **kw) -> Trainer:
         log_every=5,
         checkpoint_every=0,
         progress=False,
-        **{"model": tiny_model_overrides(), **kw},
+        **{"model": VLAConfig(**tiny_model_overrides()), **kw},
     )
     return Trainer(cfg, joint_names=JOINTS, cameras=CAMS, text=text_encoder)
 
@@ -68,7 +69,7 @@ def test_training_overfits_a_handful_of_episodes(
         tmp_path / "run",
         text_encoder,
         steps=150,
-        model=tiny_model_overrides(action_mode=action_mode),
+        model=VLAConfig(**tiny_model_overrides(action_mode=action_mode)),
     )
     summary = tr.run()
     losses = [h["loss"] for h in tr.history if "loss" in h]
@@ -103,12 +104,12 @@ def test_an_interrupted_run_resumes_where_it_stopped(learnable_store, tmp_path, 
 def test_resuming_with_another_model_is_refused(learnable_store, tmp_path, text_encoder):
     out = tmp_path / "run"
     trainer(learnable_store, out, text_encoder, steps=2).run()
-    cfg = TrainConfig(
+    cfg = PolicyTrainConfig(
         stores=[learnable_store.url],
         out=str(out),
         steps=4,
         progress=False,
-        model=tiny_model_overrides(dim=64),
+        model=VLAConfig(**tiny_model_overrides(dim=64)),
     )
     with pytest.raises(TrainError, match=r"different model \(differs in \['dim'\]\)"):
         Trainer(cfg, joint_names=JOINTS, cameras=CAMS, text=text_encoder)
