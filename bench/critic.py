@@ -134,9 +134,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from critic.evaluate import EvalConfig, evaluate, plot_curves, reference_comparison
+    from critic.config import CriticTrainConfig
+    from critic.evaluate import CriticEvalConfig, evaluate, plot_curves, reference_comparison
     from critic.registry import load_critic
-    from critic.train import TrainConfig, train
+    from critic.train import train
 
     for kind in ("heldout", "variant") + (() if args.critic else ("train",)):
         ensure_store(kind, getattr(args, kind))
@@ -145,17 +146,17 @@ def main() -> None:
         critic = load_critic(args.critic)
     else:
         t0 = time.perf_counter()
-        cfg = TrainConfig(stores=[args.train], out=args.out, steps=args.steps, log_every=250,
+        cfg = CriticTrainConfig(stores=[args.train], out=args.out, steps=args.steps, log_every=250,
                           ref_align=args.ref_align)  # fmt: skip
         critic = train(cfg)
         train_s = time.perf_counter() - t0
-    config = EvalConfig(mode=args.mode)
+    config = CriticEvalConfig(mode=args.mode)
     metrics, results = evaluate(critic, [args.heldout], config)
     curves = plot_curves(results, RESULTS / "critic_curves.png", f"held-out: {critic.critic_id}")
     ref = reference_comparison(critic, args.variant, config) if args.variant else None
     # chain accumulation drifts upwards wherever the critic's small deltas lean positive, so
     # on a task it does not know, reversed episodes score high too; anchor mode cannot drift
-    anchor_cfg = EvalConfig(mode="anchor")
+    anchor_cfg = CriticEvalConfig(mode="anchor")
     ref_anchor = reference_comparison(critic, args.variant, anchor_cfg) if args.variant else None
     speed = pairs_per_second(critic, args.heldout)
     stores = [s for s in (args.heldout, args.variant, args.train) if s]

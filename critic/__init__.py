@@ -21,9 +21,9 @@ _LAZY = {
     "CompactConfig": "critic.models.compact",
     "load_critic": "critic.registry",
     "VLMCritic": "critic.vlm",
-    "TrainConfig": "critic.train",
+    "CriticTrainConfig": "critic.config",
     "RelabelConfig": "critic.relabel",
-    "EvalConfig": "critic.evaluate",
+    "CriticEvalConfig": "critic.evaluate",
     "LiveProgress": "critic.live",
 }
 

@@ -11,24 +11,32 @@ has them, else the critic is run on the episode.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from critic.base import CriticError, ProgressCritic
+from critic.config import ProgressMode
 from critic.evaluate import check_store_cameras, episode_frames
+from policy.schedule import progress_bar
 
 
 @dataclass
 class AuditConfig:
+    """``dojo critic audit``: a critic says done when the last frame's done probability reaches
+    ``done_threshold`` or its final progress ``progress_threshold``; a stretch of
+    ``stagnation_s`` changing less than ``stagnation_eps``, or a fall of ``regress_drop`` below
+    the best, is flagged. ``critic_id``: audit the arrays this critic relabelled instead of
+    running a critic."""
+
+    critic_id: str = ""
     done_threshold: float = 0.5
     progress_threshold: float = 0.8
     stagnation_s: float = 3.0
     stagnation_eps: float = 0.02
     regress_drop: float = 0.2
-    mode: str = "chain"
+    mode: ProgressMode = ProgressMode.chain
     limit: int = 0
 
 
@@ -123,12 +131,13 @@ def audit(
     *,
     progress: bool = True,
 ) -> AuditReport:
-    """Compare the critic's done and final progress with every episode's recorded outcome."""
+    """Compare the critic's done and final progress with every episode's recorded outcome.
+    ``critic_id`` (else ``config.critic_id``): read that critic's relabelled arrays."""
     from episodes.store import EpisodeStore
 
     config = config or AuditConfig()
     store = EpisodeStore.open(store_url)
-    cid = critic_id or (critic.critic_id if critic is not None else None)
+    cid = critic_id or config.critic_id or (critic.critic_id if critic is not None else None)
     if cid is None:
         raise CriticError("audit: give a critic checkpoint or the critic_id of relabelled rewards")
     if critic is not None:
@@ -137,7 +146,8 @@ def audit(
     ids = ids[: config.limit] if config.limit else ids
     rows = []
     fps = store.fps or 10.0
-    for k, eid in enumerate(ids):
+    bar = progress_bar(len(ids), f"audit {store_url}", "episode") if progress else None
+    for eid in ids:
         ep = store.read(eid, verify=False)
         values = ep.rewards.get(f"{cid}.progress")
         done = ep.rewards.get(f"{cid}.done")
@@ -171,8 +181,8 @@ def audit(
                 flags=flags_for(values, fps, config),
             )
         )
-        if progress:
-            print(f"\raudit {store_url}: {k + 1}/{len(ids)}", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return AuditReport(store=store_url, critic_id=cid, rows=rows)

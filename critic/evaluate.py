@@ -19,7 +19,6 @@ Plots: progress curves of successful and failed episodes side by side (PNG).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +27,19 @@ from typing import Any
 import numpy as np
 
 from critic.base import CriticError, ProgressCritic, Reference, normalize_instruction
+from critic.config import ProgressMode
 from critic.pairs import progress_label
 from critic.value import voc
+from policy.schedule import progress_bar
 
 
 @dataclass
-class EvalConfig:
-    mode: str = "chain"
+class CriticEvalConfig:
+    """``dojo eval critic`` and ``dojo critic curves`` (the metrics are in the module docstring):
+    pairs at least ``min_gap`` apart in progress, ``pairs_per_episode`` of them; a done or a
+    reject probability above its threshold counts as yes; ``limit`` episodes per store (0: all)."""
+
+    mode: ProgressMode = ProgressMode.chain
     min_gap: float = 0.1
     pairs_per_episode: int = 32
     done_threshold: float = 0.5
@@ -44,7 +49,7 @@ class EvalConfig:
 
 
 @dataclass
-class EpisodeResult:
+class CriticEpisodeResult:
     id: str
     instruction: str
     success: bool
@@ -102,14 +107,14 @@ def evaluate_episode(
     critic: ProgressCritic,
     episode: Any,
     frames: dict,
-    config: EvalConfig,
+    config: CriticEvalConfig,
     rng: np.random.Generator,
     vocab: Sequence[str] = (),
-) -> EpisodeResult:
+) -> CriticEpisodeResult:
     n = episode.n_steps
     values, _ = critic.progress(frames, episode.instruction, mode=config.mode)
     done = critic.done_frames({c: f[-1:] for c, f in frames.items()}, episode.instruction)
-    res = EpisodeResult(
+    res = CriticEpisodeResult(
         id=episode.id,
         instruction=episode.instruction,
         success=bool(episode.success),
@@ -149,7 +154,7 @@ def _has_reject(critic: ProgressCritic) -> bool:
     return type(critic).reject_frames is not ProgressCritic.reject_frames
 
 
-def summarize(results: Sequence[EpisodeResult], config: EvalConfig) -> dict[str, Any]:
+def summarize(results: Sequence[CriticEpisodeResult], config: CriticEvalConfig) -> dict[str, Any]:
     succ = [r for r in results if r.success]
     fail = [r for r in results if not r.success]
 
@@ -203,16 +208,16 @@ def summarize(results: Sequence[EpisodeResult], config: EvalConfig) -> dict[str,
 def evaluate(
     critic: ProgressCritic,
     stores: Sequence[str],
-    config: EvalConfig | None = None,
+    config: CriticEvalConfig | None = None,
     *,
     progress: bool = True,
-) -> tuple[dict[str, Any], list[EpisodeResult]]:
+) -> tuple[dict[str, Any], list[CriticEpisodeResult]]:
     """Evaluate on every committed episode of ``stores`` (at most ``config.limit`` each)."""
     from episodes.store import EpisodeStore
 
-    config = config or EvalConfig()
+    config = config or CriticEvalConfig()
     rng = np.random.default_rng(config.seed)
-    results: list[EpisodeResult] = []
+    results: list[CriticEpisodeResult] = []
     for url in stores:
         store = EpisodeStore.open(url)
         check_store_cameras(store, critic)
@@ -221,17 +226,15 @@ def evaluate(
         vocab = list(getattr(critic, "instructions", []) or [])
         if not vocab:
             vocab = sorted({store.info(i)["instruction"] for i in ids})
-        for k, eid in enumerate(ids):
+        bar = progress_bar(len(ids), f"evaluating {url}", "episode") if progress else None
+        for eid in ids:
             ep = store.read(eid, verify=False)
             frames = episode_frames(ep, critic, url)
             results.append(evaluate_episode(critic, ep, frames, config, rng, vocab))
-            if progress:
-                print(
-                    f"\revaluating {url}: {k + 1}/{len(ids)}",
-                    end="" if k + 1 < len(ids) else "\n",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
     if not results:
         raise CriticError(f"no committed episodes to evaluate in {list(stores)}")
     return summarize(results, config), results
@@ -240,7 +243,7 @@ def evaluate(
 def reference_comparison(
     critic: ProgressCritic,
     store_url: str,
-    config: EvalConfig | None = None,
+    config: CriticEvalConfig | None = None,
     *,
     k: int = 8,
     progress: bool = True,
@@ -249,7 +252,7 @@ def reference_comparison(
     episode of the same instruction) and without it."""
     from episodes.store import EpisodeStore
 
-    config = config or EvalConfig()
+    config = config or CriticEvalConfig()
     store = EpisodeStore.open(store_url)
     check_store_cameras(store, critic)
     succ = [i for i in store.episode_ids() if store.info(i).get("success")]
@@ -257,6 +260,8 @@ def reference_comparison(
     for i in succ:
         by_instr.setdefault(normalize_instruction(store.info(i)["instruction"]), []).append(i)
     with_ref, without, rev_with, rev_without, used = [], [], [], [], []
+    scored = sum(len(g) - 1 for g in by_instr.values() if len(g) >= 2)
+    bar = progress_bar(scored, "reference comparison", "episode") if progress else None
     for group in by_instr.values():
         if len(group) < 2:
             continue
@@ -275,10 +280,10 @@ def reference_comparison(
             rev_with.append(voc(r_ref))
             rev_without.append(voc(r_no))
             used.append(eid)
-            if progress:
-                print(f"\rreference comparison: {len(used)} episodes", end="", file=sys.stderr)
-    if progress:
-        print(file=sys.stderr)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     if not used:
         raise CriticError(
             f"{store_url}: no instruction with two successful episodes (a reference and one to "
@@ -293,7 +298,7 @@ def reference_comparison(
     }
 
 
-def plot_curves(results: Sequence[EpisodeResult], path: str | Path, title: str = "") -> Path:
+def plot_curves(results: Sequence[CriticEpisodeResult], path: str | Path, title: str = "") -> Path:
     """Progress curves, successful episodes left, failed right, against normalised time."""
     import matplotlib
 

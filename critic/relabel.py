@@ -15,22 +15,31 @@ critic in batches, one episode at a time, so memory stays at one episode's frame
 
 from __future__ import annotations
 
-import sys
+import enum
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from critic.base import CriticError, ProgressCritic
+from critic.config import ProgressMode
 from critic.evaluate import check_store_cameras, episode_frames
 from critic.value import REWARD_MODES, rewards_from_deltas
+from policy.schedule import progress_bar
+
+# reward modes of critic.value, as an enum so a config names a bad one (hydra: by name)
+RewardMode = enum.StrEnum("RewardMode", [(m, m) for m in REWARD_MODES])
 
 
 @dataclass
 class RelabelConfig:
-    reward: str = "delta"
+    """``dojo critic relabel``: ``reward`` per step from the critic's deltas (``delta``, or
+    potential-based ``shaping`` with ``gamma``); ``overwrite`` rewards already written by this
+    critic; ``limit`` episodes (0: all)."""
+
+    reward: RewardMode = RewardMode.delta
     gamma: float = 0.99
-    mode: str = "chain"
+    mode: ProgressMode = ProgressMode.chain
     overwrite: bool = False
     limit: int = 0
 
@@ -94,12 +103,13 @@ def relabel(
     attrs = {
         "critic_id": cid,
         "critic_version": critic.version,
-        "reward": config.reward,
+        "reward": str(config.reward),
         "gamma": config.gamma,
-        "progress_mode": config.mode,
+        "progress_mode": str(config.mode),
     }
     t0 = time.monotonic()
-    for k, eid in enumerate(ids):
+    bar = progress_bar(len(ids), f"relabel {store_url} with {cid}", "episode") if progress else None
+    for eid in ids:
         ep = store.read(eid, verify=False)
         if cid in ep.rewards and not config.overwrite:
             summary.skipped.append(eid)
@@ -110,14 +120,10 @@ def relabel(
                 store.write_rewards(eid, cid + suffix, out[suffix[1:]], attrs, overwrite=True)
             store.write_rewards(eid, cid, out["rewards"], attrs, overwrite=config.overwrite)
             summary.written.append(eid)
-        if progress:
-            rate = (k + 1) / max(time.monotonic() - t0, 1e-9)
-            print(
-                f"\rrelabel {store_url} with {cid}: {k + 1}/{len(ids)} episodes "
-                f"({len(summary.skipped)} already done, {rate:.1f}/s)",
-                end="" if k + 1 < len(ids) else "\n",
-                file=sys.stderr,
-                flush=True,
-            )
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(already_done=len(summary.skipped), refresh=False)
+    if bar is not None:
+        bar.close()
     summary.seconds = time.monotonic() - t0
     return summary

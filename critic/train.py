@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,58 +24,18 @@ import torch
 import torch.nn.functional as F
 
 from critic.base import CriticError
+from critic.config import CriticTrainConfig
 from critic.models.compact import CompactConfig, CompactCritic, CompactCriticNet
-from critic.pairs import EpisodeIndex, PairBatch, PairConfig, PairSampler
-from policy.schedule import Budget, warmup_cosine
-
-
-@dataclass
-class TrainConfig:
-    """``stores``: episode stores to train on; ``out``: checkpoint directory.
-    ``steps``/``seconds``: the budget, whichever ends first (``seconds`` 0: none); the
-    learning rate's cosine runs over it (:mod:`policy.schedule`).
-    ``threads``: torch CPU threads (0: leave torch's default)."""
-
-    stores: list[str] = field(default_factory=list)
-    out: str = "runs/critic"
-    name: str = "compact"
-    cameras: list[str] = field(default_factory=lambda: ["front", "wrist"])
-    image_size: list[int] = field(default_factory=lambda: [72, 96])
-    widths: list[int] = field(default_factory=lambda: [32, 64])
-    embed_dim: int = 128
-    ref_frames: int = 8
-    ref_align: str = "neutral"
-    steps: int = 1500
-    seconds: float = 0.0
-    batch_size: int = 32
-    ref_batch: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup: int = 50
-    seed: int = 0
-    threads: int = 0
-    limit: int = 0
-    log_every: int = 50
-    pairs: PairConfig = field(default_factory=PairConfig)
-
-    def validate(self) -> None:
-        if not self.stores:
-            raise CriticError("train critic: no stores given (store=demos.zarr)")
-        for key in ("steps", "batch_size"):
-            if getattr(self, key) < 1:
-                raise CriticError(f"train critic: {key}={getattr(self, key)} must be >= 1")
-        if not self.lr > 0:
-            raise CriticError(f"train critic: lr={self.lr} must be > 0")
-        if self.seconds < 0:
-            raise CriticError(f"train critic: seconds={self.seconds} must be >= 0 (0: no limit)")
+from critic.pairs import EpisodeIndex, PairBatch, PairSampler
+from policy.data import random_shift
+from policy.schedule import Budget, BudgetBar, warmup_cosine
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, shift: int = 2) -> torch.Tensor:
-    """Random shift (replicate padding) and brightness/contrast jitter of ``(B, 3, h, w)``."""
-    b, _, h, w = x.shape
-    pad = F.pad(x, (shift, shift, shift, shift), mode="replicate")
-    off = torch.randint(0, 2 * shift + 1, (b, 2), generator=gen)
-    out = torch.stack([pad[i, :, oy : oy + h, ox : ox + w] for i, (oy, ox) in enumerate(off)])
+    """Random shift (:func:`policy.data.random_shift`) and brightness/contrast jitter of
+    ``(B, 3, h, w)``."""
+    b = x.shape[0]
+    out = random_shift(x, shift, generator=gen)
     gain = 1.0 + (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.2
     bias = (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.1
     return (out * gain + bias).clamp_(0.0, 1.0)
@@ -143,7 +103,7 @@ def batch_loss(
 
 
 def train(
-    config: TrainConfig,
+    config: CriticTrainConfig,
     index: EpisodeIndex | None = None,
     *,
     text_encoder: Any = None,
@@ -175,7 +135,7 @@ def train(
         widths=list(config.widths),
         embed_dim=config.embed_dim,
         ref_frames=config.ref_frames,
-        ref_align=config.ref_align,
+        ref_align=str(config.ref_align),
     )
     sampler = PairSampler(index, config.pairs, seed=config.seed)
     critic = CompactCritic(
@@ -193,6 +153,7 @@ def train(
     running: dict[str, float] = {}
     history = []
     s = 0
+    bar = BudgetBar(budget, "train critic") if progress else None
     while not budget.exhausted(s, time.monotonic() - t0):
         scale = warmup_cosine(
             s, budget.fraction(s, time.monotonic() - t0), warmup=budget.warmup, floor=0.05
@@ -223,14 +184,13 @@ def train(
         s += 1
         if s % config.log_every == 0 or s == config.steps:
             history.append({"step": s, "lr": config.lr * scale, **running})
-            if progress:
-                rate = pairs / max(time.monotonic() - t0, 1e-9)
-                terms = " ".join(f"{k}={v:.3f}" for k, v in running.items())
-                print(
-                    f"critic step {s}/{config.steps} {rate:.0f} pairs/s {terms}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        if bar is not None:
+            rate = pairs / max(time.monotonic() - t0, 1e-9)
+            bar.update(
+                s, time.monotonic() - t0, loss=f"{running['loss']:.3f}", pairs_s=f"{rate:.0f}"
+            )
+    if bar is not None:
+        bar.close()
     net.eval()
     seconds = time.monotonic() - t0
     summary = {

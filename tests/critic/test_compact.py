@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from critic.base import CriticError, Reference
-from critic.evaluate import EvalConfig, evaluate
+from critic.config import CriticTrainConfig
+from critic.evaluate import CriticEvalConfig, evaluate
 from critic.models.compact import (
     META,
     WEIGHTS,
@@ -18,7 +19,7 @@ from critic.models.compact import (
 )
 from critic.pairs import EpisodeIndex
 from critic.registry import load_critic
-from critic.train import TrainConfig, train
+from critic.train import train
 from robot.schema import Observation
 from tests.critic.conftest import H, W, instruction, make_store, square_frames
 
@@ -40,7 +41,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compact")
     eps = [("red", True), ("blue", True)] * 3 + [("red", False), ("blue", False)]
     url = make_store(tmp / "train.zarr", eps, n=10)
-    cfg = TrainConfig(
+    cfg = CriticTrainConfig(
         stores=[url], out=str(tmp / "ckpt"), cameras=["front"], steps=120, batch_size=16,
         ref_batch=4, lr=3e-3, warmup=10, log_every=20, **TINY,
     )  # fmt: skip
@@ -74,7 +75,7 @@ def test_checkpoint_round_trip_is_exact(trained, fake_text):
 
 def test_trained_critic_orders_its_training_task(trained):
     critic, _, url, _ = trained
-    metrics, _ = evaluate(critic, [url], EvalConfig(pairs_per_episode=16), progress=False)
+    metrics, _ = evaluate(critic, [url], CriticEvalConfig(pairs_per_episode=16), progress=False)
     assert metrics["sign_accuracy"] > 0.7
     assert metrics["voc_success"] > 0.5
 

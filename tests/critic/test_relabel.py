@@ -7,7 +7,7 @@ import pytest
 
 from critic.audit import AuditConfig, audit, flags_for
 from critic.base import CriticError
-from critic.evaluate import EvalConfig, evaluate, plot_curves
+from critic.evaluate import CriticEvalConfig, evaluate, plot_curves
 from critic.relabel import RelabelConfig, relabel
 from critic.value import rewards_from_deltas
 from episodes.store import EpisodeStore
@@ -71,7 +71,7 @@ def test_relabel_refuses_bad_config(tiny_store):
 
 
 def test_metrics_of_a_right_critic(tiny_store, tmp_path):
-    metrics, results = evaluate(OracleCritic(), [tiny_store], EvalConfig(), progress=False)
+    metrics, results = evaluate(OracleCritic(), [tiny_store], CriticEvalConfig(), progress=False)
     assert metrics["voc_success"] == pytest.approx(1.0)
     # played backwards, every delta is a regression from 0: the value never leaves 0
     assert metrics["voc_reversed"] == pytest.approx(0.0)
