@@ -16,6 +16,7 @@ runs only with ``pytest -m hardware --uvc /dev/videoN``.
 
 from __future__ import annotations
 
+import enum
 import glob
 import math
 import os
@@ -28,17 +29,32 @@ import numpy as np
 
 from robot.cameras.base import Camera, CameraError, RawFrame
 
+V4L2_EXPOSURE_UNIT_US = 100.0
+"""V4L2's ``exposure_time_absolute`` (what OpenCV's ``CAP_PROP_EXPOSURE`` sets) in microseconds."""
+
+
+class Timestamps(enum.StrEnum):
+    """``device``: V4L2's buffer time mapped to host time; ``host``: stamped on arrival."""
+
+    host = "host"
+    device = "device"
+
 
 @dataclass
 class OpenCVConfig:
+    """``source``: device index, path or video file. ``fourcc``: e.g. ``MJPG`` for high
+    resolutions over USB 2. ``exposure_us``: fixed exposure in microseconds, 0 = auto (the same
+    unit as :class:`~robot.cameras.realsense.RealSenseConfig`; V4L2 counts 100 us units, the
+    driver converts). ``real_time``: a video file plays at its own frame rate."""
+
     name: str = "uvc"
     source: str = "0"
     width: int = 640
     height: int = 480
     fps: float = 30.0
-    fourcc: str = ""  # e.g. "MJPG" for high resolutions over USB 2
-    exposure: float = 0.0  # V4L2 exposure_time_absolute (100 us units); 0 = auto
-    timestamps: str = "host"  # "host" | "device"
+    fourcc: str = ""
+    exposure_us: float = 0.0
+    timestamps: Timestamps = Timestamps.host
     real_time: bool = True
 
 
@@ -72,7 +88,7 @@ class OpenCVCamera(Camera):
 
     def __init__(self, config: OpenCVConfig, **kwargs: Any) -> None:
         self.config = config
-        if config.timestamps not in ("host", "device"):
+        if config.timestamps not in tuple(Timestamps):
             raise CameraError(
                 f"camera '{config.name}': timestamps={config.timestamps!r} is not 'host' or "
                 "'device'"
@@ -109,9 +125,10 @@ class OpenCVCamera(Camera):
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height)
             cap.set(cv2.CAP_PROP_FPS, self.config.fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-            if self.config.exposure > 0:
+            if self.config.exposure_us > 0:
                 cap.set(cv2.CAP_PROP_AUTO_EXPOSURE, 1)  # V4L2 manual mode
-                cap.set(cv2.CAP_PROP_EXPOSURE, self.config.exposure)
+                # V4L2's exposure_time_absolute counts 100 us units
+                cap.set(cv2.CAP_PROP_EXPOSURE, self.config.exposure_us / V4L2_EXPOSURE_UNIT_US)
             got = cap.get(cv2.CAP_PROP_FPS)
             if got and abs(got - self.config.fps) > 0.5:
                 cap.release()

@@ -51,8 +51,9 @@ PRESETS: dict[str, tuple[int, int, int]] = {
 @dataclass
 class RealSenseConfig:
     """``serial``: the camera to open ("" = the only one attached). ``playback``: a recording
-    to play instead. ``exposure_us``: fixed exposure, 0 = auto. ``align_depth``: depth
-    resampled into the colour camera's pixels."""
+    to play instead. ``exposure_us``: fixed exposure in microseconds, 0 = auto.
+    ``align_depth``: depth resampled into the colour camera's pixels. ``real_time`` (playback):
+    at the recording's rate; ``repeat`` (playback): loop it."""
 
     name: str = "rs"
     serial: str = ""
