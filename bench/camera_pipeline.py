@@ -90,8 +90,8 @@ def node_run(path: Path, frames: int, depth: bool, tmp: Path) -> dict:
     cfg = conf.load(
         [
             "camera=playback",
-            f"camera.devices.0.playback={path}",
-            f"camera.devices.0.depth={str(depth).lower()}",
+            f"camera.devices.0.realsense.playback={path}",
+            f"camera.devices.0.realsense.depth={str(depth).lower()}",
             "camera.reconnect_after=30",  # no replay after the end of the recording
             f"out={tmp}",
         ]

@@ -7,7 +7,7 @@
     dojo train policy store=S out=DIR  fine-tune the compact VLA on the demos in S
     dojo eval policy checkpoint=DIR    success rate in the twin, 95% CI, failure videos
     dojo train critic store=S out=DIR  train the progress critic on the episodes in S
-    dojo eval critic critic=DIR store=S  VOC, sign accuracy, rejection, done F1, curves
+    dojo eval critic checkpoint=DIR store=S  VOC, sign accuracy, rejection, done F1, curves
     dojo critic relabel|audit|curves ... rewards per episode, outcome audit, progress plots
     dojo episodes CMD STORE ...  ls | show | repair | export | import | view
     dojo hw find-cameras | find-port | check robot=... [key=value ...]
@@ -16,13 +16,15 @@
     dojo config [key=value ...]  print the resolved config
     dojo graph [key=value ...]   print the nodes and the command line of each
 
-Overrides are hydra's ``key=value``; presets live in ``dojo/conf/<group>/``. A bad value fails
-before any node starts, naming the key (and the nearest valid name for a typo).
+Every command takes hydra's ``key=value`` overrides of one config (``dojo/conf``); presets live
+in ``dojo/conf/<group>/``. ``dojo <command> --help`` lists the keys that command reads, with
+their types and defaults; a key it does not read is refused. A bad value fails before any node
+starts, naming the key (and the nearest valid name for a typo); every error is one line
+(DOJO_TRACEBACK=1 shows the traceback of an unexpected one).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -30,27 +32,21 @@ import sys
 from pathlib import Path
 
 from dojo import conf
+from dojo.commands import GRAPH_READS, TWIN_READS, Command, given, is_user_error, one_line
+from robot.registry import did_you_mean
 
 log = logging.getLogger("dojo")
 
 
-def _load(overrides: list[str]):
-    try:
-        return conf.load(overrides)
-    except conf.ConfigError as err:
-        print(f"dojo: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def cmd_config(overrides: list[str]) -> int:
-    print(conf.to_yaml(_load(overrides)), end="")
+    print(conf.to_yaml(CONFIG.load(overrides)), end="")
     return 0
 
 
 def cmd_graph(overrides: list[str]) -> int:
     from dojo import graph
 
-    cfg = _load(overrides)
+    cfg = GRAPH.load(overrides)
     for node in graph.build(cfg, Path(cfg.out) / "config.yaml"):
         print(f"{node.name}: {' '.join(node.command(cfg.ros.namespace, cfg.ros.log_level))}")
     return 0
@@ -61,7 +57,7 @@ def cmd_run(overrides: list[str]) -> int:
     from dojo.ros.env import node_env
     from dojo.supervisor import Supervisor
 
-    cfg = _load(overrides)
+    cfg = RUN.load(overrides)
     out = Path(cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     cfg.out = str(out)
@@ -105,15 +101,15 @@ def cmd_demo(overrides: list[str]) -> int:
     """Demonstrations, fine-tuning, and the policy through the graph (dojo/demo.py)."""
     from dojo import demo
 
-    return demo.run(overrides, cmd_run)
+    return demo.run(overrides, cmd_run, DEMO)
 
 
 def cmd_record(overrides: list[str]) -> int:
     """``dojo run`` with a store: the recorder joins the graph and every episode is kept."""
-    if not any(o.startswith("store=") for o in overrides):
+    if not given(overrides, "store"):
         print("dojo record: say where to record, e.g. store=demos.zarr", file=sys.stderr)
         return 2
-    store = next(o.split("=", 1)[1] for o in overrides if o.startswith("store="))
+    store = str(RECORD.load(overrides).store)
     code = cmd_run(overrides)
     try:
         from episodes.store import EpisodeStore
@@ -129,7 +125,7 @@ def cmd_collect(overrides: list[str]) -> int:
     from dojo.collect import collect, make_twin
 
     logging.getLogger().setLevel(logging.WARNING)  # one progress line, not a log per episode
-    cfg = _load(overrides)
+    cfg = COLLECT.load(overrides)
     if not cfg.store:
         print("dojo collect: say where to write, e.g. store=demos.zarr", file=sys.stderr)
         return 2
@@ -153,50 +149,101 @@ def cmd_collect(overrides: list[str]) -> int:
     return 0
 
 
-def cmd_episodes(argv: list[str]) -> int:
-    from dojo import episodes_cmd
+RUN = Command("run", cmd_run, GRAPH_READS, "Start the node graph.")
+RECORD = Command("record", cmd_record, GRAPH_READS, "Run the graph and record every episode.")
+COLLECT = Command(
+    "collect",
+    cmd_collect,
+    (*TWIN_READS, "teleop", "recorder", "store", "episodes", "seed"),
+    "Scripted episodes in the twin straight into store= (no ROS); episode k uses seed seed+k.",
+)
+DEMO = Command(
+    "demo",
+    cmd_demo,
+    (*GRAPH_READS, "demo", "train"),
+    "Demonstrations, fine-tuning, the critic, and the policy through the graph.",
+)
+CONFIG = Command("config", cmd_config, None, "Print the resolved config.")
+GRAPH = Command("graph", cmd_graph, GRAPH_READS, "Print the nodes and the command line of each.")
 
-    return episodes_cmd.main(argv)
+
+def commands() -> dict[str, Command]:
+    """Every command by its name (``"train policy"``, ``"critic relabel"``, ``"hw check"``)."""
+    from dojo import critic_cmd, episodes_cmd, hw, policy_cmd
+
+    table = [RUN, RECORD, COLLECT, DEMO, CONFIG, GRAPH]
+    table += [*policy_cmd.COMMANDS, *critic_cmd.COMMANDS, *episodes_cmd.COMMANDS, *hw.COMMANDS]
+    return {c.name: c for c in table}
 
 
-COMMANDS = {
-    "run": cmd_run,
-    "record": cmd_record,
-    "collect": cmd_collect,
-    "demo": cmd_demo,
-    "config": cmd_config,
-    "graph": cmd_graph,
-}
+def _find(argv: list[str], table: dict[str, Command]) -> Command:
+    """The command ``argv`` starts with; a misspelt one names the nearest."""
+    two = " ".join(argv[:2])
+    if two in table and len(argv) >= 2:
+        return table[two]
+    if argv[0] in table:
+        return table[argv[0]]
+    firsts = {n.split()[0]: [m for m in table if m.split()[0] == n.split()[0]] for n in table}
+    if argv[0] in firsts:  # "critic relable": the nearest second word
+        seconds = [n.split()[1] for n in firsts[argv[0]]]
+        if len(argv) < 2:
+            raise UnknownCommand(f"dojo {argv[0]}: give a command ({', '.join(seconds)})")
+        raise UnknownCommand(
+            f"dojo {argv[0]}: unknown command '{argv[1]}'{did_you_mean(argv[1], seconds)} "
+            f"({', '.join(seconds)})"
+        )
+    raise UnknownCommand(
+        f"dojo: unknown command '{argv[0]}'{did_you_mean(argv[0], firsts)} "
+        f"(commands: {', '.join(sorted(firsts))}; dojo --help)"
+    )
+
+
+class UnknownCommand(ValueError):
+    pass
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Dispatch to the command; exit 0 done, 2 bad input (one line on stderr), 1 unexpected.
+
+    Never a traceback for bad input: a user error of any library (:func:`is_user_error`) is
+    its message on one line; anything else is one line too, unless DOJO_TRACEBACK=1."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["episodes"]:  # its own argparse, with subcommands and flags
-        raise SystemExit(cmd_episodes(argv[1:]))
-    if argv[:1] == ["hw"]:  # hardware discovery and checks: its own argparse
-        from dojo import hw
-
-        raise SystemExit(hw.main(argv[1:]))
-    if argv[:2] in (["train", "critic"], ["eval", "critic"]) or argv[:1] == ["critic"]:
-        from dojo import critic_cmd  # offline critic tools: key=value checked by critic_cmd
-
-        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-        raise SystemExit(critic_cmd.dispatch(argv))
-    if argv[:1] in (["train"], ["eval"]) and argv[1:2] != ["critic"]:
-        from dojo import policy_cmd
-
-        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-        os.environ.setdefault("MUJOCO_GL", "egl")
-        raise SystemExit(policy_cmd.main(argv))
-    parser = argparse.ArgumentParser(
-        prog="dojo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        raise SystemExit(0 if argv else 2)
+    table = commands()
+    try:
+        command = _find(argv, table)
+    except UnknownCommand as err:
+        print(err, file=sys.stderr)
+        raise SystemExit(2) from None
+    rest = argv[len(command.name.split()) :]
+    if any(w in ("-h", "--help") for w in rest):
+        print(command.help())
+        raise SystemExit(0)
+    graph_like = command.reads is None or command.reads == GRAPH_READS
+    logging.basicConfig(
+        level=logging.INFO if graph_like else logging.WARNING, format="%(name)s: %(message)s"
     )
-    parser.add_argument("command", choices=sorted([*COMMANDS, "episodes", "hw"]))
-    parser.add_argument("overrides", nargs="*", help="hydra key=value overrides")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     os.environ.setdefault("MUJOCO_GL", "egl")
-    raise SystemExit(COMMANDS[args.command](args.overrides))
+    try:
+        code = command.run(rest)
+    except KeyboardInterrupt:
+        print(f"dojo {command.name}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as err:
+        if os.environ.get("DOJO_TRACEBACK"):
+            raise
+        if is_user_error(err):
+            print(f"dojo {command.name}: {one_line(err)}", file=sys.stderr)
+            raise SystemExit(2) from None
+        print(
+            f"dojo {command.name}: failed unexpectedly: {type(err).__name__}: {one_line(err)} "
+            "(DOJO_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from dojo import conf
+from dojo.commands import GRAPH_READS
 
 DEFAULTS = {"episodes": "5", "out": "runs/demo"}
 
@@ -43,8 +44,9 @@ def _step(n: int, title: str) -> None:
     print(f"\n=== {n}. {title}", flush=True)
 
 
-def run(overrides: list[str], run_graph) -> int:
-    """``run_graph(overrides) -> exit code`` runs the node graph (``dojo run``)."""
+def run(overrides: list[str], run_graph, command) -> int:
+    """``run_graph(overrides) -> exit code`` runs the node graph (``dojo run``); ``command``:
+    ``dojo demo``'s :class:`dojo.commands.Command` (the keys it reads)."""
     import logging
 
     logging.getLogger().setLevel(logging.WARNING)  # progress lines, not a log line per episode
@@ -52,20 +54,19 @@ def run(overrides: list[str], run_graph) -> int:
         *(f"{k}={v}" for k, v in DEFAULTS.items() if _value(overrides, k) is None),
         *overrides,
     ]
-    try:
-        cfg = conf.load(overrides)
-    except conf.ConfigError as err:
-        print(f"dojo demo: {err}", file=sys.stderr)
-        return 2
+    cfg = command.load(overrides)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     demos = out / "demos.zarr"
     policy_dir = out / "policy"
     critic_dir = out / "critic"
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    passthrough = [
-        o for o in overrides if o.split("=", 1)[0].split(".")[0] not in ("out", "store", "demo")
-    ]
+    from dojo import critic_cmd, policy_cmd
+
+    def passthrough(reads) -> list[str]:
+        """The overrides a step's command reads (it refuses the others); not its paths."""
+        keep = set(reads) - {"out", "store", "demo"}
+        return [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split(".")[0] in keep]
 
     _step(1, f"record {cfg.demo.demos} scripted demonstrations in the twin -> {demos}")
     t0 = time.monotonic()
@@ -95,12 +96,10 @@ def run(overrides: list[str], run_graph) -> int:
     report["demos"] = {"successful": _successful(demos), "seconds": round(time.monotonic() - t0, 1)}
 
     _step(2, f"fine-tune the compact VLA for {cfg.demo.train_seconds:.0f} s -> {policy_dir}")
-    from dojo import policy_cmd
-
     t0 = time.monotonic()
     code = policy_cmd.train(
         [
-            *passthrough,
+            *passthrough(policy_cmd.TRAIN.reads),
             f"store={demos}",
             f"out={policy_dir}",
             f"train.seconds={cfg.demo.train_seconds}",
@@ -115,15 +114,15 @@ def run(overrides: list[str], run_graph) -> int:
     }
 
     _step(3, f"train the progress critic on the demonstrations -> {critic_dir}")
-    from dojo import critic_cmd
-
     t0 = time.monotonic()
     if (critic_dir / "critic.json").exists():
         print(f"{critic_dir}: already trained; reusing it")
         code = 0
     else:
-        code = critic_cmd.train(
-            [f"store={demos}", f"out={critic_dir}", f"steps={cfg.demo.critic_steps}"]
+        code = _optional(
+            "critic",
+            critic_cmd.train,
+            [f"store={demos}", f"out={critic_dir}", f"critic_train.steps={cfg.demo.critic_steps}"],
         )
     report["critic"] = {"seconds": round(time.monotonic() - t0, 1), "ok": code == 0}
     critic_args = [f"critic.checkpoint={critic_dir}"] if code == 0 else []
@@ -133,7 +132,7 @@ def run(overrides: list[str], run_graph) -> int:
     rollouts = out / "rollouts.zarr"
     code = run_graph(
         [
-            *passthrough,
+            *passthrough(GRAPH_READS),
             f"policy.checkpoint={policy_dir / 'checkpoint'}",
             *critic_args,
             f"store={rollouts}",
@@ -158,12 +157,28 @@ def run(overrides: list[str], run_graph) -> int:
         print(f"contact sheet: {graph_out / 'contact_sheet.png'}")
     if critic_args and rollouts.exists():
         _step(5, "progress curves of the policy's episodes, as the critic sees them")
-        critic_cmd.curves(
-            [f"store={rollouts}", f"critic={critic_dir}", f"out={out / 'critic_curves.png'}"]
+        _optional(
+            "progress curves",
+            critic_cmd.curves,
+            [f"store={rollouts}", f"checkpoint={critic_dir}", f"out={out / 'critic_curves.png'}"],
         )
     (out / "demo.json").write_text(json.dumps(report, indent=2))
     print(f"report: {out / 'demo.json'}")
     return code
+
+
+def _optional(what: str, step, overrides: list[str]) -> int:
+    """Run an optional step (the critic, its curves): bad input there is reported on one line
+    and the demo goes on without it."""
+    from dojo.commands import is_user_error, one_line
+
+    try:
+        return step(overrides)
+    except Exception as err:
+        if not is_user_error(err):
+            raise
+        print(f"dojo demo: {what}: {one_line(err)}; continuing without it", file=sys.stderr)
+        return 2
 
 
 def _count(url: Path) -> int:

@@ -34,12 +34,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from dojo.commands import Command, given
 from episodes.store import (
     ChecksumError,
     EpisodeNotFoundError,
     EpisodeStore,
     StoreError,
 )
+from robot.registry import did_you_mean
 from robot.schema import ControlSource, SchemaError
 
 PROG = "dojo episodes"
@@ -437,58 +439,117 @@ def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress; tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# Each subcommand's positional words and flags, as the config keys they stand for: the words a
+# user expects (``dojo episodes ls STORE``) are kept, and everything goes through conf.load.
+POSITIONAL = {
+    "ls": ("store",),
+    "show": ("store", "episodes_cmd.episode"),
+    "repair": ("store",),
+    "export": ("store", "episodes_cmd.dataset"),
+    "import": ("episodes_cmd.dataset", "store"),
+    "view": ("store", "episodes_cmd.episode"),
+}
+FLAGS = {  # flag -> (key, value; None: the next word)
+    "-v": ("episodes_cmd.verbose", "true"),
+    "--verbose": ("episodes_cmd.verbose", "true"),
+    "--salvage": ("episodes_cmd.salvage", "true"),
+    "--force": ("episodes_cmd.force", "true"),
+    "--no-video": ("episodes_cmd.video", "false"),
+    "--no-rerun": ("episodes_cmd.rerun", "false"),
+    "--no-verify": ("episodes_cmd.verify", "false"),
+    "--repo-id": ("episodes_cmd.repo_id", None),
+    "--out": ("out", None),
+    "--episodes": ("episodes_cmd.ids", None),  # the words up to the next flag or key=value
+}
+COMMANDS_FN: dict[str, Callable[[argparse.Namespace], int]] = {
+    "ls": cmd_ls,
+    "show": cmd_show,
+    "repair": cmd_repair,
+    "export": cmd_export,
+    "import": cmd_import,
+    "view": cmd_view,
+}
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> Any:
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(fn=fn)
-        p.add_argument(  # also after the subcommand; SUPPRESS keeps a -v given before it
-            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="as above"
+
+def _quote(value: str) -> str:
+    """A word as a hydra override value that stays a string (``3``, ``a,b``, ``x=y``)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def to_overrides(argv: list[str]) -> tuple[str, list[str]]:
+    """``["ls", "s.zarr", "-v"]`` -> ``("ls", ["store='s.zarr'", "episodes_cmd.verbose=true"])``."""
+    words = list(argv)
+    flags_first = []
+    while words and words[0] in ("-v", "--verbose"):  # -v before the subcommand
+        flags_first.append(words.pop(0))
+    if not words:
+        raise UsageError(f"give a command: {', '.join(POSITIONAL)} (`{PROG} --help`)")
+    sub, rest = words[0], flags_first + words[1:]
+    if sub not in POSITIONAL:
+        raise UsageError(
+            f"unknown command '{sub}'{did_you_mean(sub, POSITIONAL)} (commands: "
+            f"{', '.join(POSITIONAL)})"
         )
-        return p
+    positional, overrides = list(POSITIONAL[sub]), []
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word in FLAGS:
+            key, value = FLAGS[word]
+            if value is None:
+                values = []
+                while (
+                    i + 1 < len(rest)
+                    and not rest[i + 1].startswith("-")
+                    and (key == "episodes_cmd.ids" or not values)
+                ):
+                    values.append(rest[i + 1])
+                    i += 1
+                if not values:
+                    raise UsageError(f"{sub}: {word} needs a value")
+                value = (
+                    "[" + ",".join(_quote(v) for v in values) + "]"
+                    if key == "episodes_cmd.ids"
+                    else _quote(values[0])
+                )
+            overrides.append(f"{key}={value}")
+        elif word.startswith("-"):
+            valid = [f for f in FLAGS]
+            raise UsageError(f"{sub}: unknown option '{word}'{did_you_mean(word, valid)}")
+        elif "=" in word and word.split("=", 1)[0].lstrip("+~").replace(".", "").isidentifier():
+            overrides.append(word)
+        elif positional:
+            overrides.append(f"{positional.pop(0)}={_quote(word)}")
+        else:
+            raise UsageError(f"{sub}: unexpected argument '{word}'")
+        i += 1
+    if positional:
+        names = [p.split(".")[-1].upper() for p in POSITIONAL[sub]]
+        raise UsageError(f"{sub}: give {' '.join(names)} (missing {positional[0]}=)")
+    return sub, overrides
 
-    p = add("ls", cmd_ls, "list the committed episodes of STORE, with totals")
-    p.add_argument("store", metavar="STORE", help="store path or fsspec URL")
 
-    p = add("show", cmd_show, "one episode: attributes, arrays, checksums, control segments")
-    p.add_argument("store", metavar="STORE")
-    p.add_argument("episode", metavar="EPISODE", help="id, unique id prefix, or sequence number")
-
-    p = add("repair", cmd_repair, "remove (or --salvage) the uncommitted episodes of STORE")
-    p.add_argument("store", metavar="STORE")
-    p.add_argument(
-        "--salvage", action="store_true", help="commit each one's complete prefix instead"
+def _namespace(sub: str, cfg: Any, overrides: list[str]) -> argparse.Namespace:
+    """What the ``cmd_*`` functions read, from the composed config."""
+    e = cfg.episodes_cmd
+    if sub in ("export", "import") and not e.repo_id:
+        raise UsageError(f"{sub}: give the LeRobot repo id (--repo-id NAME)")
+    return argparse.Namespace(
+        command=sub,
+        store=str(cfg.store),
+        episode=str(e.episode),
+        out_dir=str(e.dataset),
+        lerobot_root=str(e.dataset),
+        repo_id=str(e.repo_id),
+        episodes=[str(i) for i in e.ids] or None,
+        no_video=not e.video,
+        salvage=bool(e.salvage),
+        force=bool(e.force),
+        out=str(cfg.out) if given(overrides, "out") else "",
+        no_rerun=not e.rerun,
+        no_verify=not e.verify,
+        verbose=bool(e.verbose),
     )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="also those whose recorder may still run (alive here, or another host)",
-    )
-
-    p = add("export", cmd_export, "write committed episodes as a LeRobotDataset")
-    p.add_argument("store", metavar="STORE")
-    p.add_argument("out_dir", metavar="OUT_DIR", help="new (or empty) dataset root")
-    p.add_argument("--repo-id", required=True, metavar="NAME", help="LeRobot repo id")
-    p.add_argument("--episodes", nargs="+", metavar="EPISODE", help="these only, in this order")
-    p.add_argument("--no-video", action="store_true", help="store frames as images, not video")
-
-    p = add("import", cmd_import, "record a LeRobotDataset's episodes into STORE")
-    p.add_argument("lerobot_root", metavar="LEROBOT_ROOT")
-    p.add_argument("store", metavar="STORE", help="an existing store for the same robot")
-    p.add_argument("--repo-id", required=True, metavar="NAME", help="LeRobot repo id")
-
-    p = add("view", cmd_view, "MP4 per camera, PNG plot and rerun recording of one episode")
-    p.add_argument("store", metavar="STORE")
-    p.add_argument("episode", metavar="EPISODE", help="id, unique id prefix, or sequence number")
-    p.add_argument("--out", metavar="DIR", help="output directory (default runs/view/<id>)")
-    p.add_argument("--no-rerun", action="store_true", help="skip the .rrd recording")
-    p.add_argument("--no-verify", action="store_true", help="do not verify checksums first")
-    return parser
 
 
 _BAD_INPUT = (StoreError, SchemaError, FileNotFoundError, NotADirectoryError, PermissionError)
@@ -497,16 +558,23 @@ _BAD_INPUT = (StoreError, SchemaError, FileNotFoundError, NotADirectoryError, Pe
 def main(argv: list[str]) -> int:
     """Run ``dojo episodes`` with ``argv`` (the words after ``episodes``); returns the exit
     status: 0 done, 2 bad input (message on stderr), 1 unexpected failure."""
-    parser = build_parser()
+    from dojo import conf
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print(COMMAND.help())
+        return 0 if argv else 2
+    verbose = any(w in ("-v", "--verbose") for w in argv)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error argparse already printed
-        return exc.code if isinstance(exc.code, int) else 2
+        sub, overrides = to_overrides(argv)
+        args = _namespace(sub, COMMAND.load(overrides), overrides)
+    except (UsageError, conf.ConfigError) as exc:
+        _error(str(exc))
+        return 2
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
+        level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
     try:
-        return int(args.fn(args))
+        return int(COMMANDS_FN[sub](args))
     except _BAD_INPUT as exc:
         if args.verbose:
             traceback.print_exc()
@@ -523,6 +591,18 @@ def main(argv: list[str]) -> int:
             + ("" if args.verbose else " (-v for the traceback)")
         )
         return 1
+
+
+COMMAND = Command(
+    "episodes",
+    main,
+    reads=("store", "episodes_cmd", "out"),
+    usage=__doc__.split("\n\n")[1]
+    + "\n\nEach word and flag stands for a key below (STORE: store=, EPISODE: "
+    "episodes_cmd.episode=, OUT_DIR and LEROBOT_ROOT: episodes_cmd.dataset=, --out: out=); "
+    "key=value works too.",
+)
+COMMANDS = (COMMAND,)
 
 
 if __name__ == "__main__":

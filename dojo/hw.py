@@ -19,13 +19,14 @@ Exit status: 0 all good, 2 refused (bad config, device missing, limits wider tha
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from typing import Any
 
 import numpy as np
+
+from dojo.commands import Command
 
 # USB adapters that motor buses use: (vid, pid) -> what it usually is.
 BUS_ADAPTERS = {
@@ -93,18 +94,18 @@ def probe_port(port: str, baudrate: int = 1_000_000) -> dict[str, dict[int, int]
     return found
 
 
-def check(overrides: list[str], out=sys.stdout) -> int:
-    """Connect the configured robot (and cameras), read, compare limits; never enable."""
-    from omegaconf import OmegaConf
-
+def check(overrides: list[str], out=None) -> int:
+    """Connect the configured robot (and cameras), read, compare limits; never enable.
+    ``out``: where the report goes (default: stdout)."""
     from dojo import conf
     from robot.arm_interface import ArmError
     from robot.arms.registry import make_arm
     from robot.cameras.base import CameraError
     from robot.cameras.registry import make_camera
 
+    out = out or sys.stdout
     try:
-        cfg = conf.load(overrides)
+        cfg = CHECK.load(overrides)
     except conf.ConfigError as err:
         print(f"dojo hw check: {err}", file=out)
         return 2
@@ -116,7 +117,7 @@ def check(overrides: list[str], out=sys.stdout) -> int:
             file=out,
         )
         return 0
-    arm = make_arm(spec, driver, OmegaConf.to_container(cfg.robot.device, resolve=True))
+    arm = make_arm(spec, driver, conf.plain(cfg.robot.device))
     code = 0
     try:
         arm.connect()  # refuses limits wider than the device's before anything else
@@ -163,37 +164,19 @@ def check(overrides: list[str], out=sys.stdout) -> int:
     return code
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="dojo hw", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("find-cameras", "find-port"):
-        p = sub.add_parser(name)
-        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-        if name == "find-port":
-            p.add_argument(
-                "--probe",
-                nargs="*",
-                default=None,
-                metavar="PORT",
-                help="broadcast-ping these ports (all listed ports when none are named)",
-            )
-    p = sub.add_parser("check")
-    p.add_argument("overrides", nargs="*", help="hydra key=value overrides, e.g. robot=so101")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    if args.cmd == "check":
-        return check(args.overrides)
-    items = find_cameras() if args.cmd == "find-cameras" else find_ports()
-    if args.cmd == "find-port" and args.probe is not None:
-        ports = args.probe or [p["port"] for p in items]
+def find(what: str, overrides: list[str]) -> int:
+    """``find-cameras`` / ``find-port``: a table, or JSON with ``hw.json=true``."""
+    command = FIND_CAMERAS if what == "find-cameras" else FIND_PORT
+    cfg = command.load(overrides)
+    items = find_cameras() if what == "find-cameras" else find_ports()
+    if what == "find-port" and cfg.hw.probe:
+        ports = list(cfg.hw.ports) or [p["port"] for p in items]
         known = {p["port"]: p for p in items}
         items = [
             {**known.get(port, {"port": port}), "servos": probe_port(port) or "none answered"}
             for port in ports
         ]
-    if args.json:
+    if cfg.hw.json:
         print(json.dumps(items, indent=2))
         return 0
     if not items:
@@ -203,3 +186,68 @@ def main(argv: list[str]) -> int:
         for mode in item.get("modes", []):
             print(f"    {mode}")
     return 0
+
+
+def _flags(argv: list[str]) -> list[str]:
+    """The flags as keys: ``--json`` -> ``hw.json=true``; ``--probe [PORT ...]`` ->
+    ``hw.probe=true hw.ports=[...]``."""
+    out, i = [], 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--json":
+            out.append("hw.json=true")
+        elif word == "--probe":
+            ports = []
+            while i + 1 < len(argv) and not argv[i + 1].startswith("-") and "=" not in argv[i + 1]:
+                ports.append(argv[i + 1])
+                i += 1
+            out += ["hw.probe=true", "hw.ports=[" + ",".join(f"'{p}'" for p in ports) + "]"]
+        else:
+            out.append(word)
+        i += 1
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """``dojo hw <find-cameras|find-port|check> ...``: the words after ``hw``."""
+    from dojo import conf
+    from robot.registry import did_you_mean
+
+    names = [c.name.split()[1] for c in COMMANDS]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    if argv[0] not in names:
+        print(f"dojo hw: unknown command '{argv[0]}'{did_you_mean(argv[0], names)} ({names})")
+        return 2
+    command = next(c for c in COMMANDS if c.name == f"hw {argv[0]}")
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        return command.run(argv[1:])
+    except conf.ConfigError as err:
+        print(f"{command.name}: {err}", file=sys.stderr)
+        return 2
+
+
+FIND_CAMERAS = Command(
+    "hw find-cameras",
+    lambda argv: find("find-cameras", _flags(argv)),
+    reads=("hw",),
+    usage="RealSense serials, models, firmware and modes; V4L2 devices with their stable "
+    "/dev/v4l/by-id links. --json: hw.json=true.",
+)
+FIND_PORT = Command(
+    "hw find-port",
+    lambda argv: find("find-port", _flags(argv)),
+    reads=("hw",),
+    usage="Serial ports, with the USB adapters motor buses use. --probe [PORT ...]: "
+    "hw.probe=true hw.ports=[...] broadcast-pings them (moves nothing).",
+)
+CHECK = Command(
+    "hw check",
+    check,
+    reads=("robot", "camera"),
+    usage="Connect robot= (and camera=), read the state, check the configured limits against "
+    "the device, take one frame per camera. Moves nothing: the arm is never enabled.",
+)
+COMMANDS = (FIND_CAMERAS, FIND_PORT, CHECK)

@@ -7,62 +7,70 @@ import json
 
 import pytest
 
-from critic.train import TrainConfig
-from dojo import critic_cmd
-from dojo.critic_cmd import ArgError, parse_into
+from dojo import cli, conf, critic_cmd
 from episodes.store import EpisodeStore
 
 
+def dojo(argv: list[str]) -> int:
+    """``dojo ...`` in process: its exit status."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    return exit_info.value.code
+
+
 def test_arguments_are_checked_and_typed():
-    cfg = parse_into(TrainConfig(), ["store=a.zarr,b.zarr", "steps=7", "pairs.mismatch=0.5",
-                                     "image_size=32,48"], {"store": "stores"})  # fmt: skip
-    assert cfg.stores == ["a.zarr", "b.zarr"] and cfg.steps == 7
-    assert cfg.pairs.mismatch == 0.5 and cfg.image_size == [32, 48]
-    with pytest.raises(ArgError, match="did you mean 'steps'"):
-        parse_into(TrainConfig(), ["stpes=3"])
-    with pytest.raises(ArgError, match="'steps=many'"):
-        parse_into(TrainConfig(), ["steps=many"])
-    with pytest.raises(ArgError, match="not key=value"):
-        parse_into(TrainConfig(), ["steps"])
+    cfg = critic_cmd.TRAIN.load(["store=a.zarr,b.zarr", "critic_train.steps=7",
+                                 "critic_train.pairs.mismatch=0.5",
+                                 "critic_train.image_size=[32,48]"])  # fmt: skip
+    config = conf.section(cfg, "critic_train")
+    assert critic_cmd._stores(cfg) == ["a.zarr", "b.zarr"] and config.steps == 7
+    assert config.pairs.mismatch == 0.5 and config.image_size == [32, 48]
+    with pytest.raises(conf.ConfigError, match=r"did you mean 'critic_train\.steps'"):
+        critic_cmd.TRAIN.load(["critic_train.stpes=3"])
+    with pytest.raises(conf.ConfigError, match=r"'critic_train\.steps'"):
+        critic_cmd.TRAIN.load(["critic_train.steps=many"])
+    with pytest.raises(conf.ConfigError, match="not key=value"):
+        critic_cmd.TRAIN.load(["steps"])
 
 
 def test_unknown_subcommand_suggests(capsys):
-    assert critic_cmd.main(["relable"]) == 2
+    assert dojo(["critic", "relable"]) == 2
     assert "did you mean 'relabel'" in capsys.readouterr().err
-    assert critic_cmd.train(["store="]) == 2  # no stores: refused, not a traceback
+    assert dojo(["train", "critic", "store="]) == 2  # no stores: refused, not a traceback
 
 
 def test_train_eval_relabel_audit_curves(tiny_store, tmp_path, capsys):
     ckpt = tmp_path / "critic"
-    code = critic_cmd.dispatch(
-        ["train", "critic", f"store={tiny_store}", f"out={ckpt}", "steps=4", "batch_size=8",
-         "ref_batch=2", "cameras=front", "image_size=32,32", "widths=8,8", "embed_dim=16",
-         "ref_frames=4"]
+    code = dojo(
+        ["train", "critic", f"store={tiny_store}", f"out={ckpt}", "critic_train.steps=4",
+         "critic_train.batch_size=8", "critic_train.ref_batch=2", "critic_train.cameras=[front]",
+         "critic_train.image_size=[32,32]", "critic_train.widths=[8,8]",
+         "critic_train.embed_dim=16", "critic_train.ref_frames=4"]
     )  # fmt: skip
     assert code == 0
     meta = json.loads((ckpt / "critic.json").read_text())
     cid = meta["critic_id"]
     out = tmp_path / "eval"
-    assert critic_cmd.dispatch(["eval", "critic", f"critic={ckpt}", f"store={tiny_store}",
+    assert dojo(["eval", "critic", f"checkpoint={ckpt}", f"store={tiny_store}",
                                 f"out={out}"]) == 0  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["critic_id"] == cid and metrics["episodes"] == 6
     assert (out / "progress_curves.png").exists()
-    assert critic_cmd.dispatch(["critic", "relabel", f"store={tiny_store}",
-                                f"critic={ckpt}", "reward=shaping"]) == 0  # fmt: skip
+    assert dojo(["critic", "relabel", f"store={tiny_store}",
+                                f"checkpoint={ckpt}", "relabel.reward=shaping"]) == 0  # fmt: skip
     store = EpisodeStore.open(tiny_store)
     ep = store.read(store.episode_ids()[0])
     assert ep.reward_attrs[cid]["reward"] == "shaping"
-    assert critic_cmd.dispatch(["critic", "audit", f"store={tiny_store}", f"critic_id={cid}",
-                                f"json={tmp_path / 'audit.json'}"]) == 0  # fmt: skip
+    assert dojo(["critic", "audit", f"store={tiny_store}", f"audit.critic_id={cid}",
+                                f"out={tmp_path / 'audit.json'}"]) == 0  # fmt: skip
     assert json.loads((tmp_path / "audit.json").read_text())["episodes"] == 6
     png = tmp_path / "curves.png"
-    assert critic_cmd.dispatch(["critic", "curves", f"store={tiny_store}", f"critic={ckpt}",
+    assert dojo(["critic", "curves", f"store={tiny_store}", f"checkpoint={ckpt}",
                                 f"out={png}"]) == 0  # fmt: skip
     assert png.exists()
     capsys.readouterr()
-    assert critic_cmd.dispatch(["critic", "relabel", f"store={tmp_path / 'none.zarr'}",
-                                f"critic={ckpt}"]) == 2  # fmt: skip
+    assert dojo(["critic", "relabel", f"store={tmp_path / 'none.zarr'}",
+                                f"checkpoint={ckpt}"]) == 2  # fmt: skip
     assert "none.zarr" in capsys.readouterr().err
 
 

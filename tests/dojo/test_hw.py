@@ -137,7 +137,7 @@ def test_check_refuses_a_realsense_serial_that_is_not_attached(bus, tmp_path):
             f"robot.device.port={bus.port}",
             *calibration(tmp_path, 0, 4095),
             "camera=realsense",
-            "camera.devices.0.serial=000000000042",
+            "camera.devices.0.realsense.serial=000000000042",
         ],
         out,
     )

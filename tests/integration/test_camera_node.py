@@ -51,9 +51,9 @@ def test_playback_publishes_image_depth_and_calibrated_camera_info(
         "dojo.nodes.camera",
         [
             "camera=playback",
-            f"camera.devices.0.playback={recording}",
-            f"camera.devices.0.width={W}",
-            f"camera.devices.0.height={H}",
+            f"camera.devices.0.realsense.playback={recording}",
+            f"camera.devices.0.realsense.width={W}",
+            f"camera.devices.0.realsense.height={H}",
             f"camera.devices.0.calibration={cal}",
         ],
         "camera_scene",
@@ -85,7 +85,7 @@ def test_playback_publishes_image_depth_and_calibrated_camera_info(
 def test_unknown_camera_name_fails_at_start_naming_it(start_node, recording):
     node = start_node(
         "dojo.nodes.camera",
-        ["camera=playback", f"camera.devices.0.playback={recording}"],
+        ["camera=playback", f"camera.devices.0.realsense.playback={recording}"],
         "camera_x",
         camera="nope",
     )
