@@ -9,16 +9,26 @@ those its backend needs; adding a backend is one loader and one ``register`` lin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 from policy.base import ChunkPolicy, PolicyError
 from robot.registry import Registry, UnknownNameError
 
 
+@functools.cache
+def _text_encoder(device: str):
+    """One text encoder per device for the process: every compact checkpoint loaded (a hot
+    swap included) shares it rather than loading MiniLM again."""
+    from policy.models.encoders import TextEncoder
+
+    return TextEncoder(device=device)
+
+
 def _load_compact(checkpoint: str, *, text=None, device: str = "cpu", **_: object) -> ChunkPolicy:
     from policy.compact import CompactVLAPolicy
 
-    return CompactVLAPolicy.load(checkpoint, text=text, device=device)
+    return CompactVLAPolicy.load(checkpoint, text=text or _text_encoder(device), device=device)
 
 
 def _load_lerobot(
@@ -63,7 +73,9 @@ def load_policy(
     fps: float = 0.0,
     tokenizer: str = "",
 ) -> ChunkPolicy:
-    """Load ``checkpoint`` with ``backend``; raise :class:`PolicyError` naming what is wrong."""
+    """Load ``checkpoint`` with ``backend``; raise :class:`PolicyError` naming what is wrong.
+
+    ``text``: the compact VLA's text encoder; default one shared by the whole process."""
     if not checkpoint:
         raise PolicyError("no policy checkpoint given (policy.checkpoint is empty)")
     try:

@@ -55,11 +55,6 @@ class PolicyNode(Node):
 
         # beside the driver's control loop: never every core (OpenMP spins; see default_threads)
         torch.set_num_threads(int(pcfg.threads) or default_threads())
-        self._text = None
-        if pcfg.backend == "compact":  # one text encoder, shared by every checkpoint loaded
-            from policy.models.encoders import TextEncoder
-
-            self._text = TextEncoder(device=pcfg.device)
 
         def loader(path: str):
             return load_policy(
@@ -72,7 +67,6 @@ class PolicyNode(Node):
                 camera_map=dict(pcfg.camera_map),
                 fps=float(pcfg.fps),
                 tokenizer=str(pcfg.tokenizer),
-                text=self._text,
             )
 
         policy = loader(pcfg.checkpoint)  # raises PolicyError naming the problem: node exits
