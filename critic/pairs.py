@@ -20,8 +20,6 @@ a mismatched instruction, is done. Unknown labels are NaN and masked out of the 
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +27,7 @@ import numpy as np
 
 from critic.base import CriticError, normalize_instruction
 from critic.value import relative_delta
+from policy.schedule import progress_bar
 
 KINDS = ("forward", "reversed", "mismatch", "stagnation", "failed")
 
@@ -97,7 +96,6 @@ class EpisodeIndex:
         starts, lengths, instr, succ, ids, tasks = [], [], [], [], [], []
         sizes: dict[str, tuple[int, int]] = {}
         total = 0
-        t0 = time.monotonic()
         for url in urls:
             store = EpisodeStore.open(url)
             have = {c.name: (c.height, c.width) for c in store.cameras}
@@ -115,7 +113,8 @@ class EpisodeIndex:
                     )
                 sizes[c] = have[c]
             ids_here = store.episode_ids()[:limit] if limit else store.episode_ids()
-            for k, eid in enumerate(ids_here):
+            bar = progress_bar(len(ids_here), f"loading {url}", "episode") if progress else None
+            for eid in ids_here:
                 ep = store.read(eid, verify=False)
                 for c in cameras:
                     raw = np.asarray(ep.images[c][:])
@@ -130,14 +129,10 @@ class EpisodeIndex:
                 succ.append(ep.success)
                 ids.append(f"{url}#{eid}")
                 tasks.append(ep.task)
-                if progress and ((k + 1) % 10 == 0 or k + 1 == len(ids_here)):
-                    print(
-                        f"\rloading {url}: {k + 1}/{len(ids_here)} episodes "
-                        f"({time.monotonic() - t0:.0f} s)",
-                        end="" if k + 1 < len(ids_here) else "\n",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
         if not ids:
             raise CriticError(f"no committed episodes in {list(urls)}")
         return cls(

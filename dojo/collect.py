@@ -14,12 +14,12 @@ written (``dojo episodes repair`` removes it).
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 
 from episodes.store import EpisodeStore, StoreConfig
 from policy.rollout import RolloutConfig, TwinRollout
+from policy.schedule import progress_bar
 from robot.executor import ExecutorConfig
 from robot.schema import ActionChunk, Observation
 from robot.sim.twin import Twin, TwinConfig
@@ -79,6 +79,7 @@ def collect(
     t0 = time.monotonic()
     succeeded = 0
     sim = 0.0
+    bar = progress_bar(episodes, store_url, "episode") if progress else None
     for k in range(episodes):
         agent.seed = seed + k
         instruction = twin.task.sample(seed + k).instruction  # what the reset will draw
@@ -93,15 +94,11 @@ def collect(
         writer.commit("success" if result.success else "failure", result.success)
         succeeded += int(result.success)
         sim += result.duration
-        if progress:
-            rate = (k + 1) / max(time.monotonic() - t0, 1e-9)
-            print(
-                f"\r{store_url}: {k + 1}/{episodes} episodes, {succeeded} succeeded, "
-                f"{rate * 60:.1f}/min",
-                end="" if k + 1 < episodes else "\n",
-                file=sys.stderr,
-                flush=True,
-            )
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(succeeded=succeeded, refresh=False)
+    if bar is not None:
+        bar.close()
     return CollectSummary(episodes, succeeded, time.monotonic() - t0, sim)
 
 
