@@ -2,8 +2,11 @@
 
 Why MjSpec and not a template XML: the robot comes from an installed package (or any MJCF
 path) and is attached as it is shipped; the table, cubes, bin, lights and cameras are added in
-code, sized from the robot's reach, so one builder serves the SO-101, the Panda and a model
-nobody wrote a preset for.
+code, sized from the robot's reach, so one builder serves every robot. What it needs beyond the
+MJCF (table layout, wrist camera mount, gripper mapping, replacement servos) is the preset's
+``twin`` section (:class:`robot.description.TwinDescription`), read from the
+:class:`~robot.schema.RobotSpec`; a robot without one gets the reference layout scaled to its
+reach and a wrist camera on its ``ee_site``.
 
 World and base frame: the robot's root body is attached at the world origin, so the world frame
 *is* the robot's base frame. The table top is the plane z = 0::
