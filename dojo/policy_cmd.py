@@ -131,6 +131,11 @@ def evaluate_cmd(overrides: list[str]) -> int:
         print("dojo eval policy: say which policy, e.g. checkpoint=runs/policy1", file=sys.stderr)
         return 2
     ckpt = Path(checkpoint)
+    if cfg.policy.backend == "compact" and not ckpt.exists():  # before the text encoder loads
+        raise conf.ConfigError(
+            f"config 'policy.checkpoint': {ckpt} does not exist (a `dojo train policy` out= "
+            "directory, or its checkpoint/)"
+        )
     if cfg.policy.backend == "compact" and (ckpt / "checkpoint").is_dir():
         ckpt = ckpt / "checkpoint"  # a training run's directory: its latest weights
     policy = _load_policy(cfg, str(ckpt))
