@@ -77,7 +77,7 @@ class Command:
             defaults = None
         short = "".join(f"\n  {k}=  short for {v}=" for k, v in self.aliases.items())
         return (
-            f"usage: dojo {self.name} [key=value ...]\n{self.usage.strip()}\n\n"
+            f"usage: dojo {self.name} [key=value ...]\n{self.usage.strip(chr(10))}\n\n"
             f"keys (type = default):\n{conf.describe(self.reads, defaults)}"
             + (f"\n\nshort forms:{short}" if short else "")
         )

@@ -249,7 +249,5 @@ def _value(cfg: DictConfig | None, path: str) -> str:
         return ""
     if isinstance(v, DictConfig | ListConfig):
         v = OmegaConf.to_container(v, resolve=True, enum_to_str=True)
-    if isinstance(v, enum.Enum):
-        v = v.name
-    text = repr(v) if isinstance(v, str) else str(v)
+    text = v.name if isinstance(v, enum.Enum) else repr(v) if isinstance(v, str) else str(v)
     return f" = {text}" if len(text) <= 60 else f" = {text[:57]}..."
