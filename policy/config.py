@@ -147,8 +147,9 @@ class PolicyTrainConfig:
     augment_pad: int = 4
     prefix_prob: float = 0.5
     # samples from an episode's first start_seconds drawn start_weight times as often: there the
-    # scene and the words alone tell where to go (bench/README.md: the policy hedges there)
-    start_weight: float = 1.0
+    # scene and the words alone tell where to go (bench/README.md: the policy hedges there);
+    # 5x measured at 20 minutes, 100 demos: 25/50 held-out scenes, against 17/50 at 1x
+    start_weight: float = 5.0
     start_seconds: float = 1.0
     max_episodes: int | None = None
     log_every: int = 25
