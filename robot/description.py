@@ -41,6 +41,28 @@ class DescriptionError(ValueError):
 
 
 @dataclass
+class SiteDescription:
+    """A site the preset adds to the shipped MJCF (a TCP the model does not mark): in body
+    ``body``, at ``pos`` (m) with orientation ``quat`` (w, x, y, z), both in the body's frame."""
+
+    name: str = ""
+    body: str = ""
+    pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    quat: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+
+
+@dataclass
+class ModelEdits:
+    """What the preset changes in the shipped MJCF before anything uses it (kinematics, IK and
+    the twin alike, so they still agree). ``mesh_dir``: the mesh folder relative to the MJCF
+    file, for a model whose own ``meshdir`` only works from its package's loader; ``sites``:
+    sites to add (:class:`SiteDescription`)."""
+
+    mesh_dir: str = ""
+    sites: list[SiteDescription] = field(default_factory=list)
+
+
+@dataclass
 class SceneLayout:
     """Sizes and regions of the twin's table scene, in m and rad, base frame.
 
@@ -131,7 +153,8 @@ class GripperMap:
 
     ``normalized=False``: the config value is the model joint's own position (rad), commanded
     through the actuator that targets it. ``normalized=True``: the config value is in [0, 1],
-    0 open and 1 closed; the command maps linearly onto ``actuator``'s ctrlrange and the
+    0 open and 1 closed; the command maps linearly from [0, 1] onto
+    ``[ctrl_open, ctrl_closed]`` of ``actuator`` (default: its ctrlrange, low end open) and the
     measurement is the mean position of ``joints`` mapped from ``[joint_open, joint_closed]``
     onto [0, 1].
     """
@@ -141,6 +164,8 @@ class GripperMap:
     normalized: bool = False
     joint_open: float = 0.0
     joint_closed: float = 1.0
+    ctrl_open: float | None = None
+    ctrl_closed: float | None = None
 
 
 @dataclass
@@ -234,7 +259,9 @@ def from_mapping[T](cls: type[T], data: Mapping[str, Any] | T | None, where: str
     values: dict[str, Any] = {}
     for key, value in data.items():
         nested = _dataclass_in(hints[key])
-        if nested is not None and isinstance(value, Mapping):
+        if nested is not None and isinstance(value, list | tuple):
+            value = [from_mapping(nested, v, f"{where}.{key}[{i}]") for i, v in enumerate(value)]
+        elif nested is not None and isinstance(value, Mapping):
             if hints[key] == dict[str, nested]:
                 value = {k: from_mapping(nested, v, f"{where}.{key}.{k}") for k, v in value.items()}
             else:
@@ -247,7 +274,7 @@ def from_mapping[T](cls: type[T], data: Mapping[str, Any] | T | None, where: str
 
 
 def _dataclass_in(hint: Any) -> type | None:
-    """The dataclass a field holds (``X``, ``X | None``, ``dict[str, X]``), else None."""
+    """The dataclass a field holds (``X``, ``X | None``, ``dict[str, X]``, ``list[X]``)."""
     if dataclasses.is_dataclass(hint):
         return hint  # type: ignore[return-value]
     for arg in getattr(hint, "__args__", ()):

@@ -39,6 +39,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from robot.description import ModelEdits
 from robot.registry import did_you_mean
 from robot.schema import RobotSpec
 
@@ -79,18 +80,43 @@ def robot_mjcf_path(model: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load_robot_spec(model: str | os.PathLike[str]) -> mujoco.MjSpec:
-    """The robot-only MJCF as shipped, as an editable :class:`mujoco.MjSpec`."""
+def load_robot_spec(
+    model: str | os.PathLike[str], edits: ModelEdits | None = None
+) -> mujoco.MjSpec:
+    """The robot-only MJCF, as an editable :class:`mujoco.MjSpec`: as shipped, with the
+    preset's ``edits`` (``RobotSpec.model_edits``) applied. Pass the spec's edits wherever the
+    spec's model is loaded, so kinematics, IK and the twin see one model."""
     path = robot_mjcf_path(model)
     try:
-        return mujoco.MjSpec.from_file(str(path))
+        robot = mujoco.MjSpec.from_file(str(path))
     except Exception as exc:  # mujoco raises ValueError with the parser's message
         raise KinematicsError(f"robot model '{os.fspath(model)}' ({path}): {exc}") from exc
+    if edits is None:
+        return robot
+    if edits.mesh_dir:
+        robot.meshdir = str(path.parent / edits.mesh_dir)
+    for site in edits.sites:
+        body = robot.body(site.body)
+        if body is None:
+            bodies = [b.name for b in robot.bodies]
+            raise KinematicsError(
+                f"robot model '{os.fspath(model)}': model_edits site '{site.name}' names no "
+                f"body '{site.body}'{did_you_mean(site.body, bodies)}"
+            )
+        body.add_site(name=site.name, pos=list(site.pos), quat=list(site.quat))
+    return robot
 
 
-def load_robot_model(model: str | os.PathLike[str]) -> mujoco.MjModel:
+def load_robot_model(
+    model: str | os.PathLike[str], edits: ModelEdits | None = None
+) -> mujoco.MjModel:
     """The compiled robot-only model (no table, no objects): what kinematics needs."""
-    return load_robot_spec(model).compile()
+    try:
+        return load_robot_spec(model, edits).compile()
+    except KinematicsError:
+        raise
+    except Exception as exc:  # a mesh the MJCF names but its folder lacks, ...
+        raise KinematicsError(f"robot model '{os.fspath(model)}' does not compile: {exc}") from exc
 
 
 def root_body(model: mujoco.MjModel, body_id: int) -> int:
@@ -163,14 +189,17 @@ class ForwardKinematics:
     ) -> ForwardKinematics:
         """FK of ``spec.ee_site`` over ``spec.joint_names``.
 
-        ``model``: default ``spec.model``. The spec's gripper joint may be absent from the MJCF
+        ``model``: default ``spec.model`` (with the spec's ``model_edits``). The spec's gripper
+        joint may be absent from the MJCF
         (a normalised gripper command, as on the Panda); it never moves the end-effector site,
         so it is skipped.
         """
         if not spec.ee_site:
             raise KinematicsError(f"robot '{spec.name}': ee_site is empty")
         ignore = (spec.gripper_joint,) if spec.gripper_joint else ()
-        return cls(model or spec.model, spec.joint_names, spec.ee_site, ignore=ignore)
+        if model is None or (isinstance(model, str) and model == spec.model):
+            model = load_robot_model(spec.model, spec.model_edits)
+        return cls(model, spec.joint_names, spec.ee_site, ignore=ignore)
 
     @property
     def dof(self) -> int:

@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from robot.description import DescriptionError, HandDescription, TwinDescription, from_mapping
+from robot.description import (
+    DescriptionError,
+    HandDescription,
+    ModelEdits,
+    TwinDescription,
+    from_mapping,
+)
 
 FloatArray = np.ndarray  # float64 or float32 array; shapes are given in each docstring
 
@@ -86,7 +92,8 @@ class RobotSpec:
 
     It is the robot's one description (built from its preset): besides joints and limits,
     ``model`` names the MJCF (``<package>:<path inside it>``, an absolute path, or ``dh:<table>``
-    for an arm with DH kinematics only), ``gripper_open``/``gripper_closed`` the gripper joint's
+    for an arm with DH kinematics only) and ``model_edits`` what to fix in it as shipped,
+    ``gripper_open``/``gripper_closed`` the gripper joint's
     values fully open and closed (config units; teleop and the scripted operator command them),
     ``twin`` what the MuJoCo twin needs beyond the MJCF and ``hand`` how the scripted operator
     grasps (:mod:`robot.description`).
@@ -110,6 +117,7 @@ class RobotSpec:
     gripper_joint: str | None = None
     ee_site: str = ""
     model: str = ""
+    model_edits: ModelEdits | None = None
     gripper_open: float | None = None
     gripper_closed: float | None = None
     twin: TwinDescription | None = None
@@ -229,6 +237,7 @@ class RobotSpec:
             for c in (cfg.get("cameras") or [])
         )
         try:
+            edits = from_mapping(ModelEdits, cfg.get("model_edits"), f"{where}: 'model_edits'")
             twin = from_mapping(TwinDescription, cfg.get("twin"), f"{where}: 'twin'")
             hand = from_mapping(HandDescription, cfg.get("hand"), f"{where}: 'hand'")
         except DescriptionError as err:
@@ -254,6 +263,7 @@ class RobotSpec:
             gripper_joint=cfg.get("gripper_joint"),
             ee_site=str(cfg.get("ee_site") or ""),
             model=str(cfg.get("model") or ""),
+            model_edits=edits,
             gripper_open=number("gripper_open"),
             gripper_closed=number("gripper_closed"),
             twin=twin,

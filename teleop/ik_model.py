@@ -6,8 +6,8 @@ the frame a person commands, the frame the script plans in and the frame the saf
 checks are one. Both need the same model: only the arm joints left (the gripper and any
 linkage welded where the MJCF puts them at rest, since they never move the end-effector site),
 each arm joint's range narrowed to the spec's position limits, actuators, tendons, equality
-constraints and sensors dropped (IK needs none), and the arm joints first in ``qpos``, in the
-spec's order.
+constraints, sensors and keyframes dropped (IK needs none), and the arm joints first in
+``qpos``, in the spec's order.
 """
 
 from __future__ import annotations
@@ -37,15 +37,15 @@ def arm_ik_model(
     *,
     tcp_offset: Sequence[float] | None = None,
 ) -> mujoco.MjModel:
-    """The compiled IK model of ``spec`` (see the module docstring); ``model``: the MJCF,
-    default ``spec.model``. ``tcp_offset``: also add a site ``tcp`` at this offset (m) in the
-    frame of ``spec.ee_site``, with the site's orientation."""
+    """The compiled IK model of ``spec`` (see the module docstring). ``model``: the MJCF,
+    default ``spec.model`` (with the spec's ``model_edits``). ``tcp_offset``: also add a site
+    ``tcp`` at this offset (m) in the frame of ``spec.ee_site``, with the site's orientation."""
     name = os.fspath(model or spec.model)
-    robot = load_robot_spec(name)
+    robot = load_robot_spec(name, spec.model_edits if name == spec.model else None)
     arm = arm_joint_names(spec)
     if not arm:
         raise IKModelError(f"robot '{spec.name}': no arm joint besides the gripper")
-    for group in (robot.actuators, robot.tendons, robot.equalities, robot.sensors):
+    for group in (robot.actuators, robot.tendons, robot.equalities, robot.sensors, robot.keys):
         for element in list(group):
             robot.delete(element)
     have = {j.name for j in robot.joints}

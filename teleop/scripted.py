@@ -214,7 +214,8 @@ class ScriptedOperator:
         offset = np.asarray(hand.tcp_offset, dtype=np.float64)
         fingers = np.asarray(hand.closed_fingers, dtype=np.float64)
         if hand.pads:
-            offset, fingers = self._pad_geometry(load_robot_spec(model).compile(), hand)
+            full = load_robot_spec(model, self.spec.model_edits).compile()
+            offset, fingers = self._pad_geometry(full, hand)
         try:
             compiled = arm_ik_model(self.spec, model, tcp_offset=offset)
         except IKModelError as err:

@@ -44,7 +44,7 @@ from critic.relabel import RelabelConfig
 from policy.config import PolicyEvalConfig, PolicyTrainConfig
 from robot.cameras.opencv import OpenCVConfig
 from robot.cameras.realsense import RealSenseConfig
-from robot.description import HandDescription, TwinDescription
+from robot.description import HandDescription, ModelEdits, TwinDescription
 from robot.executor import ExecutorConfig
 from robot.sim.tasks import TaskConfig
 from teleop.scripted_config import ScriptedConfig
@@ -83,13 +83,14 @@ class CameraConfig:
 class RobotConfig:
     """A robot preset: the robot's one description (``robot.schema.RobotSpec`` is built from
     it). ``driver`` picks the Arm implementation (``sim``: the MuJoCo twin); ``model`` names
-    the MJCF (``<package>:<path>``, an absolute path, or ``dh:<table>``); ``twin`` and ``hand``
-    are :mod:`robot.description`'s dataclasses, registered as they are."""
+    the MJCF (``<package>:<path>``, an absolute path, or ``dh:<table>``); ``model_edits``,
+    ``twin`` and ``hand`` are :mod:`robot.description`'s dataclasses, registered as they are."""
 
     name: str = MISSING
     driver: str = "sim"
     device: dict[str, Any] = field(default_factory=dict)  # port/host/model... of a real arm
     model: str = MISSING
+    model_edits: ModelEdits | None = None
     joint_names: list[str] = MISSING
     joint_units: list[str] = field(default_factory=list)
     gripper_joint: str | None = None

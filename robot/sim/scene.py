@@ -56,6 +56,7 @@ from robot.description import (
     REFERENCE_MODEL,
     REFERENCE_SITE,
     GripperMap,
+    ModelEdits,
     SceneLayout,
     TwinDescription,
     WristMount,
@@ -119,7 +120,7 @@ def twin_description(robot: RobotSpec) -> TwinDescription:
         if (robot.model, robot.ee_site) == (REFERENCE_MODEL, REFERENCE_SITE):
             factor = 1.0
         else:
-            arm = load_robot_spec(robot.model).compile()
+            arm = load_robot_spec(robot.model, robot.model_edits).compile()
             ref = load_robot_spec(REFERENCE_MODEL).compile()
             factor = chain_length(arm, robot.ee_site) / chain_length(ref, REFERENCE_SITE)
         layout = REFERENCE_LAYOUT.scaled(factor)
@@ -210,6 +211,7 @@ def _quat_to_matrix(quat: Sequence[float]) -> np.ndarray:
 
 def _prepare_robot(
     model: str,
+    edits: ModelEdits | None,
     twin: TwinDescription,
     render_mesh_tolerance: float = 0.0,
     mesh_cache: Path | None = None,
@@ -217,7 +219,7 @@ def _prepare_robot(
     """The robot-only spec with the twin description's changes (servos, gravity compensation,
     pads) and, when ``render_mesh_tolerance`` > 0, its render-only geoms on decimated meshes
     (last, so the pads the description enables count as collision geoms)."""
-    robot = load_robot_spec(model)
+    robot = load_robot_spec(model, edits)
     if twin.position_servos:
         by_joint = {a.target: a for a in robot.actuators}
         for joint, servo in twin.position_servos.items():
@@ -295,7 +297,9 @@ def build_scene(
         raise SceneError(f"colors must be distinct and non-empty, got {list(colors)}")
     try:
         twin = twin_description(robot)
-        arm = _prepare_robot(robot.model, twin, render_mesh_tolerance, mesh_cache)
+        arm = _prepare_robot(
+            robot.model, robot.model_edits, twin, render_mesh_tolerance, mesh_cache
+        )
     except KinematicsError as exc:
         raise SceneError(str(exc)) from exc
     if arm.site(robot.ee_site) is None:

@@ -162,6 +162,10 @@ def _channels(spec: RobotSpec, scene: Scene) -> list[_Channel]:
                 )
             jids = [m.joint(j).id for j in gripper_map.joints]
             lo, hi = m.actuator_ctrlrange[act]
+            if gripper_map.ctrl_open is not None:
+                lo = gripper_map.ctrl_open
+            if gripper_map.ctrl_closed is not None:
+                hi = gripper_map.ctrl_closed
             span = gripper_map.joint_closed - gripper_map.joint_open
             channels.append(
                 _Channel(
