@@ -39,7 +39,8 @@ def measure(overrides: list[str], seconds: float) -> dict:
     from robot.mjcf import ForwardKinematics
     from robot.runtime import DriverLoop, LoopConfig, NullObserver
     from robot.safety import SafetyLimits
-    from robot.sim.twin import Twin, TwinConfig
+    from robot.sim.config import TwinConfig
+    from robot.sim.twin import Twin
 
     cfg = conf.load(overrides)
     spec = conf.robot_spec(cfg)

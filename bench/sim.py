@@ -55,8 +55,8 @@ def _spec(robot: str):
 def _twin(
     robot: str, *, render: bool, tolerance: float, far: float = 0.0, task: str = "pick_place"
 ):
-    from robot.sim.tasks import TaskConfig
-    from robot.sim.twin import Twin, TwinConfig
+    from robot.sim.config import TaskConfig, TwinConfig
+    from robot.sim.twin import Twin
 
     far = far if tolerance else 0.0  # the shipped meshes have no far view
     config = TwinConfig(render=render, render_mesh_tolerance=tolerance, far_view_mesh_tolerance=far)
@@ -251,7 +251,7 @@ def _plot(results: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    from robot.sim.twin import DEFAULT_FAR_VIEW_MESH_TOLERANCE, DEFAULT_RENDER_MESH_TOLERANCE
+    from robot.sim.config import DEFAULT_FAR_VIEW_MESH_TOLERANCE, DEFAULT_RENDER_MESH_TOLERANCE
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=5.0, help="sim seconds per measurement")

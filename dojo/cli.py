@@ -130,7 +130,7 @@ def cmd_collect(overrides: list[str]) -> int:
         print("dojo collect: say where to write, e.g. store=demos.zarr", file=sys.stderr)
         return 2
     spec = conf.robot_spec(cfg)
-    twin = make_twin(spec, conf.task_config(cfg), cfg.sim.physics_dt, cfg.sim)
+    twin = make_twin(spec, conf.task_config(cfg), conf.twin_config(cfg))
     try:
         summary = collect(
             cfg.store,

@@ -22,7 +22,8 @@ from policy.rollout import RolloutConfig, TwinRollout
 from policy.schedule import progress_bar
 from robot.executor import ExecutorConfig
 from robot.schema import ActionChunk, Observation
-from robot.sim.twin import Twin, TwinConfig
+from robot.sim.config import TwinConfig
+from robot.sim.twin import Twin
 from teleop.scripted import ScriptedOperator
 from teleop.scripted_config import ScriptedConfig
 
@@ -102,9 +103,7 @@ def collect(
     return CollectSummary(episodes, succeeded, time.monotonic() - t0, sim)
 
 
-def make_twin(spec, task, physics_dt: float = 0.002, sim=None) -> Twin:
-    """The twin of ``spec`` (its model, its twin description); ``sim``: the config's ``sim``
-    section (mesh tolerance)."""
-    tolerance = getattr(sim, "render_mesh_tolerance", None)
-    extra = {} if tolerance is None else {"render_mesh_tolerance": float(tolerance)}
-    return Twin(spec, TwinConfig(physics_dt=physics_dt, **extra), task)
+def make_twin(spec, task, sim: TwinConfig | None = None) -> Twin:
+    """The in-process twin of ``spec`` (its model, its twin description) doing ``task``;
+    ``sim``: the config's ``sim`` section (``conf.twin_config(cfg)``; None: the defaults)."""
+    return Twin(spec, sim or TwinConfig(), task)

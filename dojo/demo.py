@@ -76,12 +76,7 @@ def run(overrides: list[str], run_graph, command) -> int:
     else:
         from dojo.collect import collect, make_twin
 
-        twin = make_twin(
-            conf.robot_spec(cfg),
-            conf.task_config(cfg),
-            cfg.sim.physics_dt,
-            cfg.sim,
-        )
+        twin = make_twin(conf.robot_spec(cfg), conf.task_config(cfg), conf.twin_config(cfg))
         try:
             start = _count(demos)
             collect(

@@ -28,7 +28,7 @@ from dojo.commands import TWIN_READS, Command, given
 def _twin(cfg):
     from dojo.collect import make_twin
 
-    return make_twin(conf.robot_spec(cfg), conf.task_config(cfg), cfg.sim.physics_dt, cfg.sim)
+    return make_twin(conf.robot_spec(cfg), conf.task_config(cfg), conf.twin_config(cfg))
 
 
 def _rollout_config(cfg):

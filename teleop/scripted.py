@@ -73,8 +73,9 @@ import numpy as np
 from robot.description import HandDescription
 from robot.mjcf import ForwardKinematics, load_robot_spec
 from robot.schema import ActionChunk, ControlSource, ObjectPose, RobotSpec
+from robot.sim.config import BIN, SIDES
 from robot.sim.scene import yaw_of
-from robot.sim.tasks import BIN, SIDES, Goal, parse_instruction
+from robot.sim.tasks import Goal, parse_instruction
 from teleop.ik_model import IKModelError, arm_ik_model
 from teleop.scripted_config import OperatorError, ScriptedConfig
 

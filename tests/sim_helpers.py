@@ -21,7 +21,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
 
 from robot.description import SceneLayout
 from robot.schema import RobotSpec
-from robot.sim.tasks import TaskConfig, make_task
+from robot.sim.config import TaskConfig
+from robot.sim.tasks import make_task
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ROOT / "dojo" / "conf"

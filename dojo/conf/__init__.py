@@ -33,6 +33,7 @@ from dojo.conf.validate import (
     scripted_config,
     section,
     task_config,
+    twin_config,
     validate,
 )
 
@@ -55,5 +56,6 @@ __all__ = [
     "task_config",
     "to_yaml",
     "top_level_keys",
+    "twin_config",
     "validate",
 ]

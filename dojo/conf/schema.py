@@ -7,7 +7,8 @@ command line, typed, and validated by one path:
 ======================  ===================================================================
 section                 dataclass
 ======================  ===================================================================
-``task``                :class:`robot.sim.tasks.TaskConfig`
+``task``                :class:`robot.sim.config.TaskConfig`
+``sim``                 :class:`robot.sim.config.TwinConfig`
 ``executor``            :class:`robot.executor.ExecutorConfig`
 ``teleop.scripted``     :class:`teleop.scripted_config.ScriptedConfig`
 ``train``               :class:`policy.config.PolicyTrainConfig` (``train.model``: the VLA)
@@ -20,7 +21,7 @@ section                 dataclass
                         ``opencv``: :class:`robot.cameras.opencv.OpenCVConfig`
 ======================  ===================================================================
 
-The other sections (``robot``, ``sim``, ``policy``, ``critic``, ``recorder``, ...) describe the
+The other sections (``robot``, ``policy``, ``critic``, ``recorder``, ...) describe the
 application itself and are defined here. :data:`FILLED_BY_COMMAND` lists the library fields a
 command fills in (stores, output paths, seeds, the robot's joints): setting one is refused with
 the key to use instead.
@@ -46,7 +47,7 @@ from robot.cameras.opencv import OpenCVConfig
 from robot.cameras.realsense import RealSenseConfig
 from robot.description import HandDescription, ModelEdits, TwinDescription
 from robot.executor import ExecutorConfig
-from robot.sim.tasks import TaskConfig
+from robot.sim.config import TaskConfig, TwinConfig
 from teleop.scripted_config import ScriptedConfig
 
 GROUPS = ("robot", "task", "teleop", "policy", "camera", "critic")
@@ -104,34 +105,6 @@ class RobotConfig:
     cameras: list[CameraConfig] = field(default_factory=list)
     twin: TwinDescription | None = None
     hand: HandDescription | None = None
-
-
-class SimClock(enum.StrEnum):
-    realtime = "realtime"
-    lockstep = "lockstep"
-
-
-@dataclass
-class SimConfig:
-    """The MuJoCo twin's clock and rendering.
-
-    ``clock``: ``realtime`` paces physics to the wall clock; ``lockstep`` advances one control
-    period per tick as fast as the machine allows, and waits (at most ``lockstep_wait`` wall
-    seconds) for the policy whenever fewer than ``lockstep_min_horizon`` seconds of actions are
-    queued, so a slow policy sees the same world as a fast one. While no policy is alive (none
-    has sent a chunk within the watchdog) lockstep keeps to the wall clock.
-
-    ``render_mesh_tolerance`` (m): the robot's visual meshes are drawn from copies decimated
-    to this surface error (``robot.sim.meshes``), which is what makes the twin's cameras
-    cheap; 0 draws the shipped meshes (physics is the same either way).
-    """
-
-    clock: SimClock = SimClock.lockstep
-    physics_dt: float = 0.002
-    render: bool = True
-    render_mesh_tolerance: float = 0.0002
-    lockstep_min_horizon: float = 0.06
-    lockstep_wait: float = 2.0
 
 
 @dataclass
@@ -338,7 +311,7 @@ class DojoConfig:
     teleop: TeleopConfig = MISSING
     policy: PolicyConfig = MISSING
     camera: CameraGroupConfig = field(default_factory=lambda: CameraGroupConfig(name="none"))
-    sim: SimConfig = field(default_factory=SimConfig)
+    sim: TwinConfig = field(default_factory=TwinConfig)  # the twin's own config
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     driver: DriverConfig = field(default_factory=DriverConfig)
     ros: RosConfig = field(default_factory=RosConfig)

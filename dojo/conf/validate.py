@@ -20,7 +20,7 @@ from dojo.conf.schema import CAMERA_DRIVER_SECTIONS, ConfigError
 from robot.executor import ExecutorConfig
 from robot.registry import did_you_mean
 from robot.schema import RobotSpec, SchemaError
-from robot.sim.tasks import TaskConfig
+from robot.sim.config import TaskConfig, TwinConfig
 from teleop.scripted_config import OperatorError, ScriptedConfig
 
 
@@ -110,6 +110,14 @@ def task_config(cfg: DictConfig) -> TaskConfig:
         raise ConfigError(f"config 'task': {err}") from err
 
 
+def twin_config(cfg: DictConfig) -> TwinConfig:
+    """The ``sim`` section: the twin's own config (its checks name ``sim.<key>``)."""
+    try:
+        return TwinConfig(**plain(cfg.sim))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config {err}") from err
+
+
 def scripted_config(cfg: DictConfig) -> ScriptedConfig:
     try:
         return ScriptedConfig(**plain(cfg.teleop.scripted))
@@ -177,6 +185,7 @@ def validate(cfg: DictConfig) -> None:
     spec = robot_spec(cfg)
     executor_config(cfg)
     task_config(cfg)
+    twin_config(cfg)
     scripted_config(cfg)
     _validate_hardware(cfg, spec)
     period = spec.control_period

@@ -108,17 +108,9 @@ class RobotDriverNode(LifecycleNode):
         sim = cfg.robot.driver == "sim"
         # Safety before anything can move: a spec without limits was refused by robot_spec().
         if sim:
-            from robot.sim.twin import Twin, TwinConfig
+            from robot.sim.twin import Twin
 
-            self._twin = Twin(
-                spec,
-                TwinConfig(
-                    physics_dt=cfg.sim.physics_dt,
-                    render=cfg.sim.render,
-                    render_mesh_tolerance=cfg.sim.render_mesh_tolerance,
-                ),
-                conf.task_config(cfg),
-            )
+            self._twin = Twin(spec, conf.twin_config(cfg), conf.task_config(cfg))
             self._episode_seed = int(cfg.seed)
             self._twin.reset(seed=self._episode_seed)
         device = OmegaConf.to_container(cfg.robot.device, resolve=True)
@@ -143,11 +135,7 @@ class RobotDriverNode(LifecycleNode):
             self._control,
             spec,
             observer=self,
-            config=LoopConfig(
-                clock=cfg.sim.clock if sim else "realtime",
-                lockstep_min_horizon=cfg.sim.lockstep_min_horizon,
-                lockstep_wait=cfg.sim.lockstep_wait,
-            ),
+            config=self._loop_config(),
             twin=self._twin,
             clock=None if sim else (lambda: self.get_clock().now().nanoseconds * 1e-9),
             lock=self._lock,
@@ -189,6 +177,18 @@ class RobotDriverNode(LifecycleNode):
         self.get_logger().info(
             f"configured {self._arm.name}: {spec.dof} joints at {spec.control_hz:g} Hz, "
             f"clock={cfg.sim.clock}, blend={self._executor.config.blend}"
+        )
+
+    def _loop_config(self) -> LoopConfig:
+        """The control loop's pacing: the twin's clock (and its lockstep settings) in sim,
+        the wall clock on a real arm."""
+        if self._twin is None:
+            return LoopConfig(clock="realtime")
+        twin = self._twin.config
+        return LoopConfig(
+            clock=str(twin.clock),
+            lockstep_min_horizon=twin.lockstep_min_horizon,
+            lockstep_wait=twin.lockstep_wait,
         )
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -16,8 +16,8 @@ from enum import StrEnum
 
 
 class ClockMode(StrEnum):
-    REALTIME = "realtime"
-    LOCKSTEP = "lockstep"
+    realtime = "realtime"
+    lockstep = "lockstep"
 
     @classmethod
     def parse(cls, value: str | ClockMode) -> ClockMode:
@@ -40,7 +40,7 @@ class RealTimePacer:
 
     def __init__(
         self,
-        mode: ClockMode | str = ClockMode.REALTIME,
+        mode: ClockMode | str = ClockMode.realtime,
         *,
         rate: float = 1.0,
         max_lag: float = 0.1,
@@ -63,7 +63,7 @@ class RealTimePacer:
 
     def wait(self, sim_time: float) -> float:
         """Block until wall time corresponds to ``sim_time``. Returns the seconds slept."""
-        if self.mode is ClockMode.LOCKSTEP:
+        if self.mode is ClockMode.lockstep:
             return 0.0
         now = self._monotonic()
         if self._anchor is None:

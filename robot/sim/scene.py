@@ -64,18 +64,11 @@ from robot.description import (
 from robot.mjcf import KinematicsError, load_robot_spec, root_body
 from robot.registry import did_you_mean
 from robot.schema import CameraSpec, RobotSpec
+from robot.sim.config import COLORS
 from robot.sim.meshes import MeshCacheError, use_render_meshes
 
 log = logging.getLogger(__name__)
 
-# Colours a task may name. RGBA in [0, 1].
-COLORS: dict[str, tuple[float, float, float, float]] = {
-    "red": (0.85, 0.12, 0.10, 1.0),
-    "green": (0.12, 0.62, 0.20, 1.0),
-    "blue": (0.10, 0.28, 0.85, 1.0),
-    "yellow": (0.95, 0.80, 0.10, 1.0),
-    "purple": (0.55, 0.20, 0.70, 1.0),
-}
 BIN_RGBA = (0.45, 0.33, 0.22, 1.0)
 TABLE_RGBA = (0.78, 0.70, 0.58, 1.0)
 

@@ -28,61 +28,15 @@ import abc
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from robot.description import SceneLayout
-from robot.registry import did_you_mean
 from robot.schema import ObjectPose
-from robot.sim.scene import COLORS, cube_name
-
-SIDES: dict[str, float] = {"left": 1.0, "right": -1.0}  # sign along the base y axis
-BIN = "bin"
-
-
-class TaskError(ValueError):
-    """A task config or instruction is invalid. The message names the offending value."""
-
-
-@dataclass
-class TaskConfig:
-    """One task preset (plain types: hydra registers it as a structured config).
-
-    ``colors``: the cubes in the scene, each a distractor unless named by the goal.
-    ``sides``: the sides a ``push`` goal may name. ``max_duration``: seconds of sim time an
-    episode may last. ``seed``: seed of the first reset; reset ``k`` uses ``seed + k`` unless
-    given a seed of its own.
-    """
-
-    name: str = "pick_place"
-    colors: list[str] = field(default_factory=lambda: ["red", "green", "blue"])
-    sides: list[str] = field(default_factory=lambda: ["left", "right"])
-    max_duration: float = 20.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        if self.name not in TASKS:
-            hint = did_you_mean(self.name, TASKS)
-            raise TaskError(f"task.name: unknown task '{self.name}' (known: {sorted(TASKS)}){hint}")
-        if not self.colors:
-            raise TaskError("task.colors is empty")
-        unknown = [c for c in self.colors if c not in COLORS]
-        if unknown:
-            raise TaskError(f"task.colors: unknown colour(s) {unknown}; known: {sorted(COLORS)}")
-        if len(set(self.colors)) != len(self.colors):
-            raise TaskError(f"task.colors has duplicates: {list(self.colors)}")
-        bad_sides = [s for s in self.sides if s not in SIDES]
-        if bad_sides or not self.sides:
-            raise TaskError(
-                f"task.sides: {list(self.sides)} must be a non-empty subset of {list(SIDES)}"
-            )
-        if not (math.isfinite(self.max_duration) and self.max_duration > 0):
-            raise TaskError(f"task.max_duration={self.max_duration} must be > 0 seconds")
+from robot.sim.config import BIN, COLORS, SIDES, TASK_NAMES, TaskConfig, TaskError
+from robot.sim.scene import cube_name
 
 
 @dataclass(frozen=True)
@@ -306,6 +260,7 @@ class PushTask(Task):
 
 
 TASKS: dict[str, type[Task]] = {PickPlaceTask.name: PickPlaceTask, PushTask.name: PushTask}
+assert tuple(TASKS) == TASK_NAMES, "robot.sim.config.TASK_NAMES lists the tasks defined here"
 
 
 def make_task(config: TaskConfig, layout: SceneLayout) -> Task:

@@ -47,73 +47,16 @@ import numpy as np
 
 from robot.arm_interface import Arm, ArmError
 from robot.schema import CameraIntrinsics, CameraSpec, JointState, ObjectPose, RobotSpec
-from robot.sim.clock import ClockMode
-from robot.sim.scene import BIN_RGBA, COLORS, Scene, build_scene, cube_name
-from robot.sim.tasks import BIN, TASKS, EpisodeSetup, TaskConfig, make_task
+from robot.sim.config import BIN, COLORS, TaskConfig, TwinConfig, TwinError
+from robot.sim.scene import BIN_RGBA, Scene, build_scene, cube_name
+from robot.sim.tasks import TASKS, EpisodeSetup, make_task
 
 log = logging.getLogger(__name__)
 
 _OPTICAL_FROM_MUJOCO = np.diag([1.0, -1.0, -1.0])
-# How far (m) a render mesh may stray from the shipped surface by default; bench/sim.py
-# measures speed and pixel error against the shipped meshes (README, the twin's section).
-DEFAULT_RENDER_MESH_TOLERANCE = 0.0002
-# The coarser tolerance of a policy-size frame from a camera fixed in the world, see Twin.render.
-DEFAULT_FAR_VIEW_MESH_TOLERANCE = 0.001
 # A frame asked smaller than the camera's size is rendered this many times larger and
 # box-filtered down, see Twin.render.
 SUPERSAMPLE = 2
-
-
-class TwinError(ValueError):
-    """The twin cannot be built or driven as asked. The message names the offending value."""
-
-
-@dataclass
-class TwinConfig:
-    """The twin's own settings (plain types; hydra fills them from the ``sim`` section).
-
-    The robot (its MJCF, its twin description) is the :class:`~robot.schema.RobotSpec`'s, never
-    a second setting here. ``physics_dt``: MuJoCo timestep
-    (s); the control period must be a whole number of them. ``render``: build renderers on
-    demand (off for physics-only runs). ``clock``: ``realtime`` or ``lockstep`` (see
-    :mod:`robot.sim.clock`); the twin itself never waits, whoever steps it paces it.
-    ``render_mesh_tolerance`` (m): the robot's render-only geoms draw copies of their meshes
-    decimated within this distance of the shipped surface, made once and cached
-    (:mod:`robot.sim.meshes`); collision meshes, masses and so physics are exactly as
-    shipped. 0 (or None): the shipped meshes, full fidelity at several times the render cost.
-    ``far_view_mesh_tolerance`` (m): the coarser copies a frame smaller than its camera's size
-    (a policy's input) draws when the camera is fixed in the world (see :meth:`Twin.render`);
-    0, or a ``render_mesh_tolerance`` of 0 (the shipped meshes): the same meshes as every frame.
-    """
-
-    physics_dt: float = 0.002
-    render: bool = True
-    clock: str = "lockstep"
-    render_mesh_tolerance: float = DEFAULT_RENDER_MESH_TOLERANCE
-    far_view_mesh_tolerance: float = DEFAULT_FAR_VIEW_MESH_TOLERANCE
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.physics_dt) and self.physics_dt > 0):
-            raise TwinError(f"sim.physics_dt={self.physics_dt} must be > 0 seconds")
-        try:
-            ClockMode.parse(self.clock)
-        except ValueError as exc:
-            raise TwinError(f"sim.clock: {exc}") from None
-        if self.render_mesh_tolerance is None:
-            self.render_mesh_tolerance = 0.0
-        tol = self.render_mesh_tolerance
-        number = isinstance(tol, int | float) and not isinstance(tol, bool)
-        if not (number and math.isfinite(tol) and tol >= 0):
-            raise TwinError(
-                f"sim.render_mesh_tolerance={tol!r} must be >= 0 metres (0: the shipped meshes)"
-            )
-        far = self.far_view_mesh_tolerance
-        number = isinstance(far, int | float) and not isinstance(far, bool)
-        if not (number and math.isfinite(far) and (far == 0 or far >= tol)):
-            raise TwinError(
-                f"sim.far_view_mesh_tolerance={far!r} must be 0 (off) or >= "
-                f"sim.render_mesh_tolerance={tol!r} metres"
-            )
 
 
 @dataclass(frozen=True)

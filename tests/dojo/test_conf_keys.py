@@ -21,7 +21,7 @@ from policy.config import PolicyEvalConfig, PolicyTrainConfig, VLAConfig
 from robot.cameras.opencv import OpenCVConfig
 from robot.cameras.realsense import RealSenseConfig
 from robot.executor import ExecutorConfig
-from robot.sim.tasks import TaskConfig
+from robot.sim.config import TaskConfig
 from teleop.scripted_config import ScriptedConfig
 
 LIBRARY_SECTIONS = {

@@ -11,8 +11,8 @@ from policy.evaluate import evaluate, wilson_interval
 from policy.rollout import RolloutConfig, TwinRollout, committed_prefix
 from robot.executor import ChunkExecutor, ExecutorConfig
 from robot.schema import ActionChunk, ControlSource
-from robot.sim.tasks import TaskConfig
-from robot.sim.twin import Twin, TwinConfig
+from robot.sim.config import TaskConfig, TwinConfig
+from robot.sim.twin import Twin
 from tests.sim_helpers import robot_spec
 
 

@@ -15,7 +15,8 @@ from robot.mjcf import ForwardKinematics
 from robot.runtime import DriverLoop, LoopConfig, NullObserver
 from robot.safety import SafetyLimits
 from robot.schema import ActionChunk, ControlSource
-from robot.sim.twin import Twin, TwinConfig
+from robot.sim.config import TwinConfig
+from robot.sim.twin import Twin
 from tests.sim_helpers import robot_spec
 
 SPEC = robot_spec("so101")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from robot.mjcf import ForwardKinematics
-from robot.sim.tasks import TaskConfig
-from robot.sim.twin import Twin, TwinConfig
+from robot.sim.config import TaskConfig, TwinConfig
+from robot.sim.twin import Twin
 from teleop.scripted import ScriptedOperator
 from teleop.scripted_rollout import rollout
 from tests.sim_helpers import robot_spec

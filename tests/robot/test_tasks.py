@@ -13,16 +13,10 @@ import mujoco
 import numpy as np
 import pytest
 
-from robot.sim.scene import COLORS, build_scene
-from robot.sim.tasks import (
-    SIDES,
-    Goal,
-    TaskConfig,
-    TaskError,
-    make_task,
-    parse_instruction,
-)
-from robot.sim.twin import Twin, TwinConfig
+from robot.sim.config import COLORS, SIDES, TaskConfig, TaskError, TwinConfig
+from robot.sim.scene import build_scene
+from robot.sim.tasks import Goal, make_task, parse_instruction
+from robot.sim.twin import Twin
 from tests.sim_helpers import preset, robot_spec
 
 

@@ -15,8 +15,8 @@ import pytest
 from robot.arm_interface import ArmError
 from robot.schema import RobotSpec
 from robot.sim.clock import ClockMode, RealTimePacer
-from robot.sim.tasks import TaskConfig
-from robot.sim.twin import Twin, TwinConfig, TwinError
+from robot.sim.config import TaskConfig, TwinConfig, TwinError
+from robot.sim.twin import Twin
 from tests.sim_helpers import preset, robot_spec, toy_arm
 
 
@@ -280,7 +280,7 @@ def test_realtime_pacer_sleeps_until_the_wall_clock_catches_up():
 def test_realtime_pacer_counts_overruns_and_does_not_burst():
     wall = _FakeWall()
     pacer = RealTimePacer(
-        ClockMode.REALTIME, max_lag=0.1, monotonic=wall.monotonic, sleep=wall.sleep
+        ClockMode.realtime, max_lag=0.1, monotonic=wall.monotonic, sleep=wall.sleep
     )
     pacer.wait(0.0)
     wall.now += 0.5  # a stall

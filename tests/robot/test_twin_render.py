@@ -20,9 +20,9 @@ import pytest
 
 from robot.mjcf import load_robot_spec
 from robot.sim import meshes
+from robot.sim.config import DEFAULT_RENDER_MESH_TOLERANCE, TaskConfig, TwinConfig, TwinError
 from robot.sim.meshes import RENDER_SUFFIX, drawn_mesh_faces, render_mesh, use_render_meshes
-from robot.sim.tasks import TaskConfig
-from robot.sim.twin import DEFAULT_RENDER_MESH_TOLERANCE, Twin, TwinConfig, TwinError
+from robot.sim.twin import Twin
 from tests.sim_helpers import robot_spec
 
 # Measured at the default tolerance (0.2 mm) on the SO-101, seeds 0-3: front 0.11-0.16, wrist

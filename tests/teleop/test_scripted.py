@@ -13,8 +13,9 @@ import pytest
 
 from robot.mjcf import ForwardKinematics
 from robot.schema import ControlSource
-from robot.sim.tasks import TaskConfig, TaskError, make_task
-from robot.sim.twin import Twin, TwinConfig
+from robot.sim.config import TaskConfig, TaskError, TwinConfig
+from robot.sim.tasks import make_task
+from robot.sim.twin import Twin
 from teleop.scripted import PICK_FAILURES, PUSH_FAILURES, OperatorPhase, ScriptedOperator
 from teleop.scripted_config import OperatorError, ScriptedConfig
 from teleop.scripted_rollout import chunk_target, rollout
