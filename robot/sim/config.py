@@ -18,7 +18,7 @@ from robot.sim.clock import ClockMode
 # measures speed and pixel error against the shipped meshes (README, the twin's section).
 DEFAULT_RENDER_MESH_TOLERANCE = 0.0002
 # The coarser tolerance of a policy-size frame from a camera fixed in the world, see Twin.render.
-DEFAULT_FAR_VIEW_MESH_TOLERANCE = 0.001
+DEFAULT_FAR_VIEW_MESH_TOLERANCE = 0.002
 
 # Colours a task may name. RGBA in [0, 1].
 COLORS: dict[str, tuple[float, float, float, float]] = {
