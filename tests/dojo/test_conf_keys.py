@@ -21,7 +21,7 @@ from policy.config import PolicyEvalConfig, PolicyTrainConfig, VLAConfig
 from robot.cameras.opencv import OpenCVConfig
 from robot.cameras.realsense import RealSenseConfig
 from robot.executor import ExecutorConfig
-from robot.sim.config import TaskConfig
+from robot.sim.config import TaskConfig, TwinConfig
 from teleop.scripted_config import ScriptedConfig
 
 LIBRARY_SECTIONS = {
@@ -35,6 +35,7 @@ LIBRARY_SECTIONS = {
     "audit": AuditConfig,
     "executor": ExecutorConfig,
     "task": TaskConfig,
+    "sim": TwinConfig,
     "teleop.scripted": ScriptedConfig,
     "camera.devices.N.realsense": RealSenseConfig,
     "camera.devices.N.opencv": OpenCVConfig,
