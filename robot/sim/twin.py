@@ -424,14 +424,7 @@ class Twin:
                 f"control period {period} s (control_hz={spec.control_hz}) is not a whole number "
                 f"of physics steps of {self.config.physics_dt} s"
             )
-        self.scene: Scene = build_scene(
-            spec,
-            cameras=spec.cameras,
-            colors=self.task_config.colors,
-            with_bin=TASKS[self.task_config.name].needs_bin,
-            physics_dt=self.config.physics_dt,
-            render_mesh_tolerance=self.config.render_mesh_tolerance,
-        )
+        self.scene: Scene = self._build_scene(self.config.render_mesh_tolerance)
         self.model = self.scene.model
         self.data = mujoco.MjData(self.model)
         self.task = make_task(self.task_config, self.scene.layout)
@@ -586,6 +579,18 @@ class Twin:
             self._renderers, self.model, self.data, cam, cam_id, size, self._far_view_model
         )
 
+    def _build_scene(self, render_mesh_tolerance: float) -> Scene:
+        """This twin's scene (robot, task objects, cameras), its render meshes at
+        ``render_mesh_tolerance``: the twin's own, and the far view's copy."""
+        return build_scene(
+            self.spec,
+            cameras=self.spec.cameras,
+            colors=self.task_config.colors,
+            with_bin=TASKS[self.task_config.name].needs_bin,
+            physics_dt=self.config.physics_dt,
+            render_mesh_tolerance=render_mesh_tolerance,
+        )
+
     def _far_view_model(self) -> mujoco.MjModel | None:
         """The same scene with the robot's render meshes at ``far_view_mesh_tolerance``,
         compiled once on first use (None when off or the same as the twin's). Only its meshes
@@ -597,14 +602,7 @@ class Twin:
             far = self.config.far_view_mesh_tolerance
             fine = self.config.render_mesh_tolerance
             if far and fine and far != fine:
-                scene = build_scene(
-                    self.spec,
-                    cameras=self.spec.cameras,
-                    colors=self.task_config.colors,
-                    with_bin=TASKS[self.task_config.name].needs_bin,
-                    physics_dt=self.config.physics_dt,
-                    render_mesh_tolerance=far,
-                )
+                scene = self._build_scene(far)
                 m, f = self.model, scene.model
                 same = (m.nq, m.nbody, m.ngeom, m.ncam, m.nmocap) == (
                     f.nq,
