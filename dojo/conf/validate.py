@@ -97,32 +97,20 @@ def robot_spec(cfg: DictConfig) -> RobotSpec:
 
 
 def executor_config(cfg: DictConfig) -> ExecutorConfig:
-    try:
-        return ExecutorConfig(**plain(cfg.executor))
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"config 'executor': {err}") from err
+    return section(cfg, "executor")
 
 
 def task_config(cfg: DictConfig) -> TaskConfig:
-    try:
-        return TaskConfig(**plain(cfg.task))
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"config 'task': {err}") from err
+    return section(cfg, "task")
 
 
 def twin_config(cfg: DictConfig) -> TwinConfig:
-    """The ``sim`` section: the twin's own config (its checks name ``sim.<key>``)."""
-    try:
-        return TwinConfig(**plain(cfg.sim))
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"config {err}") from err
+    """The ``sim`` section: the twin's own config."""
+    return section(cfg, "sim")
 
 
 def scripted_config(cfg: DictConfig) -> ScriptedConfig:
-    try:
-        return ScriptedConfig(**plain(cfg.teleop.scripted))
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"config 'teleop.scripted': {err}") from err
+    return section(cfg, "teleop.scripted")
 
 
 def _validate_cameras(cfg: DictConfig, driver: str) -> None:
