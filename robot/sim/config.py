@@ -84,6 +84,11 @@ class TwinError(ValueError):
     """The twin cannot be built or driven as asked. The message names the offending value."""
 
 
+def _finite_number(value: object) -> bool:
+    """A real, finite number (a bool is not one, though Python counts it as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass
 class TwinConfig:
     """The twin's own settings (plain types; hydra fills them from the ``sim`` section).
@@ -131,14 +136,12 @@ class TwinConfig:
         if self.render_mesh_tolerance is None:
             self.render_mesh_tolerance = 0.0
         tol = self.render_mesh_tolerance
-        number = isinstance(tol, int | float) and not isinstance(tol, bool)
-        if not (number and math.isfinite(tol) and tol >= 0):
+        if not (_finite_number(tol) and tol >= 0):
             raise TwinError(
                 f"sim.render_mesh_tolerance={tol!r} must be >= 0 metres (0: the shipped meshes)"
             )
         far = self.far_view_mesh_tolerance
-        number = isinstance(far, int | float) and not isinstance(far, bool)
-        if not (number and math.isfinite(far) and (far == 0 or far >= tol)):
+        if not (_finite_number(far) and (far == 0 or far >= tol)):
             raise TwinError(
                 f"sim.far_view_mesh_tolerance={far!r} must be 0 (off) or >= "
                 f"sim.render_mesh_tolerance={tol!r} metres"
