@@ -58,7 +58,6 @@ def _twin(
     from robot.sim.config import TaskConfig, TwinConfig
     from robot.sim.twin import Twin
 
-    far = far if tolerance else 0.0  # the shipped meshes have no far view
     config = TwinConfig(render=render, render_mesh_tolerance=tolerance, far_view_mesh_tolerance=far)
     return Twin(_spec(robot), config, TaskConfig(name=task))
 
