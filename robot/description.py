@@ -191,6 +191,23 @@ class ServoGains:
 
 
 @dataclass
+class ActuatorDynamics:
+    """How one joint's servo in the twin differs from the MJCF's: what ``dojo replay fit``
+    estimates from a real arm's episodes and writes as a preset override (``replay/``).
+
+    ``kp``: the position servo's gain (force per unit of position error, the actuator's units);
+    ``damping``: the joint's viscous damping (the MJCF's ``damping``, every joint the channel
+    reads); None keeps the model's. ``delay``: seconds from ``send`` to the servo taking the
+    target (bus and servo latency), rounded to whole physics steps. All default to the model
+    as shipped, so an empty entry changes nothing.
+    """
+
+    kp: float | None = None
+    damping: float | None = None
+    delay: float = 0.0
+
+
+@dataclass
 class TwinDescription:
     """What the twin's scene builder needs beyond the MJCF (``robot.sim.scene``).
 
@@ -201,7 +218,8 @@ class TwinDescription:
     ``position_servos``: joint -> servo replacing the MJCF's actuator (torque-motor models).
     ``gravity_compensation``: every body compensated (as Franka's own controller does).
     ``enable_contacts``: geoms whose contype/conaffinity are set to 1 (pads a shipped MJCF
-    leaves inert).
+    leaves inert). ``actuators``: config joint -> :class:`ActuatorDynamics` (servo gain,
+    damping and command delay fitted to a real arm); empty: the MJCF's.
     """
 
     layout: SceneLayout | None = None
@@ -210,6 +228,7 @@ class TwinDescription:
     position_servos: dict[str, ServoGains] = field(default_factory=dict)
     gravity_compensation: bool = False
     enable_contacts: list[str] = field(default_factory=list)
+    actuators: dict[str, ActuatorDynamics] = field(default_factory=dict)
 
 
 @dataclass
