@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -183,6 +184,12 @@ class SimArm(Arm):
     ``hold`` and ``disable`` re-target the servos at the measured position, once per hold
     ("brakes on": the simulated arm does not collapse). ``read`` is stamped with the twin's
     sim time. ``commanded`` is the target in force.
+
+    The preset's ``twin.actuators`` (:class:`robot.description.ActuatorDynamics`, what a replay
+    fit writes) set a joint's servo gain and damping in the model, and delay its targets: a
+    target sent (or held) at sim step ``s`` reaches the servo at step ``s + delay`` (whole
+    physics steps, applied by :meth:`Twin.step` between them), as a real bus delivers it late.
+    Without them the model is as shipped and every target takes effect at once.
     """
 
     def __init__(self, spec: RobotSpec, twin: Twin) -> None:
@@ -194,6 +201,43 @@ class SimArm(Arm):
         self.connected = False
         self.enabled = False
         self._holding = False
+        self._delay_steps = self._apply_dynamics()
+        # (sim step at which it takes effect, actuator, ctrl): targets on their way to a servo
+        self._in_flight: deque[tuple[int, int, float]] = deque()
+        self._target = np.array(spec.home, dtype=np.float64)
+
+    def _apply_dynamics(self) -> np.ndarray:
+        """Write the preset's servo gains and damping into the model; each channel's command
+        delay in physics steps."""
+        overrides = spec_actuators(self.spec)
+        known = {c.name for c in self._channels}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TwinError(
+                f"robot '{self.spec.name}': twin.actuators names joint(s) {unknown} it does not "
+                f"have (joints: {list(self.spec.joint_names)})"
+            )
+        m = self._twin.model
+        dt = self._twin.config.physics_dt
+        delays = np.zeros(len(self._channels), dtype=np.int64)
+        for i, c in enumerate(self._channels):
+            dyn = overrides.get(c.name)
+            if dyn is None:
+                continue
+            where = f"robot '{self.spec.name}': twin.actuators.{c.name}"
+            for key in ("kp", "damping"):
+                value = getattr(dyn, key)
+                if value is not None and not (math.isfinite(value) and value >= 0):
+                    raise TwinError(f"{where}.{key}={value} must be a finite number >= 0")
+            if not (math.isfinite(dyn.delay) and 0 <= dyn.delay <= 1.0):
+                raise TwinError(f"{where}.delay={dyn.delay} must be in [0, 1] s")
+            if dyn.kp is not None:
+                m.actuator_gainprm[c.actuator, 0] = dyn.kp
+                m.actuator_biasprm[c.actuator, 1] = -dyn.kp
+            if dyn.damping is not None:
+                m.dof_damping[c.dofadr] = dyn.damping
+            delays[i] = round(dyn.delay / dt)
+        return delays
 
     def _require(self, what: str, enabled: bool = False) -> None:
         if self._twin.closed:
@@ -240,8 +284,28 @@ class SimArm(Arm):
 
     def _command(self, q: np.ndarray) -> None:
         ctrl = self._twin.data.ctrl
-        for c, value in zip(self._channels, q, strict=True):
-            ctrl[c.actuator] = c.to_ctrl(float(value))
+        self._target = np.array(q, dtype=np.float64)
+        now = self._twin._steps
+        for c, value, delay in zip(self._channels, q, self._delay_steps, strict=True):
+            if delay:
+                self._in_flight.append((now + int(delay), c.actuator, c.to_ctrl(float(value))))
+            else:
+                ctrl[c.actuator] = c.to_ctrl(float(value))
+
+    def _next_due(self) -> int | None:
+        """The sim step at which the next delayed target reaches its servo (None: none)."""
+        return min((at for at, _, _ in self._in_flight), default=None)
+
+    def _deliver(self, step: int) -> None:
+        """Hand every delayed target due by sim ``step`` to its servo, in the order sent."""
+        ctrl = self._twin.data.ctrl
+        kept: deque[tuple[int, int, float]] = deque()
+        for item in self._in_flight:
+            if item[0] <= step:
+                ctrl[item[1]] = item[2]
+            else:
+                kept.append(item)
+        self._in_flight = kept
 
     def hold(self) -> None:
         """Target the measured position, once: further holds keep that target (re-reading
@@ -253,7 +317,10 @@ class SimArm(Arm):
 
     @property
     def commanded(self) -> np.ndarray:
-        """The servo targets now in force, ``(D,)``, config units (what was last sent)."""
+        """The servo targets now in force, ``(D,)``, config units (what was last sent; with a
+        command delay, the last sent even while it is still on its way)."""
+        if self._delay_steps.any():
+            return self._target.copy()
         ctrl = self._twin.data.ctrl
         return np.array([(ctrl[c.actuator] - c.ctrl_offset) / c.ctrl_scale for c in self._channels])
 
@@ -272,8 +339,34 @@ class SimArm(Arm):
         for c, value in zip(self._channels, q, strict=True):
             data.qpos[c.qposadr] = c.to_qpos(float(value))
             data.qvel[c.dofadr] = 0.0
-        self._command(np.clip(q, self.lower, self.upper))
+        self._in_flight.clear()
+        target = np.clip(q, self.lower, self.upper)
+        self._target = np.array(target, dtype=np.float64)
+        for c, value in zip(self._channels, target, strict=True):
+            data.ctrl[c.actuator] = c.to_ctrl(float(value))
         self._holding = False
+
+    def place(self, position: np.ndarray, velocity: np.ndarray | None = None) -> None:
+        """Put the arm at ``position`` moving at ``velocity`` (``(D,)``, config units; None:
+        at rest), servos targeting ``position``, nothing in flight; then recompute the
+        derived state. For starting a replay from a recorded state; physics does the rest."""
+        q = np.asarray(position, dtype=np.float64).reshape(-1)
+        if q.shape != (self.spec.dof,) or not np.all(np.isfinite(q)):
+            raise ArmError(f"{self.name}: place() needs a finite ({self.spec.dof},) position")
+        self._set_position(q)
+        if velocity is not None:
+            v = np.asarray(velocity, dtype=np.float64).reshape(-1)
+            if v.shape != (self.spec.dof,) or not np.all(np.isfinite(v)):
+                raise ArmError(f"{self.name}: place() needs a finite ({self.spec.dof},) velocity")
+            data = self._twin.data
+            for c, value in zip(self._channels, v, strict=True):
+                data.qvel[c.dofadr] = value * c.joint_scale
+        mujoco.mj_forward(self._twin.model, self._twin.data)
+
+
+def spec_actuators(spec: RobotSpec) -> dict:
+    """The preset's ``twin.actuators`` (joint -> ActuatorDynamics); empty without a twin."""
+    return dict(spec.twin.actuators) if spec.twin is not None else {}
 
 
 @dataclass(frozen=True, eq=False)
@@ -467,8 +560,17 @@ class Twin:
                 f"step(dt={dt}): dt must be a positive whole number of physics steps of "
                 f"{self.config.physics_dt} s"
             )
-        mujoco.mj_step(self.model, self.data, nstep=n)
-        self._steps += n
+        end = self._steps + n
+        due = self.arm._next_due()
+        while due is not None and due < end:  # delayed servo targets land between steps
+            if due > self._steps:
+                mujoco.mj_step(self.model, self.data, nstep=due - self._steps)
+                self._steps = due
+            self.arm._deliver(self._steps)
+            due = self.arm._next_due()
+        if end > self._steps:
+            mujoco.mj_step(self.model, self.data, nstep=end - self._steps)
+        self._steps = end
 
     # -- episodes -----------------------------------------------------------------------------
 
