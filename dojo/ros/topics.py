@@ -6,9 +6,9 @@ publisher can never disagree with its subscribers. Names are relative, so a name
 works (ARCHITECTURE.md section 2); only ``/clock`` is absolute, as ROS requires.
 
 Topics that exist once per camera are functions of the camera's name. The command topics are
-functions of the deadline (``driver.command_deadline``): the driver's watchdog counts missed
-deadlines there, and a publisher must offer a deadline no longer than the driver requests or
-DDS does not match them.
+functions of the deadline (``driver.command_deadline``) their publishers offer; subscriptions
+request none, so a default-QoS publisher (``ros2 topic pub``, a user's node) commands the driver
+too (``dojo.ros.qos`` says why), and the driver judges staleness on stamps itself.
 
 The profiles themselves (sensor, status, latched, plan, clock, command) are in
 ``dojo.ros.qos``, which says why each stream gets the one it gets.
@@ -35,14 +35,16 @@ from dojo.ros import qos
 @dataclass(frozen=True)
 class Topic:
     """One stream: ``name`` (relative), message ``type``, ``qos`` for publishers and
-    subscribers alike."""
+    subscribers alike; ``offer``, if set, is what publishers offer instead (a command
+    publisher's deadline, which a subscription requesting none still matches)."""
 
     name: str
     type: type
     qos: QoSProfile
+    offer: QoSProfile | None = None
 
     def publisher(self, node: Node, **kwargs: Any):
-        return node.create_publisher(self.type, self.name, self.qos, **kwargs)
+        return node.create_publisher(self.type, self.name, self.offer or self.qos, **kwargs)
 
     def subscription(self, node: Node, callback: Callable[[Any], None], **kwargs: Any):
         return node.create_subscription(self.type, self.name, callback, self.qos, **kwargs)
@@ -64,7 +66,7 @@ class Service:
 
 # -- the robot driver -------------------------------------------------------------------------
 
-JOINT_STATES = Topic("joint_states", JointState, qos.SENSOR)
+JOINT_STATES = Topic("joint_states", JointState, qos.SENSOR, qos.SENSOR_OFFER)
 DRIVER_COMMAND = Topic("driver/command", JointState, qos.STATUS)
 """What the driver actually sent at each tick; ``header.frame_id`` is the control source."""
 DRIVER_PLAN = Topic("driver/plan", JointTrajectory, qos.PLAN)
@@ -80,17 +82,17 @@ TASK_SUCCESS = Topic("task/success", Bool, qos.LATCHED)
 SIM_OBJECTS = Topic("sim/objects", MarkerArray, qos.SENSOR)
 SIM_RESET = Service("sim/reset", Trigger)
 
-# -- commands: reliable, with the driver's deadline -------------------------------------------
+# -- commands: reliable; publishers offer the deadline, subscriptions request none ------------
 
 
 def command_chunk(deadline_s: float) -> Topic:
     """The policy's (or the scripted operator's) action chunks."""
-    return Topic("command/chunk", JointTrajectory, qos.command(deadline_s))
+    return Topic("command/chunk", JointTrajectory, qos.COMMAND, qos.command_offer(deadline_s))
 
 
 def command_teleop(deadline_s: float) -> Topic:
     """The person's commands while ``intervention/active`` is true."""
-    return Topic("command/teleop", JointTrajectory, qos.command(deadline_s))
+    return Topic("command/teleop", JointTrajectory, qos.COMMAND, qos.command_offer(deadline_s))
 
 
 # -- cameras: one set per camera --------------------------------------------------------------
@@ -101,7 +103,7 @@ def camera_image(camera: str) -> Topic:
 
 
 def camera_info(camera: str) -> Topic:
-    return Topic(f"camera/{camera}/camera_info", CameraInfo, qos.SENSOR)
+    return Topic(f"camera/{camera}/camera_info", CameraInfo, qos.SENSOR, qos.SENSOR_OFFER)
 
 
 def camera_depth(camera: str) -> Topic:
