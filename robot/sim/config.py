@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from robot.registry import did_you_mean
 from robot.sim.clock import ClockMode
@@ -84,6 +85,73 @@ class TwinError(ValueError):
     """The twin cannot be built or driven as asked. The message names the offending value."""
 
 
+class BoardMount(StrEnum):
+    """Where a calibration board sits: ``table`` (fixed in the world, for a camera on the arm)
+    or ``hand`` (carried by the gripper on the robot's ``ee_site``, for a camera fixed in the
+    world)."""
+
+    table = "table"
+    hand = "hand"
+
+
+@dataclass
+class BoardConfig:
+    """A ChArUco board: the one a lab prints, and its copy in the twin (``sim.board``).
+
+    ``squares_x`` x ``squares_y`` chessboard squares of ``square_length`` (m), ArUco markers of
+    ``marker_length`` (m) from OpenCV's ``dictionary`` in the white squares, ``margin`` (m) of
+    white around the squares. ``mount`` says what carries it; ``pos`` (m) and ``euler`` (rad,
+    extrinsic x-y-z) are the pose of the board's centre in the mount's frame (the base frame
+    on the table, the ``ee_site`` frame in the hand), its printed face towards the mount
+    frame's +z after the rotation. OpenCV's board frame (corner 0 of the squares at its
+    origin, x along ``squares_x``, y along ``squares_y``, z into the board) is what
+    ``calibration.board`` estimates from images.
+    """
+
+    squares_x: int = 7
+    squares_y: int = 5
+    square_length: float = 0.025
+    marker_length: float = 0.019
+    dictionary: str = "DICT_4X4_50"
+    margin: float = 0.01
+    mount: BoardMount = BoardMount.table
+    pos: list[float] = field(default_factory=lambda: [0.22, 0.0, 0.0])
+    euler: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+    def __post_init__(self) -> None:
+        try:
+            self.mount = BoardMount(self.mount)
+        except ValueError:
+            raise TwinError(
+                f"board.mount={self.mount!r} is not one of {[m.value for m in BoardMount]}"
+            ) from None
+        if not (int(self.squares_x) >= 3 and int(self.squares_y) >= 3):
+            raise TwinError(
+                f"board: {self.squares_x}x{self.squares_y} squares; a ChArUco board needs at "
+                "least 3x3"
+            )
+        for key in ("square_length", "marker_length", "margin"):
+            if not (_finite_number(getattr(self, key)) and getattr(self, key) >= 0):
+                raise TwinError(f"board.{key}={getattr(self, key)!r} must be >= 0 metres")
+        if not 0 < self.marker_length < self.square_length:
+            raise TwinError(
+                f"board.marker_length={self.marker_length} must be > 0 and smaller than "
+                f"board.square_length={self.square_length}"
+            )
+        for key in ("pos", "euler"):
+            value = list(getattr(self, key))
+            if len(value) != 3 or not all(_finite_number(v) for v in value):
+                raise TwinError(f"board.{key}={value!r} must be three finite numbers")
+
+    @property
+    def size(self) -> tuple[float, float]:
+        """Printed width and height (m), margins included."""
+        return (
+            self.squares_x * self.square_length + 2 * self.margin,
+            self.squares_y * self.square_length + 2 * self.margin,
+        )
+
+
 def _finite_number(value: object) -> bool:
     """A real, finite number (a bool is not one, though Python counts it as an int)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
@@ -106,6 +174,12 @@ class TwinConfig:
     (a policy's input) draws when the camera is fixed in the world (see :meth:`Twin.render`);
     0, or a ``render_mesh_tolerance`` of 0 (the shipped meshes): the same meshes as every frame.
 
+    ``board``: a ChArUco board in the scene (:class:`BoardConfig`; None, the default: none,
+    and the scene is exactly as without this key). ``camera_delay``: camera name -> seconds by
+    which its frames lag the physics (what ``dojo calibrate latency`` measures; a frame
+    rendered at sim time t shows the state at t - delay, to the nearest physics step); empty:
+    none.
+
     How the driver paces a ``lockstep`` twin (:class:`robot.runtime.LoopConfig`): it advances
     one control period per tick as fast as the machine allows, and waits (at most
     ``lockstep_wait`` wall seconds) for the policy whenever fewer than ``lockstep_min_horizon``
@@ -121,8 +195,13 @@ class TwinConfig:
     far_view_mesh_tolerance: float = DEFAULT_FAR_VIEW_MESH_TOLERANCE
     lockstep_min_horizon: float = 0.06
     lockstep_wait: float = 2.0
+    board: BoardConfig | None = None
+    camera_delay: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name, delay in self.camera_delay.items():
+            if not (_finite_number(delay) and 0 <= delay <= 1.0):
+                raise TwinError(f"sim.camera_delay.{name}={delay!r} must be between 0 and 1 second")
         if not (math.isfinite(self.physics_dt) and self.physics_dt > 0):
             raise TwinError(f"sim.physics_dt={self.physics_dt} must be > 0 seconds")
         try:
