@@ -30,6 +30,9 @@ Names (stable; tests, tasks, the ROS side and the scripted operator rely on them
                        free joint and a box geom of the same name
 ``bin``                mocap body (moved on reset) with geoms ``bin_floor``, ``bin_wall_*``;
                        only in scenes built ``with_bin``
+``board``              a ChArUco calibration board (a thin box, its printed face textured),
+                       only in scenes built with a ``board``: a static body on the table, or
+                       on the body of the ``ee_site`` (``BoardConfig.mount``)
 ``front``              fixed camera in the world, in front of the robot, looking back at it
 ``wrist``              camera on the gripper, looking along the jaws
 ``key_light``          directional light from above; ``fill_light`` from the front
@@ -64,7 +67,7 @@ from robot.description import (
 from robot.mjcf import KinematicsError, load_robot_spec, root_body
 from robot.registry import did_you_mean
 from robot.schema import CameraSpec, RobotSpec
-from robot.sim.config import COLORS
+from robot.sim.config import COLORS, BoardConfig, BoardMount
 from robot.sim.meshes import MeshCacheError, use_render_meshes
 
 log = logging.getLogger(__name__)
@@ -262,6 +265,7 @@ def build_scene(
     physics_dt: float = 0.002,
     render_mesh_tolerance: float = 0.0,
     mesh_cache: Path | None = None,
+    board: BoardConfig | None = None,
 ) -> Scene:
     """Compose table, floor, lights, cubes (one per colour), optionally a bin, the robot and
     its ``front``/``wrist`` cameras; compile it.
@@ -274,7 +278,7 @@ def build_scene(
     mesh geom of the robot draws a copy of its mesh decimated within that distance of the
     shipped surface, cached in ``mesh_cache`` (default :func:`robot.sim.meshes.cache_dir`);
     collision geoms, masses and so physics stay exactly as shipped (:mod:`robot.sim.meshes`).
-    0: the shipped meshes.
+    0: the shipped meshes. ``board``: add a ChArUco board (:func:`add_board`); None: none.
     """
     if not physics_dt > 0:
         raise SceneError(f"physics_dt={physics_dt} must be > 0")
@@ -331,6 +335,8 @@ def build_scene(
     if with_bin:
         _add_bin(spec, layout)
     _add_cameras(spec, robot.model, twin, cameras)
+    if board is not None:
+        add_board(spec, board, robot.ee_site)
 
     try:
         compiled = spec.compile()
@@ -498,3 +504,138 @@ def _add_cameras(
                 f"camera '{cam.name}' is neither '{FRONT_CAMERA}', '{WRIST_CAMERA}' nor a camera "
                 f"of robot model '{model}' (its cameras: {sorted(existing)})"
             )
+
+
+BOARD = "board"
+BOARD_PIXELS_PER_SQUARE = 96
+BOARD_THICKNESS = 0.003
+
+
+def charuco_board(board: BoardConfig):
+    """OpenCV's ``cv2.aruco.CharucoBoard`` of ``board`` (cv2 imported here, lazily)."""
+    import cv2
+
+    name = board.dictionary
+    if not name.startswith("DICT_") or not hasattr(cv2.aruco, name):
+        known = [n for n in dir(cv2.aruco) if n.startswith("DICT_")]
+        raise SceneError(
+            f"board.dictionary={name!r} is not an OpenCV ArUco dictionary"
+            f"{did_you_mean(name, known)}"
+        )
+    dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, name))
+    n_markers = (board.squares_x * board.squares_y) // 2
+    if n_markers > dictionary.bytesList.shape[0]:
+        raise SceneError(
+            f"board: {board.squares_x}x{board.squares_y} squares need {n_markers} markers; "
+            f"{name} has {dictionary.bytesList.shape[0]}"
+        )
+    return cv2.aruco.CharucoBoard(
+        (int(board.squares_x), int(board.squares_y)),
+        float(board.square_length),
+        float(board.marker_length),
+        dictionary,
+    )
+
+
+def board_image(board: BoardConfig, pixels_per_square: int = BOARD_PIXELS_PER_SQUARE):
+    """The printed face, ``(H, W)`` uint8 grey: the squares and markers with the white
+    margin; top-left in the image is the board frame's origin corner (OpenCV's layout)."""
+    import cv2
+
+    cv_board = charuco_board(board)
+    margin = round(board.margin / board.square_length * pixels_per_square)
+    size = (
+        board.squares_x * pixels_per_square + 2 * margin,
+        board.squares_y * pixels_per_square + 2 * margin,
+    )
+    image = cv_board.generateImage(size, marginSize=margin, borderBits=1)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return image
+
+
+def _euler_matrix(euler: Sequence[float]) -> np.ndarray:
+    """Extrinsic x-y-z rotation (rad): R = Rz @ Ry @ Rx."""
+    ax, ay, az = (float(v) for v in euler)
+    cx, sx, cy, sy, cz, sz = (
+        math.cos(ax),
+        math.sin(ax),
+        math.cos(ay),
+        math.sin(ay),
+        math.cos(az),
+        math.sin(az),
+    )
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def add_board(spec: mujoco.MjSpec, board: BoardConfig, ee_site: str) -> None:
+    """A body ``board`` with a thin box geom whose +z face shows the ChArUco pattern.
+
+    The box's +z face carries the texture with image right along the body's +x and image down
+    along its -y (so OpenCV's board frame is the body frame turned half a turn about x, its
+    origin at the squares' top-left corner). No contacts, a few grams: it changes no physics
+    of the arm or the task objects; in the hand it is welded to the ``ee_site``'s body.
+    """
+    image = board_image(board)
+    rgb = np.repeat(image[:, :, None], 3, axis=2)
+    h, w = image.shape
+    tex = spec.add_texture(
+        name="board_tex",
+        type=mujoco.mjtTexture.mjTEXTURE_2D,
+        width=w,
+        height=h,
+        nchannel=3,
+    )
+    # MuJoCo samples a 2D texture bottom row first (OpenGL's convention)
+    tex.data = np.ascontiguousarray(np.flipud(rgb)).tobytes()
+    mat = spec.add_material(name="board_mat", specular=0.0, shininess=0.0, reflectance=0.0)
+    mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "board_tex"
+    rot = _euler_matrix(board.euler)
+    pos = np.asarray(board.pos, dtype=np.float64)
+    if board.mount == BoardMount.hand:
+        site = spec.site(ee_site)
+        if site is None:
+            raise SceneError(f"board.mount=hand: the robot has no site '{ee_site}'")
+        site_rot = _quat_to_matrix(site.quat)
+        pos = np.asarray(site.pos, dtype=np.float64) + site_rot @ pos
+        rot = site_rot @ rot
+        parent = site.parent
+    else:
+        parent = spec.worldbody
+    body = parent.add_body(name=BOARD, pos=list(pos), quat=list(_quat_from_matrix(rot)))
+    bw, bh = board.size
+    x, y, t = bw / 2, bh / 2, BOARD_THICKNESS
+    # a slab whose top face (z = 0) carries the texture corner to corner: the four top
+    # vertices' texture coordinates pin the image exactly (a primitive box would map it per
+    # face in MuJoCo's own way)
+    verts = [(-x, -y, 0), (x, -y, 0), (x, y, 0), (-x, y, 0)]
+    verts += [(-x, -y, -t), (x, -y, -t), (x, y, -t), (-x, y, -t)]
+    faces = [(0, 1, 2), (0, 2, 3), (4, 6, 5), (4, 7, 6)]
+    faces += [
+        (0, 4, 5),
+        (0, 5, 1),
+        (1, 5, 6),
+        (1, 6, 2),
+        (2, 6, 7),
+        (2, 7, 3),
+        (3, 7, 4),
+        (3, 4, 0),
+    ]
+    uv = [(0, 0), (1, 0), (1, 1), (0, 1)] * 2
+    mesh = spec.add_mesh(name="board_mesh")
+    mesh.uservert = [c for v in verts for c in v]
+    mesh.userface = [i for f in faces for i in f]
+    mesh.usertexcoord = [c for v in uv for c in v]
+    mesh.userfacetexcoord = [i for f in faces for i in f]
+    body.add_geom(
+        name=BOARD,
+        type=mujoco.mjtGeom.mjGEOM_MESH,
+        meshname="board_mesh",
+        material="board_mat",
+        contype=0,
+        conaffinity=0,
+        mass=0.005,
+    )
