@@ -28,6 +28,11 @@ use the optical frame, looking along +z, image down = +y. :meth:`Twin.camera_pos
 
     R_optical = R_mujoco @ diag(1, -1, -1)
 
+Camera delay (``sim.camera_delay``, off by default): a delayed camera's frame at sim time t
+shows the state at t - delay, to the nearest physics step, as a real camera's frame stamped on
+arrival shows the past. The twin then steps physics one step at a time and keeps the states
+it needs (``dojo calibrate latency`` measures the delay back).
+
 Intrinsics follow from the model: square pixels, ``fy = (H / 2) / tan(fovy / 2)``, ``fx = fy``,
 principal point at the image centre, ``cx = (W - 1) / 2``, ``cy = (H - 1) / 2`` (pixel centres
 at integer coordinates).
@@ -39,8 +44,8 @@ import logging
 import math
 import threading
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import mujoco
@@ -371,12 +376,20 @@ def spec_actuators(spec: RobotSpec) -> dict:
 
 @dataclass(frozen=True, eq=False)
 class Snapshot:
-    """The twin's kinematic state at sim ``time`` (s): enough to render any camera."""
+    """The twin's kinematic state at sim ``time`` (s): enough to render any camera.
+
+    ``delayed``: for each camera with a ``sim.camera_delay``, the (earlier) state its frame
+    of this moment shows."""
 
     time: float
     qpos: np.ndarray
     mocap_pos: np.ndarray
     mocap_quat: np.ndarray
+    delayed: Mapping[str, Snapshot] = field(default_factory=dict)
+
+    def seen_by(self, camera: str) -> Snapshot:
+        """The state ``camera``'s frame of this moment shows."""
+        return self.delayed.get(camera, self)
 
 
 def _renderer_for(
@@ -464,6 +477,15 @@ def _render_frame(
     return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
 
 
+def _pose_data(model: mujoco.MjModel, data: mujoco.MjData, snap: Snapshot) -> None:
+    """Put ``snap``'s state into ``data`` and update what a render reads (poses, lights)."""
+    data.qpos[:] = snap.qpos
+    data.mocap_pos[:] = snap.mocap_pos
+    data.mocap_quat[:] = snap.mocap_quat
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_camlight(model, data)
+
+
 class SnapshotRenderer:
     """Renders :class:`Snapshot` s of a twin off the control thread.
 
@@ -482,11 +504,7 @@ class SnapshotRenderer:
         """``camera``'s frame of ``snap``; ``size`` as in :meth:`Twin.render`."""
         cam, cam_id = self._twin._camera(camera)
         m, d = self._twin.model, self._data
-        d.qpos[:] = snap.qpos
-        d.mocap_pos[:] = snap.mocap_pos
-        d.mocap_quat[:] = snap.mocap_quat
-        mujoco.mj_kinematics(m, d)
-        mujoco.mj_camlight(m, d)
+        _pose_data(m, d, snap.seen_by(camera))
         return _render_frame(self._renderers, m, d, cam, cam_id, size, self._twin._far_view_model)
 
     def close(self) -> None:
@@ -532,6 +550,19 @@ class Twin:
         self._far_model_built = False
         self._far_lock = threading.Lock()
         self._cameras: dict[str, CameraSpec] = {c.name: c for c in spec.cameras}
+        unknown = sorted(set(self.config.camera_delay) - set(self._cameras))
+        if unknown:
+            raise TwinError(
+                f"sim.camera_delay names camera(s) {unknown} the robot does not have "
+                f"(cameras: {sorted(self._cameras)})"
+            )
+        self._delays = {k: float(v) for k, v in self.config.camera_delay.items() if v > 0}
+        # past states, one per physics step, as far back as the longest camera delay
+        self._history: deque[Snapshot] | None = None
+        if self._delays:
+            depth = math.ceil(max(self._delays.values()) / self.config.physics_dt) + 2
+            self._history = deque(maxlen=depth)
+        self._delay_data: mujoco.MjData | None = None
         m = self.model
         self._cube_qposadr = {
             name: int(m.jnt_qposadr[m.joint(name).id]) for name in self.scene.cube_names
@@ -539,6 +570,7 @@ class Twin:
         self._bin_mocap = int(m.body_mocapid[m.body(BIN).id]) if self.scene.with_bin else -1
         self.arm._set_position(spec.home)
         mujoco.mj_forward(m, self.data)
+        self._remember()
 
     # -- time ---------------------------------------------------------------------------------
 
@@ -564,13 +596,23 @@ class Twin:
         due = self.arm._next_due()
         while due is not None and due < end:  # delayed servo targets land between steps
             if due > self._steps:
-                mujoco.mj_step(self.model, self.data, nstep=due - self._steps)
+                self._physics(due - self._steps)
                 self._steps = due
             self.arm._deliver(self._steps)
             due = self.arm._next_due()
         if end > self._steps:
-            mujoco.mj_step(self.model, self.data, nstep=end - self._steps)
+            self._physics(end - self._steps)
         self._steps = end
+
+    def _physics(self, n: int) -> None:
+        """``n`` physics steps from ``self._steps``; with a delayed camera, one at a time, the
+        state after each remembered."""
+        if self._history is None:
+            mujoco.mj_step(self.model, self.data, nstep=n)
+            return
+        for i in range(1, n + 1):
+            mujoco.mj_step(self.model, self.data)
+            self._remember((self._steps + i) * self.config.physics_dt)
 
     # -- episodes -----------------------------------------------------------------------------
 
@@ -596,6 +638,7 @@ class Twin:
         if setup.bin is not None:
             d.mocap_pos[self._bin_mocap] = (setup.bin[0], setup.bin[1], 0.0)
         mujoco.mj_forward(m, d)
+        self._remember()  # a delayed camera still shows the old scene for its delay
         self.setup = setup
         self.instruction = setup.instruction
         log.info("twin reset (seed %d): %s", seed, self.instruction)
@@ -677,9 +720,32 @@ class Twin:
         if not self.config.render:
             raise TwinError("render(): rendering is off (TwinConfig.render=False)")
         cam, cam_id = self._camera(camera)
+        data = self.data
+        if camera in self._delays:
+            if self._delay_data is None:
+                self._delay_data = mujoco.MjData(self.model)
+            data = self._delay_data
+            _pose_data(self.model, data, self._delayed(camera))
         return _render_frame(
-            self._renderers, self.model, self.data, cam, cam_id, size, self._far_view_model
+            self._renderers, self.model, data, cam, cam_id, size, self._far_view_model
         )
+
+    def _remember(self, when: float | None = None) -> None:
+        """Keep the current state, as of sim time ``when`` (default: now), for the delayed
+        cameras (nothing without one)."""
+        if self._history is not None:
+            d = self.data
+            t = self.time if when is None else when
+            self._history.append(
+                Snapshot(t, d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
+            )
+
+    def _delayed(self, camera: str) -> Snapshot:
+        """The remembered state nearest to ``time - delay`` of ``camera`` (the oldest one while
+        the twin has not yet run for that long)."""
+        assert self._history is not None
+        when = self.time - self._delays[camera]
+        return min(self._history, key=lambda snap: abs(snap.time - when))
 
     def _build_scene(self, render_mesh_tolerance: float) -> Scene:
         """This twin's scene (robot, task objects, cameras), its render meshes at
@@ -691,6 +757,7 @@ class Twin:
             with_bin=TASKS[self.task_config.name].needs_bin,
             physics_dt=self.config.physics_dt,
             render_mesh_tolerance=render_mesh_tolerance,
+            board=self.config.board,
         )
 
     def _far_view_model(self) -> mujoco.MjModel | None:
@@ -723,7 +790,8 @@ class Twin:
         """What a camera needs of the current state, copied (cheap): render it elsewhere with a
         :class:`SnapshotRenderer` while physics goes on."""
         d = self.data
-        return Snapshot(self.time, d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy())
+        delayed = {camera: self._delayed(camera) for camera in self._delays}
+        return Snapshot(self.time, d.qpos.copy(), d.mocap_pos.copy(), d.mocap_quat.copy(), delayed)
 
     def camera_info(self, camera: str, size: tuple[int, int] | None = None) -> CameraIntrinsics:
         """Pinhole intrinsics of ``camera`` from the model's fovy, at the configured size or at
