@@ -351,6 +351,15 @@ class SimArm(Arm):
             data.ctrl[c.actuator] = c.to_ctrl(float(value))
         self._holding = False
 
+    def write_positions(self, data: mujoco.MjData, position: np.ndarray) -> None:
+        """Write joint positions ``position`` (``(D,)``, config units) into ``data``, an
+        ``MjData`` of the twin's model other than the twin's own: a kinematic copy in which a
+        recorded state can be checked for contacts without touching the physics."""
+        if data is self._twin.data:
+            raise ArmError(f"{self.name}: write_positions() is for a copy, not the twin's data")
+        for c, value in zip(self._channels, position, strict=True):
+            data.qpos[c.qposadr] = c.to_qpos(float(value))
+
     def place(self, position: np.ndarray, velocity: np.ndarray | None = None) -> None:
         """Put the arm at ``position`` moving at ``velocity`` (``(D,)``, config units; None:
         at rest), servos targeting ``position``, nothing in flight; then recompute the
