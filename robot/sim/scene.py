@@ -554,8 +554,8 @@ def board_image(board: BoardConfig, pixels_per_square: int = BOARD_PIXELS_PER_SQ
     return image
 
 
-def _euler_matrix(euler: Sequence[float]) -> np.ndarray:
-    """Extrinsic x-y-z rotation (rad): R = Rz @ Ry @ Rx."""
+def euler_matrix(euler: Sequence[float]) -> np.ndarray:
+    """Extrinsic x-y-z rotation (rad): R = Rz @ Ry @ Rx (what ``BoardConfig.euler`` means)."""
     ax, ay, az = (float(v) for v in euler)
     cx, sx, cy, sy, cz, sz = (
         math.cos(ax),
@@ -593,7 +593,7 @@ def add_board(spec: mujoco.MjSpec, board: BoardConfig, ee_site: str) -> None:
     tex.data = np.ascontiguousarray(np.flipud(rgb)).tobytes()
     mat = spec.add_material(name="board_mat", specular=0.0, shininess=0.0, reflectance=0.0)
     mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "board_tex"
-    rot = _euler_matrix(board.euler)
+    rot = euler_matrix(board.euler)
     pos = np.asarray(board.pos, dtype=np.float64)
     if board.mount == BoardMount.hand:
         site = spec.site(ee_site)
