@@ -16,8 +16,17 @@ Resume: running again with the same ``out`` continues from the last checkpoint (
 optimiser and RNG state are restored; the data set is rebuilt from the store). A config that
 changes the model's shape is refused rather than silently starting over.
 
-Multi-GPU goes through ``accelerate`` (``accelerate launch -m dojo.cli train policy ...``); on
-one CPU the same code runs with a single process. Only the main process writes files.
+Several processes (GPUs) go through ``accelerate``::
+
+    accelerate launch --multi_gpu --num_processes 2 -m dojo.cli train policy store=... out=...
+
+(on a machine without GPUs the same command runs two CPU processes over gloo). Each process
+draws its batches from its own shard of the rows (:mod:`policy.distributed`), so the processes
+train on disjoint data and the effective batch is ``batch_size`` times the number of
+processes; the main process decides when the budget is spent and what elapsed time the
+learning rate follows, and broadcasts it, so every process stops on the same step with the
+same weights; only the main process writes checkpoints, logs and the plot, and evaluates.
+With one process (``dojo train policy`` alone) nothing of this costs anything.
 
 Budget: ``steps`` and/or ``seconds`` (wall clock), whichever comes first, so a benchmark can
 give two methods the same time. The learning rate warms up over ``warmup`` steps and then
@@ -42,6 +51,7 @@ from safetensors.torch import load_file, save_file
 from policy.compact import save_checkpoint
 from policy.config import PolicyTrainConfig
 from policy.data import DemoDataset, random_shift
+from policy.distributed import AgreedBudget, Processes, ShardedSampler, process_rng, seed_torch
 from policy.models.encoders import TextEncoder, images_to_tensor
 from policy.models.vla import CompactVLA
 from policy.schedule import Budget, BudgetBar, warmup_cosine
@@ -108,9 +118,10 @@ class Trainer:
         self.cfg = config
         self.clock = clock  # the wall clock the seconds budget is measured on
         torch.set_num_threads(config.threads or default_threads())
-        torch.manual_seed(config.seed)
-        self.rng = np.random.default_rng(config.seed)
+        torch.manual_seed(config.seed)  # the same initial weights on every process
         self.accel = Accelerator(cpu=not torch.cuda.is_available())
+        self.procs = Processes.of(self.accel)
+        self.rng = process_rng(config.seed, self.procs)
         self.out = Path(config.out)
         self.evaluate = evaluate
         self.text = text or TextEncoder()
@@ -135,11 +146,14 @@ class Trainer:
                 f"train: start_weight={config.start_weight} must be > 0 and start_seconds="
                 f"{config.start_seconds} >= 0"
             )
-        self._sample_p = None
+        weights = None
         if config.start_weight != 1.0:
             early = self.data.index[:, 1] * mcfg.chunk_dt < config.start_seconds
-            w = np.where(early, config.start_weight, 1.0)
-            self._sample_p = w / w.sum()
+            weights = np.where(early, config.start_weight, 1.0)
+        try:
+            self.sampler = ShardedSampler(len(self.data), self.procs, weights)
+        except ValueError as err:
+            raise TrainError(f"train: {err}") from None
         per_sample = [self.data.episodes[e].instruction for e in self.data.index[:, 0]]
         self.model.set_text_stats(self.text.encode(per_sample))
         self.opt = torch.optim.AdamW(
@@ -150,7 +164,11 @@ class Trainer:
         self.elapsed = 0.0
         self.history: list[dict[str, Any]] = []
         self.best = -1.0
-        self._resume_if_possible()
+        resumed = self._resume_if_possible()
+        if self.procs.distributed:  # each process its own augmentation and batches
+            seed_torch(config.seed, self.procs, self.step)
+            if resumed:
+                self.rng = process_rng(config.seed, self.procs, self.step)
         self.model, self.opt = self.accel.prepare(self.model, self.opt)
 
     # -- persistence -----------------------------------------------------------------------------
@@ -158,10 +176,10 @@ class Trainer:
     def _unwrapped(self) -> CompactVLA:
         return self.accel.unwrap_model(self.model)
 
-    def _resume_if_possible(self) -> None:
+    def _resume_if_possible(self) -> bool:
         meta_file = self.out / f"{STATE_FILE}.json"
         if not meta_file.exists():
-            return
+            return False
         meta = json.loads(meta_file.read_text())
         if meta["model"] != self.model.config.to_json():
             diff = sorted(
@@ -182,7 +200,9 @@ class Trainer:
         torch.set_rng_state(tensors["rng.torch"])
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = meta["numpy_rng"]
-        print(f"resuming {self.out} at step {self.step}", file=sys.stderr)
+        if self.procs.is_main:
+            print(f"resuming {self.out} at step {self.step}", file=sys.stderr)
+        return True
 
     def save(self) -> None:
         if not self.accel.is_main_process:
@@ -264,6 +284,7 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         budget = self.budget()
+        agreed = AgreedBudget(budget, self.procs)
         bar = None
         if cfg.progress and self.accel.is_main_process:
             bar = BudgetBar(budget, "train policy", self.step, self.elapsed)
@@ -271,15 +292,14 @@ class Trainer:
         losses: list[float] = []
         self.model.train()
         while True:
-            stop_reason = budget.exhausted(self.step, self.clock() - start)
+            # the main process's clock decides for everyone (policy.distributed)
+            decision = agreed.check(self.step, self.clock() - start)
+            stop_reason = decision.stop
             if stop_reason:
                 break
-            if self._sample_p is None:
-                rows = self.rng.integers(0, len(self.data), cfg.batch_size)
-            else:
-                rows = self.rng.choice(len(self.data), size=cfg.batch_size, p=self._sample_p)
+            rows = self.sampler.sample(self.rng, cfg.batch_size)
             batch = self._tensors(self.data.batch(rows))
-            lr = self._lr(budget, self.clock() - start)
+            lr = self._lr(budget, decision.elapsed)
             for group in self.opt.param_groups:
                 group["lr"] = lr
             loss = self.model(batch)  # forward() is the loss: DDP syncs gradients through it
@@ -327,6 +347,7 @@ class Trainer:
             self._evaluate(start)
             self.save()
         self.plot()
+        self.procs.barrier()  # the final checkpoint is on disk when any process returns
         return {
             "steps": self.step,
             "seconds": round(self.elapsed, 2),
