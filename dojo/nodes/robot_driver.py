@@ -20,6 +20,19 @@ Topics (relative, so a namespace per robot works; ARCHITECTURE.md section 2)::
     subscribes  command/chunk, command/teleop, intervention/active, estop
     services    estop/reset, sim/reset (twin)
 
+Command topics request no QoS deadline (``dojo.ros.qos``), so any default-QoS publisher (``ros2
+topic pub``, a user's node) commands the driver; staleness is judged here, on stamps: the
+executor refuses future-stamped chunks, drops past steps and holds when a chunk runs out, and
+``command_gaps`` in ``driver/status`` counts silences longer than ``driver.command_deadline``.
+When every publisher of ``command/chunk`` has gone (a crashed graph), the queued policy chunks
+are dropped and the arm holds at once instead of finishing a dead policy's plan.
+
+One graph per arm: configure first looks for another ``robot_driver`` in its namespace and a
+``/clock`` publisher on its domain (a twin), and a twin also for any ``robot_driver`` on its
+domain (``/clock`` is global: it would reach a real arm's graph in another namespace). It
+refuses to start naming the other node and the way out (``ros.domain_id=``,
+``ros.namespace=``), before any device or scene is opened.
+
 ``driver/plan`` is published whenever the plan changes (a policy chunk accepted, an
 intervention, a reset), reliable and one deep, stamped with the observation stamp of the newest
 policy chunk in it, its first point due when it was published: the policy node continues it as
@@ -36,6 +49,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import traceback
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -45,7 +59,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from dojo import conf
 from dojo.nodes.base import node_config, spin_node
-from dojo.ros import convert, topics
+from dojo.ros import convert, qos, topics
 from robot.control import ControlLoop, TickResult
 from robot.executor import ChunkExecutor
 from robot.mjcf import ForwardKinematics
@@ -56,7 +70,7 @@ from robot.schema import ControlSource, SchemaError
 
 class RobotDriverNode(LifecycleNode):
     def __init__(self) -> None:
-        super().__init__("robot_driver")
+        super().__init__(DRIVER_NAME)
         self.declare_parameter("config_file", "")
         self.declare_parameter("autostart", False)
         self._loop: DriverLoop | None = None
@@ -67,7 +81,10 @@ class RobotDriverNode(LifecycleNode):
         self._pubs: dict[str, object] = {}
         self._subs: list[object] = []
         self._srvs: list[object] = []
-        self._counts = {"refused": 0, "deadline_missed": 0, "held_ticks": 0}
+        self._counts = {"refused": 0, "command_gaps": 0, "held_ticks": 0}
+        self._last_command_t: float | None = None  # loop time of the newest command in
+        self._in_gap = False
+        self._had_chunk_publishers = False
         self._last_refusal = ""
         self._last_refusal_stamp: float | None = None  # header stamp of the refused chunk
         self._last_refusal_source = ""
@@ -106,6 +123,7 @@ class RobotDriverNode(LifecycleNode):
         spec = conf.robot_spec(cfg)
         self._spec = spec
         sim = cfg.robot.driver == "sim"
+        check_alone_on_graph(self, sim)  # before any scene or device is opened
         # Safety before anything can move: a spec without limits was refused by robot_spec().
         if sim:
             from robot.sim.twin import Twin
@@ -141,6 +159,7 @@ class RobotDriverNode(LifecycleNode):
             lock=self._lock,
         )
         deadline = float(cfg.driver.command_deadline)
+        self._command_deadline = deadline
         p = self._pubs
         p["joint_states"] = topics.JOINT_STATES.publisher(self)
         p["command"] = topics.DRIVER_COMMAND.publisher(self)
@@ -153,19 +172,17 @@ class RobotDriverNode(LifecycleNode):
         for cam in spec.cameras if sim else ():  # a real robot's cameras have their own nodes
             p[f"image/{cam.name}"] = topics.camera_image(cam.name).publisher(self)
             p[f"info/{cam.name}"] = topics.camera_info(cam.name).publisher(self)
-        from rclpy.event_handler import SubscriptionEventCallbacks
-
-        chunk_topic = topics.command_chunk(deadline)
+        self._chunk_sub = topics.command_chunk(deadline).subscription(self, self._on_chunk)
+        # intervention/active is latched (transient local) for late joiners, but the driver
+        # asks only for volatile: a transient-local request refuses every volatile publisher
+        # (``ros2 topic pub``'s default), and the driver starts before the intervention node
+        intervention = topics.INTERVENTION_ACTIVE
         self._subs = [
-            chunk_topic.subscription(
-                self,
-                self._on_chunk,
-                event_callbacks=SubscriptionEventCallbacks(
-                    deadline=lambda _e: self._on_deadline(chunk_topic.name)
-                ),
-            ),
+            self._chunk_sub,
             topics.command_teleop(deadline).subscription(self, self._on_teleop),
-            topics.INTERVENTION_ACTIVE.subscription(self, self._on_intervention),
+            self.create_subscription(
+                intervention.type, intervention.name, self._on_intervention, qos.COMMAND
+            ),
             topics.ESTOP.subscription(self, self._on_estop),
         ]
         self._srvs = [
@@ -278,6 +295,8 @@ class RobotDriverNode(LifecycleNode):
                     self._refused(f"chunk refused at t={now:.3f}: {result.reason}", msg, source)
                 else:
                     self._loop.notify_chunk()
+            self._last_command_t = now
+            self._in_gap = False
         if teleop:
             return
         if accepted:
@@ -311,9 +330,26 @@ class RobotDriverNode(LifecycleNode):
         self._publish_plan()
         self.get_logger().info(f"intervention {'active' if msg.data else 'released'}")
 
-    def _on_deadline(self, topic: str) -> None:
-        self._counts["deadline_missed"] += 1
-        self.get_logger().debug(f"{topic}: deadline missed", throttle_duration_sec=5.0)
+    def _watch_commands(self) -> None:
+        """The driver's own command watchdog, at the status rate: counts silences longer than
+        ``driver.command_deadline`` (by loop time, so sim time in the twin), and when the last
+        publisher of ``command/chunk`` has gone, drops the queued policy chunks so the arm
+        holds now rather than running out a dead source's plan."""
+        now = self._loop.now
+        last = self._last_command_t
+        if last is not None and not self._in_gap and now - last > self._command_deadline:
+            self._in_gap = True
+            self._counts["command_gaps"] += 1
+        publishers = self._chunk_sub.get_publisher_count()
+        if publishers:
+            self._had_chunk_publishers = True
+        elif self._had_chunk_publishers:
+            self._had_chunk_publishers = False
+            with self._lock:
+                self._executor.clear()
+                self._loop.notify_chunk()
+            self._publish_plan()
+            self.get_logger().warning("every command/chunk publisher has gone: arm holding")
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:
@@ -402,6 +438,7 @@ class RobotDriverNode(LifecycleNode):
     def _publish_status(self) -> None:
         if self._loop is None:
             return
+        self._watch_commands()
         with self._lock:
             status = {
                 "t": round(self._loop.now, 4),
@@ -421,6 +458,67 @@ class RobotDriverNode(LifecycleNode):
                 **self._counts,
             }
         self._pubs["status"].publish(String(data=json.dumps(status)))
+
+
+DRIVER_NAME = "robot_driver"
+"""What ``dojo.graph`` names the driver."""
+
+GRAPH_CHECK_S = 1.5
+"""Wall seconds the driver listens for other drivers and clocks before it starts. Endpoint
+discovery on one host takes a fraction of this; a peer on the lab network that takes longer is
+still caught by the other side, which checks the same way when it starts."""
+
+
+class GraphConflictError(ValueError):
+    """Another graph shares this driver's namespace or domain."""
+
+
+def _owner(info) -> str | None:
+    """The publishing node's full name, None while discovery has not named it yet."""
+    if info.node_name.startswith("_NODE_NAME_UNKNOWN"):
+        return None
+    return (info.node_namespace.rstrip("/") or "") + "/" + info.node_name
+
+
+def check_alone_on_graph(node, sim: bool, listen_s: float = GRAPH_CHECK_S) -> None:
+    """Refuse to start next to another graph on the same ROS domain (``GraphConflictError``).
+
+    Refused: another driver in this namespace (it would take this graph's chunks and resets);
+    any ``/clock`` publisher (a twin's sim time in this graph); and, for a twin, any driver on
+    the domain at all, since its ``/clock`` would reach that graph too. A driver is found by
+    its ``driver/status`` publisher: endpoints are discovered well before node names, and
+    ``driver/status`` is published by a driver only. Call before this node publishes.
+    """
+    domain = node.context.get_domain_id()
+    own_status = node.resolve_topic_name(topics.DRIVER_STATUS.name)
+    way_out = "give each graph its own ROS domain (ros.domain_id=N)"
+    if not sim:
+        way_out += " or namespace (ros.namespace=NAME)"
+    end = time.monotonic() + listen_s
+    while True:
+        late = time.monotonic() > end
+        found = []  # (message, owner or None)
+        for name, _types in node.get_topic_names_and_types():
+            is_status = name == own_status or (sim and name.endswith("/driver/status"))
+            if name == "/clock":
+                what = f"/clock is published on ROS domain {domain} by {{}} (a twin's sim time)"
+                hint = "give each graph its own ROS domain (ros.domain_id=N)"
+            elif is_status:
+                what = f"another robot_driver is on ROS domain {domain}: {{}}"
+                what += " (a twin's /clock would reach it)" if sim else ""
+                hint = way_out
+            else:
+                continue
+            for info in node.get_publishers_info_by_topic(name):
+                found.append((f"{what}; {hint}", _owner(info), name))
+        found.sort(key=lambda f: f[2] == "/clock")  # another driver says more than its clock
+        named = [f for f in found if f[1] is not None]
+        if named or (found and late):
+            text, owner, topic = (named or found)[0]
+            raise GraphConflictError(text.format(owner or f"the publisher of {topic}"))
+        if late:
+            return
+        time.sleep(0.05)
 
 
 def main() -> None:
