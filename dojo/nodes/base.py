@@ -3,10 +3,20 @@
 Each node gets one parameter, ``config_file``: the resolved config that ``dojo run`` (or a
 launch file) wrote with ``dojo.graph``. Reading the whole config, instead of dozens of flat
 parameters, is what keeps ``dojo run`` and the launch files from drifting apart.
+
+Every node dies with whatever started it (``dojo run``, ``ros2 launch``): a node left behind by
+a crashed supervisor is a process still able to command the arm. :func:`die_with_parent` asks
+the kernel for SIGTERM when the parent dies (``PR_SET_PDEATHSIG``) and watches the parent as
+well, ending the process within :data:`PARENT_DEATH_EXIT_S` whatever it was doing. SIGTERM is
+left to rclpy's own handler, which wakes the executor: a Python-level handler only runs once
+the main thread returns from ``rcl_wait``, and an idle node never does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import signal
 import sys
 import threading
@@ -84,6 +94,45 @@ def run_to_the_end(node: Node, run: Callable[[], None], finish: Callable[[], Non
     return thread
 
 
+PARENT_WATCH_S = 0.1
+PARENT_DEATH_EXIT_S = 0.8
+"""Wall seconds from noticing the parent's death to the hard exit: time enough for the clean
+path (the driver holds the arm, then closes it), and within the second the graph promises."""
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int | None = None) -> threading.Thread | None:
+    """End this process when its parent dies: SIGTERM from the kernel (Linux), and a watch
+    thread that shuts rclpy down on seeing a new parent and exits hard
+    :data:`PARENT_DEATH_EXIT_S` later if the clean path has not finished.
+
+    ``parent``: the pid expected as the parent (default: the current one). A process whose
+    parent is already gone (adopted by init) exits at once with status 1."""
+    parent = os.getppid() if parent is None else parent
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if parent <= 1 or os.getppid() != parent:  # orphaned before the request took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_WATCH_S)
+        print(
+            f"[{os.getpid()}] parent {parent} died: stopping within {PARENT_DEATH_EXIT_S} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        with contextlib.suppress(Exception):
+            rclpy.try_shutdown()
+        time.sleep(PARENT_DEATH_EXIT_S)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def spin_node(make_node: Callable[[], Node], *, threads: int = 1) -> int:
     """Create the node, spin it, shut down cleanly on SIGINT/TERM.
 
@@ -93,10 +142,13 @@ def spin_node(make_node: Callable[[], Node], *, threads: int = 1) -> int:
     whenever an entity is ready while its mutually exclusive group is busy: under load it
     starved the driver's control thread and the recorder's writer thread.
 
+    SIGINT and SIGTERM are rclpy's (its handler shuts the context down and wakes the
+    executor); the node dies with its parent (:func:`die_with_parent`).
+
     Returns the process exit code: 0 on a clean stop, 1 when the node raised.
     """
+    die_with_parent()
     rclpy.init(args=sys.argv)
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     node = None
     code = 0
     try:
