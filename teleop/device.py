@@ -100,7 +100,9 @@ class TeleopCommand:
 
     ``stamp``: ROS time (s) of the read, as passed by the caller.
     ``engaged``: the person is in control while True (deadman held, engage toggled on, or the
-    device is being moved, depending on the device).
+    device is being moved, depending on the device). Engaged with neither ``ee_delta`` nor
+    ``joint_targets``: the person has taken control but commands no motion yet, and the
+    follower holds (a leader arm while it is brought to the follower's pose).
     ``ee_delta``: ``(6,)`` ``[dx, dy, dz, droll, dpitch, dyaw]`` (m, rad) in the robot base
     frame for this command (see the module docstring), or None for devices that command
     joints. Velocity devices (gamepad, SpaceMouse) already scaled it by the time since the
@@ -241,6 +243,19 @@ class TeleopDevice(abc.ABC):
     def help(self) -> str:
         """Human-readable controls of this device, for the CLI to show."""
         return f"{self.name}: no help available"
+
+    def observe_follower(self, positions: np.ndarray, stamp: float) -> None:
+        """The follower's measured joint positions (its joint order) at ROS time ``stamp``.
+
+        Called by whoever reads the device, before each :meth:`read`. A device that commands
+        absolute joint targets (a leader arm) needs them to hand control over without a jump;
+        devices that command Cartesian deltas ignore them (the default)."""
+        return None
+
+    def prompt(self) -> str | None:
+        """What the person must do before control passes (e.g. which leader joints to move
+        onto the follower's pose), for a console or log to show; None when nothing."""
+        return None
 
     def __enter__(self) -> Self:
         self.connect()
