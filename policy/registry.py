@@ -2,7 +2,8 @@
 
 ``compact``: the compact VLA (:mod:`policy.compact`). ``lerobot``: LeRobot's pretrained VLAs
 (:mod:`policy.lerobot_adapters`). :data:`BACKENDS` is a :class:`robot.registry.Registry`;
-each entry's loader imports its backend on first use, so listing the names (config validation,
+a practice checkpoint (``practice.json``, written by :mod:`policy.learner`) loads whatever
+backend it names as its frozen base, with the learner's actor on top. Each entry's loader imports its backend on first use, so listing the names (config validation,
 ``--help``) imports neither torch nor LeRobot. Every loader takes the same keywords and uses
 those its backend needs; adding a backend is one loader and one ``register`` line here.
 """
@@ -78,6 +79,19 @@ def load_policy(
     ``text``: the compact VLA's text encoder; default one shared by the whole process."""
     if not checkpoint:
         raise PolicyError("no policy checkpoint given (policy.checkpoint is empty)")
+    from pathlib import Path
+
+    if (Path(checkpoint) / "practice.json").is_file():  # a learner checkpoint on its base
+        from policy.learner.policy import PracticedPolicy
+
+        def load_base(base_backend: str, base_checkpoint: str, base_kind: str) -> ChunkPolicy:
+            return load_policy(
+                base_backend, base_checkpoint, joint_names=joint_names, cameras=cameras,
+                kind=base_kind, device=device, camera_map=camera_map, text=text, fps=fps,
+                tokenizer=tokenizer,
+            )  # fmt: skip
+
+        return PracticedPolicy.load(checkpoint, load_base=load_base)
     try:
         loader = BACKENDS.entry(backend).load()
     except UnknownNameError as err:
