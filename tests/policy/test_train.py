@@ -158,9 +158,9 @@ def test_start_weight_draws_an_episodes_first_steps_more_often(
 ):
     tr = trainer(learnable_store, tmp_path / "run", text_encoder, steps=1, start_weight=5.0)
     early = tr.data.index[:, 1] < 10  # first second at 10 fps
-    p = tr._sample_p
+    p = tr.sampler.p  # one process: its shard is every row
     assert p is not None and p[early][0] == pytest.approx(5 * p[~early][0])
-    rows = tr.rng.choice(len(tr.data), size=4000, p=p)
+    rows = tr.sampler.sample(tr.rng, 4000)
     share = early[rows].mean()
     expected = 5 * early.sum() / (5 * early.sum() + (~early).sum())
     assert abs(share - expected) < 0.05
