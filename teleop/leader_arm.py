@@ -30,25 +30,60 @@ makes one (LeRobot's calibration asks questions with ``input()``, which a driver
 do). When the motors hold a different calibration than the file, the file's is written to the
 motors, as LeRobot does when its calibration prompt is answered with Enter.
 
-Engaging: a leader arm has no deadman of its own; ``engaged`` (config, and the :attr:`engaged`
-attribute the caller may set from a pedal or a key) says whether its targets are in control.
+Engaging and releasing. A leader arm has no deadman of its own, and one that is always in
+control leaves no room for a policy: with ``teleop=leader_arm`` the policy would never drive.
+``engage`` (:class:`EngageMode`) says how the person asks for control and gives it back:
+
+- ``motion`` (default): moving the leader more than ``motion_rad`` (any joint) from where it
+  last rested asks for control; holding it still (every joint within ``motion_rad``) for
+  ``rest_s`` gives control back. Nothing but the leader is needed; the price is that a person
+  who holds the leader still for ``rest_s`` mid-task hands back, so ``rest_s`` is long enough
+  for a pause and short enough that letting go returns the arm to the policy soon;
+- ``key``: a key on the terminal toggles (space, as the keyboard device; a USB foot pedal set to
+  type a space works the same way); Enter / Backspace / Esc send success / failure / reset.
+  The keys are read by a :class:`teleop.keyboard.Keyboard` on ``key_fd`` (None: standard
+  input), so the node reading the leader needs a terminal;
+- ``always``: control is asked for at connect and never given back (recording demonstrations
+  with the leader alone, no policy).
+
+:meth:`request_engage` / :meth:`release` do the same from code (a pedal read elsewhere, an
+operator console).
+
+No jump when control passes. The leader is passive and, while the policy drives, the follower
+moves away from it; taking its pose as the target at that moment would throw the follower
+across the difference at whatever speed the safety limits allow. Two ways out: move the
+follower to the leader (under the safety limits), or bring the leader to the follower. This
+device does the second: after the request it is *matching* (:class:`LeaderState`) and reports
+``engaged`` with no targets, so the follower holds where it is and the policy's queue is
+flushed; only when every joint of the leader (gripper included) is within
+``match_tolerance`` of the follower's measured pose (:meth:`observe_follower`, at most
+``follower_timeout_s`` old) does it pass its targets, so its first target is within the
+tolerance of where the follower is. Why not move the follower instead: the path between the
+two poses is checked by nobody (the safety limits clamp speed, joint range and workspace, not
+collisions with the scene or with what the gripper holds), and it would be a motion that no
+one commanded, on a robot the person is standing next to. :meth:`prompt` says which joints to
+move and by how much, for the console to show.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from teleop.device import (
+    Button,
     DeviceNotFoundError,
     DeviceReadError,
     TeleopCommand,
     TeleopConfigError,
     TeleopDevice,
+    check_positive,
 )
 
 log = logging.getLogger(__name__)
@@ -63,6 +98,24 @@ SO101_JOINTS = (
 )
 
 
+class EngageMode(enum.Enum):
+    """How the person asks for control and gives it back (see the module docstring)."""
+
+    motion = "motion"
+    key = "key"
+    always = "always"
+
+
+class LeaderState(enum.Enum):
+    """``released``: the policy drives. ``matching``: the person asked for control; the
+    follower holds until the leader is brought onto its pose. ``engaged``: the follower
+    follows the leader."""
+
+    released = "released"
+    matching = "matching"
+    engaged = "engaged"
+
+
 @dataclass
 class LeaderArmConfig:
     """``port``: the leader's serial port. ``id``: LeRobot's id of this leader (the calibration
@@ -72,8 +125,14 @@ class LeaderArmConfig:
     read for each joint (default: the same names). ``gripper_joint``: which joint is the
     gripper (None: no gripper). ``gripper_range``: follower gripper units at 0 % and 100 %.
     ``signs``/``offsets``: per joint, applied to the body joints after degrees -> rad.
-    ``engaged``: initial engage state. ``num_read_retries``: LeRobot's retries of a corrupted
-    bus read before it fails."""
+    ``num_read_retries``: LeRobot's retries of a corrupted bus read before it fails.
+
+    Engaging (module docstring): ``engage``: motion, key or always. ``match_tolerance``: rad
+    (follower units), the largest leader-follower difference of any joint at which control
+    passes. ``motion_rad``: rad, leader motion that asks for control (``motion``) and the
+    stillness that gives it back. ``rest_s``: s of stillness that gives control back
+    (``motion``). ``follower_timeout_s``: a follower pose older than this is not matched
+    against. ``key_fd``: the terminal ``key`` reads (None: standard input)."""
 
     port: str = "/dev/ttyACM0"
     id: str = "leader"
@@ -84,8 +143,13 @@ class LeaderArmConfig:
     gripper_range: tuple[float, float] = (-0.15, 1.72)
     signs: tuple[float, ...] | None = None
     offsets: tuple[float, ...] | None = None
-    engaged: bool = True
     num_read_retries: int = 2
+    engage: EngageMode = EngageMode.motion
+    match_tolerance: float = 0.08
+    motion_rad: float = 0.05
+    rest_s: float = 1.5
+    follower_timeout_s: float = 0.5
+    key_fd: int | None = None
 
     def __post_init__(self) -> None:
         where = "leader_arm"
@@ -117,6 +181,19 @@ class LeaderArmConfig:
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise TeleopConfigError(f"{where}: 'gripper_range' must be finite")
         self.gripper_range = (lo, hi)
+        try:
+            self.engage = EngageMode(getattr(self.engage, "value", self.engage))
+        except ValueError:
+            raise TeleopConfigError(
+                f"{where}: 'engage'={self.engage!r} is not one of {[m.value for m in EngageMode]}"
+            ) from None
+        check_positive(
+            where,
+            match_tolerance=self.match_tolerance,
+            motion_rad=self.motion_rad,
+            rest_s=self.rest_s,
+            follower_timeout_s=self.follower_timeout_s,
+        )
 
 
 class LeaderArm(TeleopDevice):
@@ -132,8 +209,19 @@ class LeaderArm(TeleopDevice):
         self._signs = np.asarray(c.signs if c.signs is not None else [1.0] * d)
         self._offsets = np.asarray(c.offsets if c.offsets is not None else [0.0] * d)
         self._g = c.joint_names.index(c.gripper_joint) if c.gripper_joint else None
-        self.engaged = c.engaged
         self._leader = None
+        self._keys = None  # the terminal's keys (engage=key)
+        self._reset_engagement()
+
+    def _reset_engagement(self) -> None:
+        self.state = LeaderState.released
+        self._follower: np.ndarray | None = None
+        self._follower_stamp = -math.inf
+        self._rested_at: np.ndarray | None = None  # where the leader last came to rest
+        self._recent: deque[tuple[float, np.ndarray]] = deque()
+        self._mismatch: np.ndarray | None = None
+        self._prompt: str | None = None
+        self._requested = self.config.engage is EngageMode.always
 
     @property
     def where(self) -> str:
@@ -176,6 +264,12 @@ class LeaderArm(TeleopDevice):
         if missing:
             raise TeleopConfigError(f"{self.where}: the leader has no motor(s) {missing}")
         self._leader = leader
+        self._reset_engagement()
+        if c.engage is EngageMode.key:
+            from teleop.keyboard import Keyboard, KeyboardConfig
+
+            self._keys = Keyboard(KeyboardConfig(fd=c.key_fd))
+            self._keys.connect()  # refuses, naming the fd, when it is not a terminal
         try:
             leader.connect(calibrate=False)
         except Exception as exc:
@@ -195,14 +289,110 @@ class LeaderArm(TeleopDevice):
 
     def _close(self) -> None:
         leader, self._leader = self._leader, None
-        if leader is not None and leader.is_connected:
-            leader.disconnect()
+        keys, self._keys = self._keys, None
+        try:
+            if keys is not None:
+                keys.close()  # the terminal is restored first, whatever the bus does
+        finally:
+            if leader is not None and leader.is_connected:
+                leader.disconnect()
+        self._reset_engagement()
 
     def help(self) -> str:
+        c = self.config
+        how = {
+            EngageMode.motion: f"move the leader to take control; hold it still for "
+            f"{c.rest_s:g} s to give it back",
+            EngageMode.key: "space takes / gives back control; Enter success, Backspace "
+            "failure, Esc reset",
+            EngageMode.always: "control is yours from the start",
+        }[c.engage]
         return (
-            f"{self.where}: move the leader arm; the follower copies its joints "
-            f"({', '.join(self.config.joint_names)})."
+            f"{self.where}: {how}. Before control passes, bring the leader onto the "
+            f"follower's pose (every joint within {c.match_tolerance:g} rad); the follower "
+            f"then copies its joints ({', '.join(c.joint_names)})."
         )
+
+    # -- engaging -------------------------------------------------------------------------------
+
+    def observe_follower(self, positions: np.ndarray, stamp: float) -> None:
+        q = np.asarray(positions, dtype=np.float64)
+        d = len(self.config.joint_names)
+        if q.shape != (d,):
+            raise TeleopConfigError(
+                f"{self.where}: the follower has {q.shape[0] if q.ndim == 1 else q.shape} "
+                f"joints, the leader drives {d} ({', '.join(self.config.joint_names)})"
+            )
+        if np.all(np.isfinite(q)):
+            self._follower, self._follower_stamp = q.copy(), float(stamp)
+
+    def request_engage(self) -> None:
+        """Ask for control (as the engage key or motion does); it passes once matched."""
+        self._requested = True
+
+    def release(self) -> None:
+        """Give control back to the policy at the next read (``always``: match again)."""
+        self._requested = self.config.engage is EngageMode.always
+        self._set_state(LeaderState.released, "released")
+
+    @property
+    def mismatch(self) -> np.ndarray | None:
+        """Leader minus follower per joint at the last read (None: no recent follower pose)."""
+        return None if self._mismatch is None else self._mismatch.copy()
+
+    def prompt(self) -> str | None:
+        return self._prompt
+
+    def _set_state(self, state: LeaderState, why: str) -> None:
+        if state is not self.state:
+            log.info("%s: %s -> %s (%s)", self.where, self.state.value, state.value, why)
+            self.state = state
+
+    def _still(self, now: float, q: np.ndarray) -> bool:
+        """The leader moved less than ``motion_rad`` (every joint) over the last ``rest_s``."""
+        c = self.config
+        self._recent.append((now, q))
+        while len(self._recent) > 1 and self._recent[1][0] <= now - c.rest_s:
+            self._recent.popleft()
+        span = now - self._recent[0][0]
+        if span < c.rest_s:
+            return False
+        window = np.stack([r[1] for r in self._recent])
+        return bool(np.ptp(window, axis=0).max() < c.motion_rad)
+
+    def _by_motion(self, now: float, q: np.ndarray) -> None:
+        c = self.config
+        still = self._still(now, q)
+        if self._rested_at is None or (still and self.state is LeaderState.released):
+            self._rested_at = q
+        moved = float(np.abs(q - self._rested_at).max())
+        if self.state is LeaderState.released and moved > c.motion_rad:
+            self._requested = True
+            log.info("%s: moved %.3f rad from rest: control asked for", self.where, moved)
+        elif self.state is not LeaderState.released and still:
+            self.release()
+            self._rested_at = q
+
+    def _update_match(self, now: float, q: np.ndarray) -> bool:
+        c = self.config
+        fresh = self._follower is not None and now - self._follower_stamp <= c.follower_timeout_s
+        if not fresh:
+            self._mismatch = None
+            self._prompt = f"{self.where}: waiting for the follower's joint positions"
+            return False
+        self._mismatch = q - self._follower
+        off = [
+            f"{name} {-err:+.2f} rad"
+            for name, err in zip(c.joint_names, self._mismatch, strict=True)
+            if abs(err) > c.match_tolerance
+        ]
+        if off:
+            self._prompt = f"{self.where}: bring the leader onto the follower: {', '.join(off)}"
+            return False
+        self._prompt = None
+        return True
+
+    # -- reading --------------------------------------------------------------------------------
 
     def joint_targets_from(self, action: dict[str, float]) -> tuple[np.ndarray, float | None]:
         """Follower joint targets ``(D,)`` and the 0..1 gripper command from LeRobot's
@@ -235,4 +425,26 @@ class LeaderArm(TeleopDevice):
                 f"{self.where}: read failed ({type(exc).__name__}: {exc})"
             ) from exc
         q, gripper = self.joint_targets_from(action)
-        return TeleopCommand(stamp=now, engaged=self.engaged, joint_targets=q, gripper=gripper)
+        buttons: set[Button] = set()
+        if self._keys is not None:
+            keys = self._keys.read(now)
+            buttons |= keys.buttons - {Button.GRIPPER}  # the leader has its own gripper
+            if Button.ENGAGE in keys.buttons:
+                if self.state is LeaderState.released and not self._requested:
+                    self.request_engage()
+                else:
+                    self.release()
+        elif self.config.engage is EngageMode.motion:
+            self._by_motion(now, q)
+        if self._requested and self.state is LeaderState.released:
+            self._set_state(LeaderState.matching, "control asked for")
+        if self.state is LeaderState.matching and self._update_match(now, q):
+            self._set_state(LeaderState.engaged, "the leader matches the follower")
+        elif self.state is not LeaderState.matching:
+            self._prompt = None
+        if self.state is LeaderState.engaged:
+            return TeleopCommand(
+                stamp=now, engaged=True, joint_targets=q, gripper=gripper, buttons=buttons
+            )
+        # matching: the person has control and the follower holds; released: the policy's
+        return TeleopCommand(stamp=now, engaged=self.state is LeaderState.matching, buttons=buttons)
