@@ -3,7 +3,8 @@
 ``compact``: the compact VLA (:mod:`policy.compact`). ``lerobot``: LeRobot's pretrained VLAs
 (:mod:`policy.lerobot_adapters`). :data:`BACKENDS` is a :class:`robot.registry.Registry`;
 a practice checkpoint (``practice.json``, written by :mod:`policy.learner`) loads whatever
-backend it names as its frozen base, with the learner's actor on top. Each entry's loader imports its backend on first use, so listing the names (config validation,
+backend it names as its frozen base, with the learner's actor on top. Each entry's loader
+imports its backend on first use, so listing the names (config validation,
 ``--help``) imports neither torch nor LeRobot. Every loader takes the same keywords and uses
 those its backend needs; adding a backend is one loader and one ``register`` line here.
 """

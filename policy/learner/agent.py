@@ -160,9 +160,11 @@ class ChunkLearner(nn.Module):
         y[:, 0] = 0.0
         cand = self.residual_chunk(base.repeat_interleave(N, 0), y.view(B * N, -1).clamp(-1, 1))
         x = self.q_input(
-            feat.repeat_interleave(N, 0), q.repeat_interleave(N, 0), cand[:, :h],
+            feat.repeat_interleave(N, 0),
+            q.repeat_interleave(N, 0),
+            cand[:, :h],
             self._full_mask(B * N),
-        )  # fmt: skip
+        )
         values = self.q(x).min(0).values.view(B, N)
         if explore:
             probs = torch.softmax(values / max(float(values.std()), 1e-3), dim=1)
@@ -175,8 +177,10 @@ class ChunkLearner(nn.Module):
 
     @staticmethod
     def tensors(batch: Transitions) -> dict[str, torch.Tensor]:
-        return {f: torch.as_tensor(np.asarray(getattr(batch, f)), dtype=torch.float32)
-                for f in Transitions.FIELDS}  # fmt: skip
+        return {
+            f: torch.as_tensor(np.asarray(getattr(batch, f)), dtype=torch.float32)
+            for f in Transitions.FIELDS
+        }
 
     def critic_update(self, b: dict[str, torch.Tensor]) -> float:
         h = self.config.chunk_steps

@@ -158,9 +158,13 @@ class Learner:
             rel = batch.actions - batch.q[:, None]
             self._action_scale = np.maximum(rel.reshape(-1, rel.shape[-1]).std(0), 1e-2)
         self.net = ChunkLearner(
-            self.config, self.base.feature_dim, self.base.horizon, len(self.base.joint_names),
-            self._action_scale, self._pending_state,
-        )  # fmt: skip
+            self.config,
+            self.base.feature_dim,
+            self.base.horizon,
+            len(self.base.joint_names),
+            self._action_scale,
+            self._pending_state,
+        )
         self._pending_state = None
 
     # -- training ----------------------------------------------------------------------------
@@ -206,7 +210,7 @@ class Learner:
             "base": {"backend": backend, "checkpoint": checkpoint, "kind": kind},
             "learner": {
                 k: (str(v) if hasattr(v, "value") else v) for k, v in asdict(self.config).items()
-            },  # fmt: skip
+            },
             "feature_dim": self.base.feature_dim,
             "horizon": self.base.horizon,
             "chunk_dt": self.base.chunk_dt,
@@ -265,7 +269,8 @@ class Learner:
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
-    """``(meta, state_dict)`` of a practice checkpoint; :class:`LearnerError` names what is wrong."""
+    """``(meta, state_dict)`` of a practice checkpoint; a :class:`LearnerError` says what is
+    wrong with it."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

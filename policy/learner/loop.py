@@ -104,21 +104,24 @@ class GuidedAgent:
         objects = self.twin.objects()
         if goal is None or goal.target not in objects or "bin" not in objects:
             return None
-        return float(np.linalg.norm(objects[goal.target].position[:2] -
-                                    objects["bin"].position[:2]))  # fmt: skip
+        return float(
+            np.linalg.norm(objects[goal.target].position[:2] - objects["bin"].position[:2])
+        )
 
     def predict(self, obs: Observation, instruction: str, committed=None) -> ActionChunk:
         if self.person:
-            chunk = self.operator.act(obs.stamp, obs.joint_pos, self.twin.objects(),
-                                      self.twin.arm.commanded)  # fmt: skip
+            chunk = self.operator.act(
+                obs.stamp, obs.joint_pos, self.twin.objects(), self.twin.arm.commanded
+            )
             if self._handback is None:
                 self._handback = self._phase() + self.hil.guide_phases
             if self._phase() >= self._handback or self.operator.done:
                 self.person = False
                 self.monitor.reset(obs.stamp)
                 self.events.append((obs.stamp, "handback"))
-            return ActionChunk(chunk.stamp, chunk.joint_names, chunk.positions, chunk.times,
-                               ControlSource.HUMAN)  # fmt: skip
+            return ActionChunk(
+                chunk.stamp, chunk.joint_names, chunk.positions, chunk.times, ControlSource.HUMAN
+            )
         if committed is not None:
             return self.policy.predict(obs, instruction, committed)
         return self.policy.predict(obs, instruction)
@@ -145,16 +148,26 @@ class PracticeLoop:
     """Roll out, record, learn, repeat. ``learner``: a :class:`policy.learner.learner.Learner`
     whose store is ``store_url``; ``policy``: the :class:`PracticedPolicy` sharing its nets."""
 
-    def __init__(self, twin, learner, policy, store_url: str, *, scripted_config,
-                 hil: HilConfig | None = None, rollout_config=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        twin,
+        learner,
+        policy,
+        store_url: str,
+        *,
+        scripted_config,
+        hil: HilConfig | None = None,
+        rollout_config=None,
+    ) -> None:
         from episodes.store import EpisodeStore, StoreConfig
         from policy.learner.replay import StoreFollower
         from policy.rollout import RolloutConfig, TwinRollout
 
         self.twin, self.learner, self.policy = twin, learner, policy
         self.hil = hil or HilConfig()
-        self.store = EpisodeStore.open_or_create(store_url, twin.spec, learner.fps,
-                                                 StoreConfig(durable=False))  # fmt: skip
+        self.store = EpisodeStore.open_or_create(
+            store_url, twin.spec, learner.fps, StoreConfig(durable=False)
+        )
         self.follower = StoreFollower(store_url, seen=self.store.episode_ids())
         h = learner.config.chunk_steps
         replan = (policy.horizon - h) * policy.chunk_dt + 1e-6
@@ -203,20 +216,29 @@ class PracticeLoop:
         self._last_failed = not result.success
         reports = self.learner.follow(self.follower)
         self.learner.train()
-        source = self.store.read(reports[-1].episode_id, verify=False).control_source if reports \
-            else np.zeros(0)  # fmt: skip
+        source = (
+            self.store.read(reports[-1].episode_id, verify=False).control_source
+            if reports
+            else np.zeros(0)
+        )
         entry = EpisodeEntry(
-            index=index, seed=seed, instruction=instruction, success=bool(result.success),
-            steps=len(source), human_steps=int((source == int(ControlSource.HUMAN)).sum()),
-            stage=stage, checkpoint=checkpoint,
-            episode_id=reports[-1].episode_id if reports else "", seconds=time.monotonic() - t0,
+            index=index,
+            seed=seed,
+            instruction=instruction,
+            success=bool(result.success),
+            steps=len(source),
+            human_steps=int((source == int(ControlSource.HUMAN)).sum()),
+            stage=stage,
+            checkpoint=checkpoint,
+            episode_id=reports[-1].episode_id if reports else "",
+            seconds=time.monotonic() - t0,
             takeovers=agent.takeovers,
-        )  # fmt: skip
+        )
         self.entries.append(entry)
         return entry
 
     def run(self, seeds: Sequence[int], on_episode: Callable[[EpisodeEntry], None] | None = None):
-        for i, seed in enumerate(seeds):
+        for _i, seed in enumerate(seeds):
             entry = self.episode(len(self.entries), int(seed))
             if on_episode is not None:
                 on_episode(entry)

@@ -40,9 +40,13 @@ class PracticedPolicy(ChunkPolicy):
         base = frozen_base(load_base(b["backend"], b["checkpoint"], b["kind"]))
         config = LearnerConfig(**meta["learner"])
         net = ChunkLearner(
-            config, meta["feature_dim"], meta["horizon"], len(meta["joint_names"]),
-            np.asarray(meta["action_scale"]), state,
-        )  # fmt: skip
+            config,
+            meta["feature_dim"],
+            meta["horizon"],
+            len(meta["joint_names"]),
+            np.asarray(meta["action_scale"]),
+            state,
+        )
         out = cls(base, net.eval(), explore)
         out.source = str(path)
         return out

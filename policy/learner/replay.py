@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -81,7 +82,7 @@ class Transitions:
     source: np.ndarray  # (N,) uint8 ControlSource of the chunk
     weight: np.ndarray  # (N,) imitation weight
 
-    FIELDS = [
+    FIELDS: ClassVar[tuple[str, ...]] = (
         "feat",
         "next_feat",
         "q",
@@ -95,7 +96,7 @@ class Transitions:
         "done",
         "source",
         "weight",
-    ]
+    )
 
     def __len__(self) -> int:
         return len(self.reward)
@@ -146,9 +147,14 @@ def episode_transitions(
         if len(potential) != n or len(done_prob) != n:
             raise LearnerError(f"episode {episode.id}: {len(potential)} potentials for {n} steps")
         reward, done, keep, stats = potential_rewards(
-            starts, ends, potential, done_prob, gamma=config.gamma,
-            scale=config.shaping_scale, done_threshold=config.done_threshold,
-        )  # fmt: skip
+            starts,
+            ends,
+            potential,
+            done_prob,
+            gamma=config.gamma,
+            scale=config.shaping_scale,
+            done_threshold=config.done_threshold,
+        )
     else:
         reward, done, keep, stats = sparse_rewards(starts, ends, n, bool(episode.success))
     report.rewards = stats
@@ -215,9 +221,20 @@ def _empty(base: FrozenBase, config: LearnerConfig) -> Transitions:
     D, H, h, F = len(base.joint_names), base.horizon, config.chunk_steps, base.feature_dim
     z = lambda *s: np.zeros(s, dtype=np.float32)  # noqa: E731
     return Transitions(
-        z(0, F), z(0, F), z(0, D), z(0, D), z(0, H, D), z(0, H, D), z(0, h, D), z(0, h),
-        z(0), z(0), np.zeros(0, bool), np.zeros(0, np.uint8), z(0),
-    )  # fmt: skip
+        z(0, F),
+        z(0, F),
+        z(0, D),
+        z(0, D),
+        z(0, H, D),
+        z(0, H, D),
+        z(0, h, D),
+        z(0, h),
+        z(0),
+        z(0),
+        np.zeros(0, bool),
+        np.zeros(0, np.uint8),
+        z(0),
+    )
 
 
 class ReplayBuffer:
@@ -240,7 +257,7 @@ class ReplayBuffer:
                 **{
                     f: np.zeros(
                         (self.capacity, *getattr(batch, f).shape[1:]), getattr(batch, f).dtype
-                    )  # fmt: skip
+                    )
                     for f in Transitions.FIELDS
                 }
             )
@@ -286,7 +303,7 @@ class ReplayBuffers:
             return n, 0
         if not len(self.prior):
             return 0, n
-        k = int(round(n * self.config.prior_ratio))
+        k = round(n * self.config.prior_ratio)
         return k, n - k
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[Transitions, np.ndarray]:

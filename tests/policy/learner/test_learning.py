@@ -35,10 +35,20 @@ def bandit_batch(rng, n: int, scale: float) -> Transitions:
     reward = -np.abs(offsets[..., 0] - x[:, None] * BEST).sum(1) - np.abs(offsets[..., 1]).sum(1)
     z = np.zeros(n, np.float32)
     return Transitions(
-        feat=q.copy(), next_feat=q.copy(), q=q, next_q=q, base=base, next_base=base,
-        actions=actions, mask=np.ones((n, CHUNK), np.float32), reward=reward.astype(np.float32),
-        discount=z, done=np.ones(n, bool), source=np.full(n, P, np.uint8), weight=z + 1,
-    )  # fmt: skip
+        feat=q.copy(),
+        next_feat=q.copy(),
+        q=q,
+        next_q=q,
+        base=base,
+        next_base=base,
+        actions=actions,
+        mask=np.ones((n, CHUNK), np.float32),
+        reward=reward.astype(np.float32),
+        discount=z,
+        done=np.ones(n, bool),
+        source=np.full(n, P, np.uint8),
+        weight=z + 1,
+    )
 
 
 def chunk_reward(net: ChunkLearner, x: float) -> float:
@@ -49,9 +59,18 @@ def chunk_reward(net: ChunkLearner, x: float) -> float:
 
 
 def test_the_learner_finds_the_optimum_of_a_contextual_chunk_bandit():
-    cfg = LearnerConfig(reward="sparse", chunk_steps=CHUNK, batch_size=128, hidden=64,
-                        residual_scale=0.15, bc_weight=0.0, bc_weight_final=0.0, lr=3e-3,
-                        init_temperature=1e-4, buffer_seconds=600.0)  # fmt: skip
+    cfg = LearnerConfig(
+        reward="sparse",
+        chunk_steps=CHUNK,
+        batch_size=128,
+        hidden=64,
+        residual_scale=0.15,
+        bc_weight=0.0,
+        bc_weight_final=0.0,
+        lr=3e-3,
+        init_temperature=1e-4,
+        buffer_seconds=600.0,
+    )
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     net = ChunkLearner(cfg, D, HORIZON, D, np.full(D, 0.1))
@@ -71,9 +90,17 @@ def test_the_learner_finds_the_optimum_of_a_contextual_chunk_bandit():
 
 
 def test_rerank_picks_the_proposal_the_critic_prefers():
-    cfg = LearnerConfig(reward="sparse", actor="rerank", chunk_steps=CHUNK, batch_size=128,
-                        hidden=64, residual_scale=0.15, lr=1e-3, proposals=64,
-                        buffer_seconds=600.0)  # fmt: skip
+    cfg = LearnerConfig(
+        reward="sparse",
+        actor="rerank",
+        chunk_steps=CHUNK,
+        batch_size=128,
+        hidden=64,
+        residual_scale=0.15,
+        lr=1e-3,
+        proposals=64,
+        buffer_seconds=600.0,
+    )
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
     net = ChunkLearner(cfg, D, HORIZON, D, np.full(D, 0.1))
@@ -88,8 +115,17 @@ def test_rerank_picks_the_proposal_the_critic_prefers():
 
 
 def make_learner(tmp_path, **overrides) -> Learner:
-    cfg = LearnerConfig(**{"reward": "sparse", "chunk_steps": 3, "batch_size": 8, "hidden": 16,
-                           "warmup_transitions": 4, "checkpoint_every": 5, **overrides})  # fmt: skip
+    cfg = LearnerConfig(
+        **{
+            "reward": "sparse",
+            "chunk_steps": 3,
+            "batch_size": 8,
+            "hidden": 16,
+            "warmup_transitions": 4,
+            "checkpoint_every": 5,
+            **overrides,
+        }
+    )
     return Learner(ToyBase(D, HORIZON), cfg, fps=10.0, out=tmp_path / "learner")
 
 
@@ -98,7 +134,7 @@ def test_checkpoints_round_trip_and_a_restarted_learner_resumes(tmp_path):
     learner.ingest([toy_episode([P] * 30, eid=f"e{i}") for i in range(3)])
     learner.train(12)
     path = learner.save()
-    meta, state = read_checkpoint(path)
+    meta, _state = read_checkpoint(path)
     assert meta["updates"] == 12 and path.name == "00000012"
     assert json.loads((tmp_path / "learner" / LATEST).read_text())["checkpoint"] == str(path)
     again = make_learner(tmp_path)
@@ -120,12 +156,22 @@ def test_a_practised_checkpoint_drives_like_the_learner_that_wrote_it(tmp_path):
     path = learner.save()
     base = learner.base  # a toy, not a ChunkPolicy the registry loads: rebuild the nets
     meta, state = read_checkpoint(path)
-    net = ChunkLearner(learner.config, meta["feature_dim"], meta["horizon"], D,
-                       np.asarray(meta["action_scale"]), state)  # fmt: skip
+    net = ChunkLearner(
+        learner.config,
+        meta["feature_dim"],
+        meta["horizon"],
+        D,
+        np.asarray(meta["action_scale"]),
+        state,
+    )
     policy = PracticedPolicy(base, net)
-    obs = Observation(stamp=1.0, joint_pos=np.array([1.0, 0.0]), joint_vel=np.zeros(2),
-                      images={"front": np.zeros((4, 4, 3), np.uint8)},
-                      image_stamps={"front": 1.0})  # fmt: skip
+    obs = Observation(
+        stamp=1.0,
+        joint_pos=np.array([1.0, 0.0]),
+        joint_vel=np.zeros(2),
+        images={"front": np.zeros((4, 4, 3), np.uint8)},
+        image_stamps={"front": 1.0},
+    )
     mine = PracticedPolicy(base, learner.net).predict(obs, "put the red cube in the bin")
     theirs = policy.predict(obs, "put the red cube in the bin")
     np.testing.assert_allclose(mine.positions, theirs.positions, atol=1e-6)
@@ -149,8 +195,11 @@ while True:
 
 def test_a_learner_killed_mid_write_never_leaves_a_partial_checkpoint(tmp_path):
     root = os.getcwd()
-    proc = subprocess.Popen([sys.executable, "-c", WRITER.format(root=root, tmp=str(tmp_path))],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER.format(root=root, tmp=str(tmp_path))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         ckpts = tmp_path / "learner" / "checkpoints"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,8 +20,12 @@ from policy.learner.replay import (
 from policy.learner.rewards import potential_rewards
 from robot.schema import ControlSource
 
-P, H, S, HOLD = (int(ControlSource.POLICY), int(ControlSource.HUMAN),
-                 int(ControlSource.SCRIPT), int(ControlSource.HOLD))  # fmt: skip
+P, H, S, HOLD = (
+    int(ControlSource.POLICY),
+    int(ControlSource.HUMAN),
+    int(ControlSource.SCRIPT),
+    int(ControlSource.HOLD),
+)
 
 
 class ToyBase(FrozenBase):
@@ -28,9 +33,12 @@ class ToyBase(FrozenBase):
 
     def __init__(self, dof: int = 2, horizon: int = 6) -> None:
         self.policy = SimpleNamespace(
-            joint_names=tuple(f"j{i}" for i in range(dof)), cameras=("front",), horizon=horizon,
-            chunk_dt=0.1, describe=lambda: "toy",
-        )  # fmt: skip
+            joint_names=tuple(f"j{i}" for i in range(dof)),
+            cameras=("front",),
+            horizon=horizon,
+            chunk_dt=0.1,
+            describe=lambda: "toy",
+        )
         self.feature_dim = dof
 
     def encode(self, images, joint_pos, instructions):
@@ -43,10 +51,15 @@ def toy_episode(source, success=True, n=None, eid="e0"):
     n = len(source)
     q = np.stack([np.arange(n, dtype=np.float32), np.zeros(n, np.float32)], 1)
     return SimpleNamespace(
-        id=eid, instruction="put the red cube in the bin", success=success, n_steps=n,
-        joint_pos=q, action=q + 0.5, control_source=source,
+        id=eid,
+        instruction="put the red cube in the bin",
+        success=success,
+        n_steps=n,
+        joint_pos=q,
+        action=q + 0.5,
+        control_source=source,
         images={"front": np.zeros((n, 4, 4, 3), np.uint8)},
-    )  # fmt: skip
+    )
 
 
 def test_segments_are_cut_at_a_change_of_source_and_never_start_on_a_hold():
@@ -77,8 +90,9 @@ def test_transitions_carry_the_executed_actions_masked_after_a_takeover():
 
 
 def test_failed_episode_ends_on_a_time_limit_not_a_terminal():
-    t, _ = episode_transitions(toy_episode([P] * 11, success=False),
-                               ToyBase(), LearnerConfig(reward="sparse"))  # fmt: skip
+    t, _ = episode_transitions(
+        toy_episode([P] * 11, success=False), ToyBase(), LearnerConfig(reward="sparse")
+    )
     assert not t.done.any() and np.all(t.reward == 0) and np.all(t.discount > 0)
 
 
@@ -87,8 +101,9 @@ def test_critic_rewards_are_the_potential_differences_and_done_from_the_threshol
     potential = np.linspace(0.0, 0.9, n)
     done_prob = np.where(np.arange(n) >= 12, 0.8, 0.1)
     cfg = LearnerConfig(reward="critic", chunk_steps=5, gamma=1.0, done_threshold=0.5)
-    t, report = episode_transitions(toy_episode([P] * n), ToyBase(), cfg,
-                                    potential=potential, done_prob=done_prob)  # fmt: skip
+    t, report = episode_transitions(
+        toy_episode([P] * n), ToyBase(), cfg, potential=potential, done_prob=done_prob
+    )
     # chunks [0,5], [5,10], [10,15]: the third crosses done at its end (15 >= 12)
     np.testing.assert_allclose(
         t.reward[:2], [potential[5] - potential[0], potential[10] - potential[5]], rtol=1e-6
@@ -104,7 +119,7 @@ def test_a_back_and_forth_episode_earns_nothing_from_the_anchored_potential():
     frames = [0, 1, 0, 1, 0, 1, 0, 1, 0]  # the arm goes A, B, A, B ... and ends where it began
     chained_delta = {(0, 1): 0.3, (1, 0): -0.1}
     anchored_progress = {0: 0.0, 1: 0.3}  # delta(first frame, this frame) through step()
-    chain = accumulate([chained_delta[(a, b)] for a, b in zip(frames, frames[1:], strict=False)])
+    chain = accumulate([chained_delta[(a, b)] for a, b in itertools.pairwise(frames)])
     potential = np.array([anchored_progress[f] for f in frames])
     starts, ends = np.arange(len(frames) - 1), np.arange(1, len(frames))
     r_anchor, *_ = potential_rewards(starts, ends, potential, np.zeros(len(frames)), gamma=1.0)
@@ -118,19 +133,22 @@ def test_a_nan_potential_excludes_its_chunks_and_is_counted():
     potential = np.linspace(0.0, 0.5, n)
     potential[7] = np.nan
     cfg = LearnerConfig(reward="critic", chunk_steps=5)
-    t, report = episode_transitions(toy_episode([P] * n), ToyBase(), cfg,
-                                    potential=potential, done_prob=np.zeros(n))  # fmt: skip
+    t, report = episode_transitions(
+        toy_episode([P] * n), ToyBase(), cfg, potential=potential, done_prob=np.zeros(n)
+    )
     assert report.rewards.excluded == 0  # step 7 is inside a chunk, not at its ends
     potential[5] = np.nan
-    t, report = episode_transitions(toy_episode([P] * n), ToyBase(), cfg,
-                                    potential=potential, done_prob=np.zeros(n))  # fmt: skip
+    t, report = episode_transitions(
+        toy_episode([P] * n), ToyBase(), cfg, potential=potential, done_prob=np.zeros(n)
+    )
     assert report.rewards.excluded == 2  # [0,5] and [5,10] touch frame 5
     assert len(t) == 1 and np.all(np.isfinite(t.reward))
 
 
 def test_rlpd_sampling_ratio_bounds_and_interventions_in_both_buffers():
-    cfg = LearnerConfig(reward="sparse", chunk_steps=2, batch_size=8, buffer_seconds=4.0,
-                        prior_ratio=0.25)  # fmt: skip
+    cfg = LearnerConfig(
+        reward="sparse", chunk_steps=2, batch_size=8, buffer_seconds=4.0, prior_ratio=0.25
+    )
     buffers = ReplayBuffers(cfg, fps=10.0)
     cap = cfg.buffer_capacity(10.0)
     assert cap == 20 and buffers.prior.capacity == cap
@@ -149,13 +167,13 @@ def test_rlpd_sampling_ratio_bounds_and_interventions_in_both_buffers():
 
 
 def test_impossible_learner_configs_name_the_key():
-    with pytest.raises(LearnerError, match="learner.prior_ratio"):
+    with pytest.raises(LearnerError, match=r"learner\.prior_ratio"):
         LearnerConfig(prior_ratio=1.5)
-    with pytest.raises(LearnerError, match="learner.reward"):
+    with pytest.raises(LearnerError, match=r"learner\.reward"):
         LearnerConfig(reward="dense")
-    with pytest.raises(LearnerError, match="learner.batch_size"):
+    with pytest.raises(LearnerError, match=r"learner\.batch_size"):
         LearnerConfig(buffer_seconds=1.0, batch_size=256).buffer_capacity(10.0)
-    with pytest.raises(LearnerError, match="learner.chunk_steps"):
+    with pytest.raises(LearnerError, match=r"learner\.chunk_steps"):
         LearnerConfig(chunk_steps=12).check_policy(horizon=10)
 
 
@@ -164,14 +182,21 @@ def test_follower_sees_committed_episodes_once_and_never_an_uncommitted_one(tmp_
     from episodes.synthetic import storage_spec
 
     spec = storage_spec("toy", ["j0", "j1"], [("front", 4, 4)], 50.0)
-    store = EpisodeStore.create(str(tmp_path / "s.zarr"), spec, 10.0,
-                                StoreConfig(min_free_bytes=0, durable=False))  # fmt: skip
+    store = EpisodeStore.create(
+        str(tmp_path / "s.zarr"), spec, 10.0, StoreConfig(min_free_bytes=0, durable=False)
+    )
 
     def write(commit: bool):
         w = store.begin("put the red cube in the bin", "pick_place", started_at=0.0)
         for i in range(3):
-            w.append(i / 10, np.zeros(2), np.zeros(2), np.zeros(2), P,
-                     {"front": np.zeros((4, 4, 3), np.uint8)})  # fmt: skip
+            w.append(
+                i / 10,
+                np.zeros(2),
+                np.zeros(2),
+                np.zeros(2),
+                P,
+                {"front": np.zeros((4, 4, 3), np.uint8)},
+            )
         if commit:
             w.commit("success", True)
         return w
