@@ -11,6 +11,8 @@ Two kinds of person:
   ``intervention.rate_hz``; end-effector deltas become joint targets through
   ``teleop.ee_control`` (mink IK with the robot's limits), a leader arm gives joint targets.
   Button presses (success / failure / reset) are published on ``intervention/button``.
+  The device sees the follower's joints before each read (a leader arm takes control only
+  once it matches them, and the arm holds meanwhile: ``teleop.leader_arm``).
 - ``scripted``: the twin's scripted operator plays the person. It watches the policy from the
   first tick ``driver/command`` shows a policy or script driving in this episode (an arm held
   before the first chunk is not a stalled policy; one held after it is) and takes over when the
@@ -158,16 +160,23 @@ class InterventionNode(Node):
 
     def _poll_device(self) -> None:
         now = ros_time(self)
+        if self._q is not None:  # a leader arm matches it before it takes control
+            self._device.observe_follower(self._q, self._stamp)
         command = self._device.read(now)
         for button in command.buttons:
             self._button_pub.publish(String(data=button.value))
         self._set_active(command.engaged, f"{self._device.name} engage")
+        prompt = self._device.prompt()
+        if prompt:
+            self.get_logger().info(prompt, throttle_duration_sec=2.0)
         if not command.engaged or self._q is None:
             return
         if command.joint_targets is not None:
             target = np.asarray(command.joint_targets, dtype=np.float64)
-        else:
+        elif command.ee_delta is not None:
             target = self._ee.targets(self._q, command.ee_delta, command.gripper)
+        else:  # in control but commanding nothing yet (a leader arm being matched): hold
+            return
         chunk = ActionChunk(
             self._stamp,
             self._spec.joint_names,
