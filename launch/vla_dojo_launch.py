@@ -1,0 +1,259 @@
+"""What every vla-dojo launch file shares: the graph of ``dojo/graph.py`` as launch actions.
+
+Installed next to the launch files (``share/vla_dojo/launch/``); they import it from there. It
+imports only ``launch``, ``launch_ros`` and the standard library, because ``ros2 launch`` may
+run under a Python that cannot import vla-dojo (apt's ``ros2`` runs the system Python, the
+project lives in a venv). The graph itself comes from the installation's own Python:
+``python -m dojo.graph --command CMD name=value ...`` composes the config from the launch
+arguments, refuses bad input in one line before any node starts, writes the resolved config
+and prints the plan (``dojo.graph.plan``): nodes in order, their ROS arguments, roles and
+environment. Each node runs as ``python -m <module>`` with exactly the command line
+``dojo run`` gives it; only the driver's ``autostart`` differs, because here the launch file
+drives its lifecycle:
+
+- configure when its process has started, activate when it reaches ``inactive`` (lifecycle
+  events, no sleeps); a driver that refuses to configure ends the launch;
+- on a shutdown the launch itself starts (a node died, the episodes are done), the driver is
+  deactivated first, so the arm holds while its command sources are still alive, then every
+  process gets SIGINT. On Ctrl-C the terminal sends SIGINT to every process at once and the
+  driver holds on its own way down (``dojo.nodes.robot_driver.close``).
+- a node that dies ends the launch, naming it and its exit code, as ``dojo run`` does; a node
+  that finishes the run (the episode runner) ends it cleanly.
+
+The keyboard device (``intervention.device=keyboard``) reads a terminal: under a launch file it
+gets a terminal of its own through ``terminal_prefix`` (default ``xterm -e``; any command that
+runs its arguments in a terminal: ``gnome-terminal --wait --``, ``tmux new-window``...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from launch import LaunchDescription
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
+from launch.event_handlers import OnProcessExit, OnProcessStart, OnShutdown
+from launch.events import Shutdown, matches_action
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
+
+PLAN_TIMEOUT_S = 120.0
+DEACTIVATE_TIMEOUT_S = 2.0
+
+COMMON_ARGUMENTS = {
+    "robot": "robot preset (robot=...): sim_so101, so101, sim_panda, ...",
+    "task": "task preset (task=...)",
+    "namespace": "ROS namespace of this robot's graph (ros.namespace=)",
+    "domain_id": "ROS domain (ros.domain_id=); -1 or empty: ROS_DOMAIN_ID",
+    "policy_checkpoint": "policy checkpoint directory (policy.checkpoint=)",
+    "critic_checkpoint": "critic checkpoint directory (critic.checkpoint=)",
+    "out": "run directory: the resolved config, reports (out=)",
+    "overrides": 'hydra overrides as they are, e.g. overrides:="episodes=5 sim.clock=lockstep"',
+    "terminal_prefix": "how the keyboard device gets a terminal of its own (default: xterm -e)",
+}
+"""Launch arguments every file declares, so ``ros2 launch -s`` lists them. Any other
+``name:=value`` is taken as a config key too: ``sim.clock:=lockstep``, or with underscores,
+``driver_status_hz:=5`` (``driver.status_hz``)."""
+
+NOT_CONFIG = ("terminal_prefix",)
+"""Launch arguments that are for the launch file itself, not config keys."""
+
+
+def installation_python() -> str:
+    """The Python vla-dojo is installed in: ``<prefix>/bin/python`` when this file is
+    ``<prefix>/share/vla_dojo/launch/``; ``VLA_DOJO_PYTHON`` if set; else this Python (a launch
+    file run from the source tree by the project's own ``ros2``)."""
+    if os.environ.get("VLA_DOJO_PYTHON"):
+        return os.environ["VLA_DOJO_PYTHON"]
+    here = Path(__file__).resolve().parent
+    if here.parts[-3:] == ("share", "vla_dojo", "launch"):
+        candidate = here.parents[2] / "bin" / "python"
+        if candidate.exists():
+            return str(candidate)
+    return sys.executable
+
+
+def graph_plan(command: str, arguments: dict[str, str], python: str | None = None) -> dict:
+    """The plan ``dojo.graph`` prints for these launch arguments; ``RuntimeError`` with its
+    one-line reason for bad input (nothing has started then)."""
+    python = python or installation_python()
+    argv = [python, "-m", "dojo.graph", "--command", command]
+    argv += [f"{k}={v}" for k, v in arguments.items() if k not in NOT_CONFIG]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=PLAN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"dojo.graph did not answer within {PLAN_TIMEOUT_S:.0f} s") from None
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        raise RuntimeError(lines[-1] if lines else f"dojo.graph exited {proc.returncode}")
+    return json.loads(proc.stdout)
+
+
+def generate(
+    command: str,
+    *,
+    required: dict[str, str] | None = None,
+    modules: tuple[str, ...] | None = None,
+) -> LaunchDescription:
+    """The launch description of ``dojo <command>``'s graph. ``required``: launch arguments
+    without a default (``store`` for recording); ``modules``: start only these node modules
+    (the cameras alone)."""
+    declared = [
+        DeclareLaunchArgument(name, default_value="", description=text)
+        for name, text in COMMON_ARGUMENTS.items()
+        if name not in (required or {})
+    ]
+    declared += [
+        DeclareLaunchArgument(name, description=text) for name, text in (required or {}).items()
+    ]
+    start = OpaqueFunction(function=_graph_actions, args=[command, modules])
+    return LaunchDescription([*declared, start])
+
+
+def _graph_actions(context, command: str, modules: tuple[str, ...] | None):
+    arguments = dict(context.launch_configurations)
+    plan = graph_plan(command, arguments)
+    python = installation_python()
+    actions: list = [SetEnvironmentVariable(k, v) for k, v in plan["environment"].items()]
+    prefix = arguments.get("terminal_prefix") or "xterm -e"
+    namespace = plan["namespace"]
+    driver = None
+    nodes = []
+    for spec in plan["nodes"]:
+        if modules is not None and spec["module"] not in modules:
+            continue
+        kwargs = {
+            "executable": python,
+            "arguments": ["-m", spec["module"]],
+            "name": spec["name"],
+            "namespace": namespace,
+            "ros_arguments": spec["ros_arguments"],
+            "output": "screen",
+            "sigterm_timeout": "8",  # dojo run's STOP_WAIT_S: SIGINT, then SIGTERM, then SIGKILL
+        }
+        if spec["terminal"]:
+            kwargs["prefix"] = prefix
+        node = LifecycleNode(**kwargs) if spec["lifecycle"] else Node(**kwargs)
+        nodes.append(node)
+        actions.append(node)
+        exits = OnProcessExit(target_action=node, on_exit=_on_exit(spec))
+        actions.append(RegisterEventHandler(exits))
+        if spec["lifecycle"]:
+            driver = node
+    if driver is not None:
+        actions += _lifecycle(driver)
+    return actions
+
+
+def _on_exit(spec: dict):
+    """What a node's exit means to the run (``dojo.supervisor.Supervisor.wait``'s rules)."""
+
+    def handle(event, _context):
+        code = event.returncode
+        if spec["finishes_run"] and code == 0:
+            return [EmitEvent(event=Shutdown(reason=f"{spec['name']} finished"))]
+        if spec["required"] or code != 0:
+            reason = f"node '{spec['name']}' died (exit code {code})"
+            return [EmitEvent(event=Shutdown(reason=reason))]
+        return None
+
+    return handle
+
+
+def _lifecycle(driver: LifecycleNode) -> list:
+    """Configure the driver once it runs, activate it once configured; a refusal ends the
+    launch; deactivate it first when the launch shuts down."""
+    state = {"active": False}
+
+    def transition(transition_id: int) -> EmitEvent:
+        return EmitEvent(
+            event=ChangeState(
+                lifecycle_node_matcher=matches_action(driver), transition_id=transition_id
+            )
+        )
+
+    def on_active(_event, _context):
+        state["active"] = True
+
+    def on_refused(event, _context):
+        return [
+            EmitEvent(
+                event=Shutdown(reason="robot_driver refused to configure (see its log above)")
+            )
+        ]
+
+    def on_shutdown(event, context):
+        if not state["active"] or event.due_to_sigint:  # Ctrl-C: it holds on its own way down
+            return None
+        _deactivate_now(context, driver)
+        state["active"] = False
+        return None
+
+    return [
+        RegisterEventHandler(
+            OnProcessStart(
+                target_action=driver, on_start=[transition(Transition.TRANSITION_CONFIGURE)]
+            )
+        ),
+        RegisterEventHandler(
+            OnStateTransition(
+                target_lifecycle_node=driver,
+                start_state="configuring",
+                goal_state="inactive",
+                entities=[transition(Transition.TRANSITION_ACTIVATE)],
+            )
+        ),
+        RegisterEventHandler(
+            OnStateTransition(
+                target_lifecycle_node=driver,
+                start_state="configuring",
+                goal_state="unconfigured",
+                entities=[OpaqueFunction(function=lambda c: on_refused(None, c))],
+            )
+        ),
+        RegisterEventHandler(
+            OnStateTransition(
+                target_lifecycle_node=driver,
+                goal_state="active",
+                entities=[OpaqueFunction(function=lambda c: on_active(None, c))],
+            )
+        ),
+        # registered after every node, so it runs before their own shutdown handlers (launch
+        # calls the newest first): the driver is deactivated before anyone gets SIGINT
+        RegisterEventHandler(OnShutdown(on_shutdown=on_shutdown)),
+    ]
+
+
+def _deactivate_now(context, driver: LifecycleNode) -> bool:
+    """Call the driver's ``change_state`` (deactivate) and wait for the answer, bounded: this
+    blocks the launch's event loop on purpose, so no SIGINT goes out before the arm holds."""
+    from launch_ros.ros_adapters import get_ros_node
+    from lifecycle_msgs.srv import ChangeState as ChangeStateSrv
+
+    node = get_ros_node(context)
+    client = node.create_client(ChangeStateSrv, f"{driver.node_name}/change_state")
+    try:
+        if not client.wait_for_service(timeout_sec=DEACTIVATE_TIMEOUT_S):
+            return False
+        request = ChangeStateSrv.Request()
+        request.transition.id = Transition.TRANSITION_DEACTIVATE
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: done.set())
+        ok = done.wait(DEACTIVATE_TIMEOUT_S) and bool(future.result().success)
+        print(f"[vla_dojo] robot_driver deactivated before shutdown: {ok}", flush=True)
+        return ok
+    finally:
+        node.destroy_client(client)
