@@ -9,10 +9,20 @@ and brightness change (the held-out scenes are other seeds, never the same pixel
 
 Why a CPU budget: the demo trains the critic on its own recordings in about two minutes; the
 benchmark trains longer on more episodes. Both call :func:`train`.
+
+Several processes (``accelerate launch --multi_gpu --num_processes N -m dojo.cli train critic
+...``; CPU processes over gloo, where the critic trains): every process starts from the main
+process's weights, draws its pairs with its own random stream (pairs are drawn from a space
+far larger than any batch, so independent streams repeat a pair no more often than one
+process's larger batch would), averages its gradients with the others' every step (the loss
+goes through several of the network's methods, so DDP's ``forward`` hook would not see it), and
+stops when the main process says so (:mod:`policy.distributed`); a non-finite loss on any
+process stops them all. Only the main process writes the checkpoint and prints.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import asdict
@@ -25,9 +35,10 @@ import torch.nn.functional as F
 
 from critic.base import CriticError
 from critic.config import CriticTrainConfig
-from critic.models.compact import CompactConfig, CompactCritic, CompactCriticNet
+from critic.models.compact import META, CompactConfig, CompactCritic, CompactCriticNet
 from critic.pairs import EpisodeIndex, PairBatch, PairSampler
 from policy.data import random_shift
+from policy.distributed import AgreedBudget, Processes, process_seed
 from policy.schedule import Budget, BudgetBar, warmup_cosine
 
 
@@ -109,8 +120,11 @@ def train(
     text_encoder: Any = None,
     progress: bool = True,
 ) -> CompactCritic:
-    """Train a compact critic and write its checkpoint to ``config.out``."""
+    """Train a compact critic and write its checkpoint to ``config.out`` (see the module
+    docstring for several processes)."""
     config.validate()
+    procs = Processes.current(cpu=True)
+    progress = progress and procs.is_main
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -137,26 +151,28 @@ def train(
         ref_frames=config.ref_frames,
         ref_align=str(config.ref_align),
     )
-    sampler = PairSampler(index, config.pairs, seed=config.seed)
+    sampler = PairSampler(index, config.pairs, seed=process_seed(config.seed, procs))
     critic = CompactCritic(
         CompactCriticNet(cfg), meta={"instructions": sampler.vocab}, text_encoder=text_encoder
     )
     critic.instructions = list(sampler.vocab)
     critic.net.set_text_stats(critic._text(sampler.vocab))
     net = critic.net.train()
+    procs.broadcast_parameters(net)  # one starting point for every process
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     budget = Budget(config.steps, config.seconds, config.warmup)
-    gen = torch.Generator().manual_seed(config.seed)
+    agreed = AgreedBudget(budget, procs)
+    gen = torch.Generator().manual_seed(process_seed(config.seed, procs))
     t0 = time.monotonic()
     pairs = 0
     running: dict[str, float] = {}
     history = []
     s = 0
     bar = BudgetBar(budget, "train critic") if progress else None
-    while not budget.exhausted(s, time.monotonic() - t0):
+    while not (decision := agreed.check(s, time.monotonic() - t0)).stop:
         scale = warmup_cosine(
-            s, budget.fraction(s, time.monotonic() - t0), warmup=budget.warmup, floor=0.05
+            s, budget.fraction(s, decision.elapsed), warmup=budget.warmup, floor=0.05
         )
         for group in opt.param_groups:
             group["lr"] = config.lr * scale
@@ -171,10 +187,11 @@ def train(
                 loss = loss + ref_loss
                 parts.update({f"ref_{k}": v for k, v in ref_parts.items()})
                 pairs += len(ref_batch)
-        if not torch.isfinite(loss):
+        if procs.any(not torch.isfinite(loss)):
             raise CriticError(f"train critic: loss is {float(loss)} at step {s}; lower lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        procs.average_gradients(net.parameters())
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         for k, v in {"loss": float(loss.detach()), **parts}.items():
@@ -204,7 +221,12 @@ def train(
             "history": history,
         }
     }
-    critic_id = critic.save(Path(config.out), summary)
-    if progress:
-        print(f"critic {critic_id} written to {config.out} ({seconds:.0f} s)", file=sys.stderr)
+    if procs.is_main:
+        critic_id = critic.save(Path(config.out), summary)
+        if progress:
+            print(f"critic {critic_id} written to {config.out} ({seconds:.0f} s)", file=sys.stderr)
+    procs.barrier()
+    if not procs.is_main:  # the same weights: take the id the main process wrote
+        meta = json.loads((Path(config.out) / META).read_text())
+        critic.meta, critic.critic_id, critic.version = meta, meta["critic_id"], meta["version"]
     return critic

@@ -35,6 +35,7 @@ random draws from the same seed), so nothing changes for a run on one CPU or one
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,9 +76,12 @@ class Processes:
 
     @classmethod
     def current(cls, cpu: bool = True) -> Processes:
-        """The processes this one was launched among (``accelerate launch``, ``torchrun``),
-        joining their process group if there is one; ``cpu``: collectives on the CPU (gloo),
-        for a trainer that keeps its tensors there."""
+        """The processes this one was launched among (``accelerate launch``, ``torchrun``:
+        ``WORLD_SIZE`` > 1), joining their process group; ``cpu``: collectives on the CPU
+        (gloo), for a trainer that keeps its tensors there. A process started alone touches
+        no accelerate state (its ``Accelerator`` may still be made later with other options)."""
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
         from accelerate import PartialState
 
         return cls.of(PartialState(cpu=cpu))
@@ -100,6 +104,17 @@ class Processes:
         t = torch.from_numpy(local).to(self.device)
         dist.broadcast(t, src=0)
         return t.cpu().numpy()
+
+    def any(self, flag: bool) -> bool:
+        """True on every process when ``flag`` is True on any (e.g. a non-finite loss: all
+        stop together instead of one raising while the others wait for it)."""
+        if not self.distributed:
+            return bool(flag)
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
 
     def average_gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:
         """Average the gradients over the processes, for a model that is not wrapped in DDP
@@ -138,27 +153,26 @@ class Processes:
             dist.barrier()
 
 
-def _seed(seed: int, processes: Processes, extra: tuple[int, ...]) -> np.random.SeedSequence:
-    return np.random.SeedSequence([int(seed), processes.rank, processes.world, *extra])
+def process_seed(seed: int, processes: Processes, *extra: int) -> int:
+    """This process's seed: ``seed`` itself for one process (so a single-process run draws
+    what it always drew), a distinct one per rank otherwise. ``extra`` (e.g. the step a run
+    resumes at) gives a fresh seed whose stream does not replay earlier draws."""
+    if not processes.distributed and not extra:
+        return int(seed)
+    sequence = np.random.SeedSequence([int(seed), processes.rank, processes.world, *extra])
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def process_rng(seed: int, processes: Processes, *extra: int) -> np.random.Generator:
-    """This process's random stream: ``default_rng(seed)`` for one process (as a
-    single-process trainer draws), an independent stream per rank otherwise. ``extra``
-    (e.g. the step a run resumes at) gives a fresh stream that does not replay earlier draws."""
-    if not processes.distributed and not extra:
-        return np.random.default_rng(seed)
-    return np.random.default_rng(_seed(seed, processes, extra))
+    """This process's random stream, from :func:`process_seed`."""
+    return np.random.default_rng(process_seed(seed, processes, *extra))
 
 
 def seed_torch(seed: int, processes: Processes, *extra: int) -> None:
-    """Seed torch's global generator (augmentation, masks) for this process: ``seed`` itself
-    for one process, a distinct seed per rank otherwise (replicas that shifted every image the
-    same way would see less variety than one process with the whole batch)."""
-    if not processes.distributed and not extra:
-        torch.manual_seed(seed)
-        return
-    torch.manual_seed(int(_seed(seed, processes, extra).generate_state(1, np.uint64)[0] >> 1))
+    """Seed torch's global generator (augmentation, masks) with :func:`process_seed`: replicas
+    that shifted every image the same way would see less variety than one process with the
+    whole batch."""
+    torch.manual_seed(process_seed(seed, processes, *extra))
 
 
 class ShardedSampler:

@@ -19,12 +19,10 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from policy.distributed import AgreedBudget, Processes, ShardedSampler, process_rng
 from policy.schedule import Budget
@@ -98,6 +96,7 @@ def _free_port() -> int:
 
 @pytest.mark.timeout(180)
 def test_two_processes_train_on_disjoint_batches_and_stop_together(learnable_store, tmp_path):
+    """SFT and the critic's trainer, each in the same two launched processes."""
     out, results = tmp_path / "run", tmp_path / "results"
     results.mkdir()
     env = {
@@ -173,21 +172,13 @@ def test_two_processes_train_on_disjoint_batches_and_stop_together(learnable_sto
     assert (out / "checkpoint" / "config.json").exists()
     leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert leftovers == [], leftovers
-
-
-class _HashedText:
-    """A text encoder stand-in: a fixed random 384-d vector per instruction (the worker needs
-    no MiniLM; what is tested is how the processes share the work)."""
-
-    def check(self, text: str) -> None:
-        pass
-
-    def encode(self, texts) -> torch.Tensor:
-        rows = [
-            torch.from_numpy(np.random.default_rng(zlib.crc32(t.encode())).normal(size=384))
-            for t in texts
-        ]
-        return torch.nn.functional.normalize(torch.stack(rows).float(), dim=1)
+    # the critic's trainer: other pairs on each process, the same steps and weights, one writer
+    critic_main, critic_other = main["critic"], other["critic"]
+    assert critic_main["steps"] == critic_other["steps"] >= 2
+    assert critic_main["first_pairs"] != critic_other["first_pairs"]
+    assert critic_main["weights"] == critic_other["weights"]
+    assert critic_other["saves"] == [] and critic_main["saves"] == [str(out / "critic")]
+    assert critic_main["critic_id"] == critic_other["critic_id"] != ""
 
 
 def _worker(store: str, out: str, results: str) -> None:
@@ -195,6 +186,7 @@ def _worker(store: str, out: str, results: str) -> None:
     import policy.train as train_module
     from policy.config import PolicyTrainConfig, VLAConfig
     from policy.train import Trainer
+    from tests.critic.conftest import FakeText
     from tests.policy.conftest import JOINTS, tiny_model_overrides
 
     rank = int(os.environ["RANK"])
@@ -240,7 +232,7 @@ def _worker(store: str, out: str, results: str) -> None:
         joint_names=JOINTS,
         cameras=["front", "wrist"],
         evaluate=evaluate,
-        text=_HashedText(),
+        text=FakeText(),
         clock=lambda: t0 + speed * (time.monotonic() - t0),
     )
     seen: list[list[int]] = []
@@ -279,7 +271,62 @@ def _worker(store: str, out: str, results: str) -> None:
         "checkpoint_writes": writes,
         "evaluations": evaluations,
     }
+    report["critic"] = _critic_worker(store, str(Path(out) / "critic"))
     Path(results, f"rank{rank}.json").write_text(json.dumps(report))
+
+
+def _critic_worker(store: str, out: str) -> dict:
+    """The critic's trainer in the same processes: what each drew, how far it went, what it
+    wrote, and the weights it ended with."""
+    from critic.config import CriticTrainConfig
+    from critic.models.compact import CompactCritic
+    from critic.pairs import PairSampler
+    from critic.train import train
+    from tests.critic.conftest import FakeText
+
+    drawn: list[list[int]] = []
+    sample = PairSampler.sample
+
+    def recording_sample(self, n):
+        batch = sample(self, n)
+        drawn.append([int(i) for i in batch.ia] + [int(i) for i in batch.ib])
+        return batch
+
+    PairSampler.sample = recording_sample
+    saves: list[str] = []
+    save = CompactCritic.save
+
+    def recording_save(self, directory, extra=None):
+        saves.append(str(directory))
+        return save(self, directory, extra)
+
+    CompactCritic.save = recording_save
+    cfg = CriticTrainConfig(
+        stores=[store],
+        out=out,
+        cameras=["front"],
+        image_size=[32, 40],
+        embed_dim=32,
+        ref_frames=4,
+        widths=[8, 8],
+        steps=100_000,
+        seconds=2.0,
+        batch_size=8,
+        ref_batch=0,
+        warmup=2,
+        threads=1,
+    )
+    critic = train(cfg, text_encoder=FakeText(), progress=False)
+    digest = hashlib.sha256()
+    for name, tensor in sorted(critic.net.state_dict().items()):
+        digest.update(name.encode() + tensor.detach().cpu().numpy().tobytes())
+    return {
+        "steps": len(drawn),
+        "first_pairs": drawn[:5],
+        "weights": digest.hexdigest(),
+        "saves": saves,
+        "critic_id": critic.critic_id,
+    }
 
 
 if __name__ == "__main__":
