@@ -77,7 +77,7 @@ def installation_python() -> str:
     file run from the source tree by the project's own ``ros2``)."""
     if os.environ.get("VLA_DOJO_PYTHON"):
         return os.environ["VLA_DOJO_PYTHON"]
-    here = Path(__file__).resolve().parent
+    here = Path(os.path.abspath(__file__)).parent  # not resolved: the installed place counts
     if here.parts[-3:] == ("share", "vla_dojo", "launch"):
         candidate = here.parents[2] / "bin" / "python"
         if candidate.exists():
@@ -138,6 +138,7 @@ def _graph_actions(context, command: str, modules: tuple[str, ...] | None):
             "executable": python,
             "arguments": ["-m", spec["module"]],
             "name": spec["name"],
+            "exec_name": spec["name"],
             "namespace": namespace,
             "ros_arguments": spec["ros_arguments"],
             "output": "screen",
@@ -160,7 +161,9 @@ def _graph_actions(context, command: str, modules: tuple[str, ...] | None):
 def _on_exit(spec: dict):
     """What a node's exit means to the run (``dojo.supervisor.Supervisor.wait``'s rules)."""
 
-    def handle(event, _context):
+    def handle(event, context):
+        if context.is_shutdown:  # stopping anyway: an exit now is the answer to our SIGINT
+            return None
         code = event.returncode
         if spec["finishes_run"] and code == 0:
             return [EmitEvent(event=Shutdown(reason=f"{spec['name']} finished"))]

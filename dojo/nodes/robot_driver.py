@@ -388,8 +388,10 @@ class RobotDriverNode(LifecycleNode):
             self._loop.reset_camera_schedule()
             self._last_success = None
 
-        done = self._loop.request(reset)
-        if not done.wait(timeout=10.0):
+        if self._thread is None:  # inactive (a launch file activates it next): no loop to ask
+            with self._lock:
+                reset()
+        elif not self._loop.request(reset).wait(timeout=10.0):
             response.success, response.message = False, "reset did not run within 10 s"
             return response
         self._publish_instruction()
