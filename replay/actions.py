@@ -60,6 +60,15 @@ class Trace:
     scene: str = ""
     wall_s: float = 0.0
 
+    def at(self, times: np.ndarray) -> np.ndarray:
+        """The twin's joint positions at ``times`` (s from the episode's first step),
+        ``(N, D)``, linear between ticks (exact on the tick grid)."""
+        times = np.asarray(times, dtype=np.float64)
+        return np.stack(
+            [np.interp(times, self.t, self.position[:, j]) for j in range(self.position.shape[1])],
+            axis=1,
+        )
+
 
 class ActionReplayer:
     """Replays episodes on one twin (reset per episode). Not thread-safe."""
@@ -72,6 +81,7 @@ class ActionReplayer:
         self.fk = ForwardKinematics.for_robot(self.spec)
         self.classifier = CollisionClassifier(twin.model, self.spec.ee_site, config.contact_depth)
         self._home_contacts_known = False
+        self._seeds: dict[str, int | None] = {}  # episode id -> its reconstructed scene's seed
 
     # -- scene --------------------------------------------------------------------------------
 
@@ -79,7 +89,9 @@ class ActionReplayer:
         """Reset the twin to the episode's scene (see the module docstring); says which."""
         twin = self.twin
         if self.config.scene == SceneMode.AUTO and episode.images:
-            seed = self._match_seed(episode)
+            if episode.id not in self._seeds:
+                self._seeds[episode.id] = self._match_seed(episode)
+            seed = self._seeds[episode.id]
             if seed is not None:
                 twin.reset(seed=seed)
                 return f"seed {seed}"
@@ -128,8 +140,18 @@ class ActionReplayer:
 
     # -- the replay ---------------------------------------------------------------------------
 
-    def run(self, episode: Episode, *, snapshot_times: np.ndarray | None = None) -> Trace:
-        """Replay ``episode`` (already checked: ``replay.episodes.check_episode``)."""
+    def run(
+        self,
+        episode: Episode,
+        *,
+        snapshot_times: np.ndarray | None = None,
+        check_recorded: bool = True,
+    ) -> Trace:
+        """Replay ``episode`` (already checked: ``replay.episodes.check_episode``).
+
+        ``snapshot_times``: s from the first step at which to keep the twin's state (to render
+        it beside the recorded frames). ``check_recorded``: also check every recorded joint
+        state for collisions (off while fitting, where only tracking counts)."""
         cfg = self.config
         twin, spec = self.twin, self.spec
         wall0 = time.perf_counter()
@@ -162,7 +184,7 @@ class ActionReplayer:
             clamped=np.zeros(n_ticks, bool),
             scene=scene,
         )
-        for i in range(len(rel)):
+        for i in range(len(rel) if check_recorded else 0):
             out.recorded_contacts += [
                 (float(rel[i]), c) for c in checker.collisions(episode.joint_pos[i])
             ]

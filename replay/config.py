@@ -39,17 +39,17 @@ class FitConfig:
     """``dojo replay fit``: which episodes fit and which judge, and the search.
 
     ``held_out``: the fraction of the episodes (every k-th, at least one) kept out of the fit
-    and replayed before and after it. ``rounds``: coordinate-search rounds (delay, gain,
-    damping per round, each a grid that narrows round by round). ``max_delay``: the largest
-    command delay tried. ``gain_range``/``damping_range``: the first round's grid spans
-    ``[x / range, x * range]`` around the model's value. ``grid``: points per grid.
+    and replayed before and after it. ``grid``: delays tried first, from 0 to ``max_delay``.
+    ``rounds``: Levenberg-Marquardt iterations after that (four replays of the fit episodes
+    each). ``gain_range``/``damping_range``: the fit stays within ``[x / range, x * range]``
+    of the model's value.
     """
 
     held_out: float = 0.34
-    rounds: int = 3
+    rounds: int = 6
     max_delay: float = 0.12
-    gain_range: float = 3.0
-    damping_range: float = 4.0
+    gain_range: float = 4.0
+    damping_range: float = 8.0
     grid: int = 7
 
     def __post_init__(self) -> None:
