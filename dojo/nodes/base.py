@@ -95,7 +95,7 @@ def run_to_the_end(node: Node, run: Callable[[], None], finish: Callable[[], Non
 
 
 PARENT_WATCH_S = 0.1
-PARENT_DEATH_EXIT_S = 0.8
+PARENT_DEATH_EXIT_S = 0.5
 """Wall seconds from noticing the parent's death to the hard exit: time enough for the clean
 path (the driver holds the arm, then closes it), and within the second the graph promises."""
 _PR_SET_PDEATHSIG = 1
