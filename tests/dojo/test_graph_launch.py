@@ -36,14 +36,14 @@ def test_launch_arguments_name_keys_aliases_and_raw_overrides():
 
 
 def test_a_launch_argument_that_is_no_key_names_the_nearest():
-    with pytest.raises(graph.LaunchArgumentError, match="launch argument 'robto:='.*'robot'"):
+    with pytest.raises(graph.LaunchArgumentError, match=r"launch argument 'robto:='.*'robot'"):
         graph.launch_overrides({"robto": "so101"})
 
 
 @pytest.mark.parametrize("namespace", ["1arm", "arm-1", "arm__1", "a b"])
 def test_a_namespace_that_is_not_a_ros_name_is_refused(namespace):
     cfg = conf.load([f"ros.namespace={namespace}"])
-    with pytest.raises(graph.LaunchArgumentError, match="ros.namespace"):
+    with pytest.raises(graph.LaunchArgumentError, match=r"ros\.namespace"):
         graph.check_startable(cfg)
 
 
@@ -54,7 +54,7 @@ def test_valid_namespaces_pass():
 
 def test_a_missing_checkpoint_is_refused(tmp_path):
     cfg = conf.load([f"policy.checkpoint={tmp_path / 'nowhere'}"])
-    with pytest.raises(graph.LaunchArgumentError, match="policy.checkpoint.*does not exist"):
+    with pytest.raises(graph.LaunchArgumentError, match=r"policy\.checkpoint.*does not exist"):
         graph.check_startable(cfg)
 
 
