@@ -10,11 +10,8 @@ into the module ``SOLeader`` takes it from. LeRobot's own serial-level mock (``M
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import pty
-import select
 from pathlib import Path
 from typing import ClassVar
 
@@ -24,6 +21,7 @@ import pytest
 from teleop.device import Button, DeviceNotFoundError, DeviceReadError, TeleopConfigError
 from teleop.leader_arm import SO101_JOINTS, LeaderArm, LeaderArmConfig, LeaderState
 from teleop.registry import make_device
+from tests.teleop.test_keyboard import terminal, type_keys  # noqa: F401 - the pty fixture
 
 PORT = "/dev/ttyFAKE0"
 GRIPPER_RANGE = (-0.15, 1.72)
@@ -372,49 +370,32 @@ def test_motion_request_is_dropped_when_the_leader_rests_unmatched(connected) ->
     assert arm.state is LeaderState.released and not s.commands[-1][0].engaged
 
 
-@contextlib.contextmanager
-def terminal():
-    master, slave = pty.openpty()
-    try:
-        yield master, slave
-    finally:
-        for fd in (master, slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-def type_key(master: int, slave: int, data: bytes) -> None:
-    os.write(master, data)
-    ready, _, _ = select.select([slave], [], [], 2.0)
-    assert ready, "the pseudo-terminal did not deliver the key within 2 s"
-
-
-def test_key_mode_toggles_and_still_needs_the_match(connected) -> None:
-    with terminal() as (master, slave):
-        arm, fake = connected(engage="key", key_fd=slave)
-        s = Session(arm, fake, FOLLOWER)
-        put_leader(fake, FOLLOWER)
-        # matched but not asked: the policy keeps driving, however the leader moves
-        s.move(FOLLOWER + 0.3, 0.2)
-        s.move(FOLLOWER, 0.2)
-        assert arm.state is LeaderState.released
-        assert not any(c.engaged for c, _ in s.commands)
-        put_leader(fake, FOLLOWER + np.array([0.0, 0.3, 0.0, 0.0, 0.0, 0.0]))
-        type_key(master, slave, b" ")
-        cmd = s.step()
-        assert Button.ENGAGE in cmd.buttons and cmd.engaged and cmd.joint_targets is None
-        assert arm.state is LeaderState.matching and "shoulder_lift -0.30 rad" in arm.prompt()
-        cmd = s.step(FOLLOWER + 0.01)
-        assert arm.state is LeaderState.engaged
-        assert np.abs(cmd.joint_targets - FOLLOWER).max() <= TOLERANCE
-        # resting does not release in key mode; the key does, and Enter is a verdict
-        s.hold(0.5)
-        assert arm.state is LeaderState.engaged
-        type_key(master, slave, b" \n")
-        cmd = s.step()
-        assert arm.state is LeaderState.released and not cmd.engaged
-        assert Button.SUCCESS in cmd.buttons and cmd.joint_targets is None
-        arm.close()  # restores the terminal while it is still open
+def test_key_mode_toggles_and_still_needs_the_match(connected, terminal) -> None:  # noqa: F811
+    master, slave = terminal
+    arm, fake = connected(engage="key", key_fd=slave)
+    s = Session(arm, fake, FOLLOWER)
+    put_leader(fake, FOLLOWER)
+    # matched but not asked: the policy keeps driving, however the leader moves
+    s.move(FOLLOWER + 0.3, 0.2)
+    s.move(FOLLOWER, 0.2)
+    assert arm.state is LeaderState.released
+    assert not any(c.engaged for c, _ in s.commands)
+    put_leader(fake, FOLLOWER + np.array([0.0, 0.3, 0.0, 0.0, 0.0, 0.0]))
+    type_keys(master, slave, b" ")
+    cmd = s.step()
+    assert Button.ENGAGE in cmd.buttons and cmd.engaged and cmd.joint_targets is None
+    assert arm.state is LeaderState.matching and "shoulder_lift -0.30 rad" in arm.prompt()
+    cmd = s.step(FOLLOWER + 0.01)
+    assert arm.state is LeaderState.engaged
+    assert np.abs(cmd.joint_targets - FOLLOWER).max() <= TOLERANCE
+    # resting does not release in key mode; the key does, and Enter is a verdict
+    s.hold(0.5)
+    assert arm.state is LeaderState.engaged
+    type_keys(master, slave, b" \n")
+    cmd = s.step()
+    assert arm.state is LeaderState.released and not cmd.engaged
+    assert Button.SUCCESS in cmd.buttons and cmd.joint_targets is None
+    arm.close()  # restores the terminal while it is still open
 
 
 def test_key_mode_needs_a_terminal(bus, tmp_path: Path) -> None:
