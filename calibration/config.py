@@ -1,5 +1,8 @@
 """``CalibrateConfig``: every setting of ``dojo calibrate``, registered as the ``calibrate``
-section of the config as it is (plain types, no MuJoCo or OpenCV import)."""
+section of the config as it is.
+
+Plain types only, and no MuJoCo or OpenCV import: every config load (a node starting,
+``--help``) reads this module."""
 
 from __future__ import annotations
 
@@ -7,9 +10,53 @@ import math
 from dataclasses import dataclass, field
 
 from calibration.errors import CalibrationError
-from calibration.intrinsics import IntrinsicsConfig
-from calibration.poses import PlanConfig
 from robot.sim.config import BoardConfig, BoardMount
+
+
+@dataclass
+class PlanConfig:
+    """How views are chosen. ``views``: how many. ``candidates``: joint-space samples drawn.
+    ``min_visible``: the fraction of the board's corners that must be in view, each
+    ``edge_px`` plus half a square inside the image (ChArUco needs no whole board: views
+    that reach the image's edges are what pins the distortion). ``min_square_px``:
+    the smallest projected square (markers must stay readable). ``max_tilt_deg``: the most
+    the board may turn away from the camera. ``joint_margin`` (rad or m) and
+    ``workspace_margin`` (m): how far inside the safety limits every pose and path stays.
+    ``path_step``: joint-space sampling of each path's check (rad). ``grid``: image cells
+    (columns, rows) for coverage. ``seed``: of the sampling."""
+
+    views: int = 20
+    candidates: int = 30000
+    edge_px: float = 4.0
+    min_visible: float = 0.6
+    min_square_px: float = 24.0
+    max_tilt_deg: float = 50.0
+    joint_margin: float = 0.05
+    workspace_margin: float = 0.01
+    path_step: float = 0.01
+    grid: list[int] = field(default_factory=lambda: [4, 3])
+    seed: int = 0
+
+
+@dataclass
+class IntrinsicsConfig:
+    """When a set of views is enough, and how the lens is modelled.
+
+    ``min_views``: views with at least ``min_corners`` corners each. ``grid``: columns and
+    rows of the coverage grid; ``min_coverage``: fraction of its cells that must have held a
+    corner. ``min_tilt_deg``: the board must have been tilted at least this much (from facing
+    the camera) in some views, about both image axes. ``fix_k3``: hold k3 at 0. ``max_rms_px``:
+    refuse a fit whose reprojection RMS is larger. ``outlier_px``: a corner's residual below
+    this is never an outlier."""
+
+    min_views: int = 12
+    min_corners: int = 8
+    grid: list[int] = field(default_factory=lambda: [8, 6])
+    min_coverage: float = 0.6
+    min_tilt_deg: float = 20.0
+    fix_k3: bool = True
+    max_rms_px: float = 1.0
+    outlier_px: float = 0.5
 
 
 def _table_board() -> BoardConfig:
@@ -71,7 +118,8 @@ class CheckConfig:
 class CalibrateConfig:
     """``dojo calibrate intrinsics|handeye|latency|check``.
 
-    ``camera``: which camera. ``dir``: where ``<camera>.yaml`` is read and written. ``yes``:
+    ``camera``: which camera. ``dir``: where ``<camera>.yaml`` is read and written.
+    ``confirmed``:
     the person confirms the arm may move (without it the command asks, and refuses where
     it cannot ask). ``table_board`` serves a camera on the arm, ``hand_board`` a camera fixed
     in the world. ``intrinsics_views`` / ``handeye_views``: poses planned for each
@@ -81,7 +129,7 @@ class CalibrateConfig:
 
     camera: str = ""
     dir: str = "calibration"
-    yes: bool = False
+    confirmed: bool = False
     table_board: BoardConfig = field(default_factory=_table_board)
     hand_board: BoardConfig = field(default_factory=_hand_board)
     intrinsics_views: int = 24

@@ -17,34 +17,14 @@ passes that drop corners whose residual exceeds three times the median one (and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from calibration.board import Detection
+from calibration.config import IntrinsicsConfig
 from calibration.errors import CalibrationError
-
-
-@dataclass
-class IntrinsicsConfig:
-    """When a set of views is enough, and how the lens is modelled.
-
-    ``min_views``: views with at least ``min_corners`` corners each. ``grid``: columns and
-    rows of the coverage grid; ``min_coverage``: fraction of its cells that must have held a
-    corner. ``min_tilt_deg``: the board must have been tilted at least this much (from facing
-    the camera) in some views, about both image axes. ``fix_k3``: hold k3 at 0. ``max_rms_px``:
-    refuse a fit whose reprojection RMS is larger. ``outlier_px``: a corner's residual below
-    this is never an outlier."""
-
-    min_views: int = 12
-    min_corners: int = 8
-    grid: list[int] = field(default_factory=lambda: [8, 6])
-    min_coverage: float = 0.6
-    min_tilt_deg: float = 20.0
-    fix_k3: bool = True
-    max_rms_px: float = 1.0
-    outlier_px: float = 0.5
 
 
 @dataclass(frozen=True, eq=False)

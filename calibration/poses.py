@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from calibration.board import near_mask
+from calibration.config import PlanConfig
 from calibration.errors import CalibrationError
 from calibration.geometry import invert, rotation_angle, transform
 from robot.mjcf import ForwardKinematics
@@ -71,31 +72,6 @@ def eye_to_hand(kin: ArmKinematics, base_from_camera: np.ndarray, ee_from_board:
     )
 
 
-@dataclass
-class PlanConfig:
-    """How views are chosen. ``views``: how many. ``candidates``: joint-space samples drawn.
-    ``min_visible``: the fraction of the board's corners that must be in view, each
-    ``edge_px`` plus half a square inside the image (ChArUco needs no whole board: views
-    that reach the image's edges are what pins the distortion). ``min_square_px``:
-    the smallest projected square (markers must stay readable). ``max_tilt_deg``: the most
-    the board may turn away from the camera. ``joint_margin`` (rad or m) and
-    ``workspace_margin`` (m): how far inside the safety limits every pose and path stays.
-    ``path_step``: joint-space sampling of each path's check (rad). ``grid``: image cells
-    (columns, rows) for coverage. ``seed``: of the sampling."""
-
-    views: int = 20
-    candidates: int = 30000
-    edge_px: float = 4.0
-    min_visible: float = 0.6
-    min_square_px: float = 24.0
-    max_tilt_deg: float = 50.0
-    joint_margin: float = 0.05
-    workspace_margin: float = 0.01
-    path_step: float = 0.01
-    grid: list[int] = field(default_factory=lambda: [4, 3])
-    seed: int = 0
-
-
 @dataclass(frozen=True, eq=False)
 class View:
     """One planned pose: joint positions, the corners' nominal pixels, the board's tilt."""
@@ -134,22 +110,32 @@ class Limits:
         self.kin = kin
         self.step = config.path_step
 
-    def pose_ok(self, q: np.ndarray, margin: bool = True) -> bool:
-        """``q`` inside the joint limits and its end effector inside the box, by the margins
-        (``margin=False``: the safety layer's own limits)."""
-        j = self.joint_margin if margin else 0.0
+    def clearance(self, q: np.ndarray) -> float:
+        """How far (m) the end effector at ``q`` is inside the box (negative: outside), or
+        -inf when ``q`` leaves the joint limits."""
+        if np.any(q < self.lower) or np.any(q > self.upper):
+            return -np.inf
+        ee = self.kin(q)
+        return float(min(np.min(ee - self.box_lower), np.min(self.box_upper - ee)))
+
+    def pose_ok(self, q: np.ndarray) -> bool:
+        """``q`` inside the joint limits by ``joint_margin`` and its end effector inside the
+        box by ``workspace_margin``."""
+        j = self.joint_margin
         if np.any(q < self.lower + j) or np.any(q > self.upper - j):
             return False
-        ee = self.kin(q)
-        m = self.margin if margin else 0.0
-        return bool(np.all(ee >= self.box_lower + m) and np.all(ee <= self.box_upper - m))
+        return self.clearance(q) >= self.margin
 
     def path_ok(self, a: np.ndarray, b: np.ndarray) -> bool:
-        """The straight joint-space path from ``a`` to ``b`` inside the safety layer's limits
-        at every ``path_step`` (the margins are for the poses: a path may start from a pose
-        the arm reached a little off its plan)."""
+        """The straight joint-space path from ``a`` to ``b``, sampled every ``path_step``,
+        inside the joint limits and never nearer the box's faces than ``workspace_margin``
+        (or than ``a`` is, when the arm starts nearer: a pose reached a little off its plan):
+        the servos' tracking error must not carry the arm out of the box."""
         n = max(2, math.ceil(np.max(np.abs(b - a)) / self.step) + 1)
-        return all(self.pose_ok(a + s * (b - a), margin=False) for s in np.linspace(0.0, 1.0, n))
+        need = min(self.margin, self.clearance(a)) - 1e-9
+        if not np.isfinite(need):
+            return False
+        return all(self.clearance(a + s * (b - a)) >= need for s in np.linspace(0.0, 1.0, n))
 
 
 def _project(camera_from_board: np.ndarray, K: np.ndarray, corners: np.ndarray) -> np.ndarray:
@@ -286,7 +272,7 @@ def plan_views(
 def rotation_spread(base_from_ee: list[np.ndarray]) -> tuple[float, float]:
     """How well the rotations between poses pin a hand-eye solve: the largest relative
     rotation (deg), and the ratio of the second to the first singular value of the relative
-    rotations' axes weighted by their angles (0: every rotation about one axis)."""
+    rotations' unit axes (those of more than 1 degree; 0: every rotation about one axis)."""
     axes = []
     largest = 0.0
     for i in range(len(base_from_ee)):
@@ -299,8 +285,9 @@ def rotation_spread(base_from_ee: list[np.ndarray]) -> tuple[float, float]:
             import cv2
 
             vec, _ = cv2.Rodrigues(rel)
-            axes.append(vec.reshape(3))
-            axes.append(-vec.reshape(3))
+            axis = vec.reshape(3) / np.linalg.norm(vec)
+            axes.append(axis)
+            axes.append(-axis)
     if len(axes) < 2:
         return math.degrees(largest), 0.0
     s = np.linalg.svd(np.asarray(axes), compute_uv=False)

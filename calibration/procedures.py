@@ -125,6 +125,7 @@ def _visit(
     rig: Rig, camera: str, plan: Plan, board: Board, progress: Progress, min_corners: int
 ) -> list[Shot]:
     shots = []
+    on_arm = rig.on_arm(camera)
     for k, view in enumerate(plan.views):
         try:
             rig.move(view.q)
@@ -132,7 +133,8 @@ def _visit(
             progress(f"  pose {k + 1}/{len(plan.views)}: skipped ({err})")
             continue
         image, state = rig.capture(camera)
-        found = board.detect(image, _mask(rig, camera))
+        mask = _mask(rig, camera) if on_arm else None
+        found = board.detect(image, mask)
         n = 0 if found is None else len(found)
         progress(f"  pose {k + 1}/{len(plan.views)}: {n} corners")
         if found is not None and n >= min_corners:

@@ -24,6 +24,7 @@ from calibration.poses import ArmKinematics, ViewGeometry, arm_kinematics, eye_i
 from robot.safety import SafetyLimits
 from robot.schema import CameraIntrinsics, JointState, RobotSpec
 from robot.sim.config import BoardConfig, BoardMount, TaskConfig, TwinConfig
+from robot.sim.scene import BOARD
 
 # The planner's prior is the description's camera pose, off by this much from the truth (a
 # CAD mount is never exact): the plan must not depend on knowing the answer.
@@ -119,6 +120,10 @@ class TwinRig:
             if np.max(np.abs(miss)) < self.tolerance:
                 break
             aim = np.clip(target + miss, self.spec.position_lower, self.spec.position_upper)
+            ee = self.kin(aim)
+            lo, hi = self.spec.workspace_lower, self.spec.workspace_upper
+            if np.any(ee < lo) or np.any(ee > hi):  # the safety layer would hold: stay short
+                break
             self._glide(target, aim)
             target = aim
         return state
@@ -253,6 +258,7 @@ class TwinRig:
         ids, types = seg[:, :, 0], seg[:, :, 1]
         root = m.body(self.kin.base_body).id
         robot_geoms = np.flatnonzero(m.body_rootid[m.geom_bodyid] == root)
+        robot_geoms = robot_geoms[robot_geoms != m.geom(BOARD).id]  # a board in the hand
         mask = (types == int(mujoco.mjtObj.mjOBJ_GEOM)) & np.isin(ids, robot_geoms)
         return mask if mask.any() else None
 
