@@ -17,6 +17,7 @@ section                 dataclass
 ``critic_eval``         :class:`critic.evaluate.CriticEvalConfig`
 ``relabel``             :class:`critic.relabel.RelabelConfig`
 ``audit``               :class:`critic.audit.AuditConfig`
+``calibrate``           :class:`calibration.config.CalibrateConfig`
 ``camera.devices[i]``   ``realsense``: :class:`robot.cameras.realsense.RealSenseConfig`,
                         ``opencv``: :class:`robot.cameras.opencv.OpenCVConfig`
 ======================  ===================================================================
@@ -38,6 +39,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from calibration.config import CalibrateConfig
 from critic.audit import AuditConfig
 from critic.config import CriticTrainConfig, ProgressMode
 from critic.evaluate import CriticEvalConfig
@@ -324,6 +326,7 @@ class DojoConfig:
     critic_eval: CriticEvalConfig = field(default_factory=CriticEvalConfig)
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     episodes_cmd: EpisodesCmdConfig = field(default_factory=EpisodesCmdConfig)
     hw: HwConfig = field(default_factory=HwConfig)
