@@ -12,6 +12,8 @@
     dojo episodes CMD STORE ...  ls | show | repair | export | import | view
     dojo hw find-cameras | find-port | check robot=... [key=value ...]
                                  list cameras and motor-bus ports; connect and check a robot
+    dojo calibrate intrinsics|handeye|latency|check camera=NAME [yes=true]
+                                 camera calibration in the twin, files in calibration/
     dojo demo [key=value ...]    demos in the twin, fine-tune the VLA, run it through the graph
     dojo config [key=value ...]  print the resolved config
     dojo graph [key=value ...]   print the nodes and the command line of each
@@ -169,10 +171,11 @@ GRAPH = Command("graph", cmd_graph, GRAPH_READS, "Print the nodes and the comman
 
 def commands() -> dict[str, Command]:
     """Every command by its name (``"train policy"``, ``"critic relabel"``, ``"hw check"``)."""
-    from dojo import critic_cmd, episodes_cmd, hw, policy_cmd
+    from dojo import calibrate_cmd, critic_cmd, episodes_cmd, hw, policy_cmd
 
     table = [RUN, RECORD, COLLECT, DEMO, CONFIG, GRAPH]
     table += [*policy_cmd.COMMANDS, *critic_cmd.COMMANDS, *episodes_cmd.COMMANDS, *hw.COMMANDS]
+    table += [*calibrate_cmd.COMMANDS]
     return {c.name: c for c in table}
 
 
