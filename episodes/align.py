@@ -24,6 +24,11 @@ arrival and the message's stamp. A stream stamped from another clock (a camera o
 while the robot runs on sim time, a device whose offset was never estimated) shows up as a
 median offset far from the joint states'; ``stats.skew_flags`` names it.
 
+Camera latency: a camera whose frames show the world ``L`` seconds before their stamps
+(exposure, transfer, processing; measured by ``dojo calibrate latency``) would pair each frame
+with joint states ``L`` too late. ``AlignConfig.camera_latency`` gives ``L`` per camera; the
+frame is matched as if stamped ``stamp - L``.
+
 Buffers are sized from rates: ``buffer_seconds`` of each stream at its nominal rate.
 """
 
@@ -44,12 +49,22 @@ class AlignConfig:
     max_latency: float = 0.3  # s of ROS time a tick waits for late frames
     skew_threshold: float = 0.1  # s between stream offsets that counts as clock skew
     buffer_seconds: float = 2.0
+    # camera -> s its frames show the world older than their stamps, compared with the joint
+    # states (``dojo calibrate latency``'s image_after_joint_states); subtracted from the
+    # frame's stamp before matching
+    camera_latency: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in ("fps", "image_tolerance", "max_latency", "skew_threshold", "buffer_seconds"):
             value = getattr(self, key)
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"recorder.{key}={value} must be a positive number")
+        for camera, value in self.camera_latency.items():
+            if not (np.isfinite(value) and 0 <= value < self.max_latency):
+                raise ValueError(
+                    f"camera '{camera}': latency {value} s must be >= 0 and below "
+                    f"recorder.max_latency={self.max_latency}"
+                )
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +134,8 @@ class StepAligner:
         if camera not in self._frames:
             raise KeyError(f"recorder: frame from unknown camera '{camera}'")
         self._note_offset(f"camera/{camera}", stamp)
+        # what the frame shows happened this much before its stamp (a calibrated latency)
+        stamp -= self.config.camera_latency.get(camera, 0.0)
         self._frames[camera].append((stamp, image))
         return self._emit_ready(final=False)
 
