@@ -18,6 +18,10 @@ The critic's live values are kept per step and, once the episode is committed, s
 repeat the first one; ``attrs.steps_without_value`` says how many). They are monitoring values:
 training rewards come from relabelling, tagged with the critic's id.
 
+Camera latency: each camera's calibrated delay behind the joint states (``dojo calibrate
+latency``, from its calibration file or ``recorder.calibration_dir``) is taken off its frames'
+stamps before they are matched (``episodes.align``).
+
 ``recorder/status`` (JSON) reports the state, the instruction it would record against, the
 episode, steps written and dropped, and per camera the misaligned and missing frames and any
 clock skew between streams. It is published at 2 Hz and at once when the instruction changes:
@@ -48,6 +52,24 @@ _COMMIT = object()
 COMMIT_WAIT_S = 120.0
 
 
+def camera_latencies(cfg, cameras: list[str]) -> dict[str, float]:
+    """Each camera's calibrated latency behind the joint states (s), from its calibration
+    file: a camera device's ``calibration`` key, else ``<recorder.calibration_dir>/<name>.yaml``
+    (what ``dojo calibrate latency`` writes). A camera with neither has none."""
+    from calibration.camera_file import camera_path, image_latency
+
+    devices = {d["name"]: d.get("calibration") or "" for d in conf.camera_devices(cfg)}
+    out = {}
+    for camera in cameras:
+        path = devices.get(camera) or ""
+        if not path and cfg.recorder.calibration_dir:
+            path = str(camera_path(cfg.recorder.calibration_dir, camera))
+        value = image_latency(path) if path else None
+        if value is not None:
+            out[camera] = value
+    return out
+
+
 class RecorderNode(Node):
     def __init__(self) -> None:
         super().__init__("recorder")
@@ -76,7 +98,10 @@ class RecorderNode(Node):
             image_tolerance=float(rec.image_tolerance),
             max_latency=float(rec.max_latency),
             skew_threshold=float(rec.skew_threshold),
+            camera_latency=camera_latencies(cfg, [c.name for c in self._spec.cameras]),
         )
+        if self._align_config.camera_latency:
+            self.get_logger().info(f"camera latency (s): {self._align_config.camera_latency}")
         self._cameras = {c.name: (c.height, c.width, c.fps) for c in self._spec.cameras}
         self._lock = threading.Lock()
         self._aligner: StepAligner | None = None
