@@ -136,6 +136,8 @@ class RecorderConfig:
     ``fps``: steps per second of ROS time (a divisor of the control rate keeps the grid even).
     ``codec``: image codec for every camera (``jpeg`` or ``zstd``); ``camera_codecs`` overrides
     it per camera. ``min_free_gb``: refuse to start an episode with less free disk space.
+    ``calibration_dir``: where ``dojo calibrate`` wrote ``<camera>.yaml``; each camera's
+    latency there (or in its device's ``calibration`` file) is taken off its frames' stamps.
     """
 
     fps: float = 10.0
@@ -147,6 +149,7 @@ class RecorderConfig:
     camera_codecs: dict[str, Codec] = field(default_factory=dict)
     min_free_gb: float = 1.0
     queue_seconds: float = 5.0
+    calibration_dir: str = ""  # <dir>/<camera>.yaml: each camera's latency (dojo calibrate)
 
 
 @dataclass
