@@ -1,0 +1,369 @@
+"""Practice, the headline benchmark: from one SFT checkpoint to a reliable policy, in the twin.
+
+    .venv/bin/python bench/practice.py [--episodes 200] [--arms control,sparse,critic,hil]
+        [--actor residual|rerank] [--policy DIR] [--critic DIR] [--demos STORE]
+
+pick_place with three colours. Every arm starts from the same SFT checkpoint (``--policy``;
+made by ``dojo collect`` + ``dojo train policy`` when absent, see :func:`prepare`), sees the same
+scene seeds in the same order, and gets a fresh learner:
+
+1. ``control``  the SFT policy alone, no learning;
+2. ``sparse``   the learner with sparse success reward;
+3. ``critic``   the learner with the critic's anchored potential and its done;
+4. ``hil``      critic reward and the graded human-in-the-loop protocol (the scripted person).
+
+Every learning arm has the demonstrations in its prior buffer (stage 1 of the protocol; RLPD's
+prior data). Reported per arm: success against episodes (rolling window of 20 with its 95%
+Wilson band), the episodes to reach 80% and 90% in that window, final success on ``--eval``
+held-out scenes with Wilson intervals, the person's share of steps, the wall time of rollouts,
+learner updates per second and the critic's relabelling throughput (frames/s). ``--actor``
+picks the learner's actor (:mod:`policy.learner.agent`); running ``--arms sparse`` once per
+actor is the comparison the default was chosen by.
+
+The loop runs in process on the same library objects ``dojo practice`` uses through the graph
+(:mod:`policy.learner.loop`), in sim time. Results: ``bench/results/practice.json`` (merged
+per arm and actor, so parts can be run separately) and ``bench/results/practice.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import RESULTS, print_table, write_json
+
+ARMS = ("control", "sparse", "critic", "hil")
+TRAIN_SEED0 = 10_000  # practice scenes; demos use 0.., held-out evaluation EVAL_SEED0..
+EVAL_SEED0 = 20_000
+WINDOW = 20
+
+
+def prepare(args) -> None:
+    """The SFT checkpoint and the critic every arm starts from, made once and reused."""
+    from dojo import critic_cmd, policy_cmd
+
+    data = Path(args.work)
+    if not Path(args.demos).exists():
+        from dojo import conf
+        from dojo.collect import collect, make_twin
+
+        cfg = conf.load([])
+        twin = make_twin(conf.robot_spec(cfg), conf.task_config(cfg), conf.twin_config(cfg))
+        try:
+            collect(args.demos, twin, conf.scripted_config(cfg), episodes=args.demos_n, seed=0)
+        finally:
+            twin.close()
+    if not (Path(args.policy) / "meta.json").exists() and not Path(args.policy).exists():
+        out = data / "sft"
+        policy_cmd.train(
+            [
+                f"store={args.demos}",
+                f"out={out}",
+                f"train.seconds={args.sft_seconds}",
+                "train.steps=1000000",
+            ]
+        )
+        args.policy = str(out / "checkpoint")
+    needs_critic = any(a in ("critic", "hil") for a in args.arms.split(","))
+    if needs_critic and not (Path(args.critic) / "critic.json").exists():
+        critic_cmd.train([f"store={args.demos}", f"out={args.critic}", "critic_train.steps=600"])
+
+
+def rolling(success: list[bool], window: int = WINDOW) -> np.ndarray:
+    s = np.asarray(success, dtype=np.float64)
+    out = np.full(len(s), np.nan)
+    for i in range(len(s)):
+        lo = max(0, i - window + 1)
+        out[i] = s[lo : i + 1].mean()
+    return out
+
+
+def episodes_to(success: list[bool], level: float, window: int = WINDOW) -> int | None:
+    """First episode count at which the last ``window`` episodes reach ``level`` success."""
+    s = np.asarray(success, dtype=np.float64)
+    for i in range(window - 1, len(s)):
+        if s[i - window + 1 : i + 1].mean() >= level - 1e-9:
+            return i + 1
+    return None
+
+
+def run_arm(arm: str, args, spec, cfg, text, seeds, eval_seeds) -> dict:
+    import torch
+
+    from dojo import conf
+    from dojo.collect import make_twin
+    from episodes.store import EpisodeStore
+    from policy.compact import CompactVLAPolicy
+    from policy.evaluate import wilson_interval
+    from policy.learner.config import LearnerConfig
+    from policy.learner.features import frozen_base
+    from policy.learner.learner import Learner
+    from policy.learner.loop import HilConfig, PracticeLoop, evaluate
+    from policy.learner.policy import PracticedPolicy
+
+    torch.manual_seed(args.seed)
+    twin = make_twin(spec, conf.task_config(cfg), conf.twin_config(cfg))
+    base_policy = CompactVLAPolicy.load(args.policy, text)
+    t_arm = time.monotonic()
+    entries: list[dict] = []
+    learner = None
+    try:
+        if arm == "control":
+            from policy.rollout import RolloutConfig, TwinRollout
+
+            rollout = TwinRollout(twin, RolloutConfig())
+            t0 = time.monotonic()
+            for i, seed in enumerate(seeds):
+                r = rollout.run(base_policy, seed=int(seed))
+                entries.append(
+                    {
+                        "index": i,
+                        "seed": int(seed),
+                        "instruction": r.instruction,
+                        "success": bool(r.success),
+                        "steps": r.ticks,
+                        "human_steps": 0,
+                        "stage": "autonomous",
+                        "checkpoint": 0,
+                    }
+                )
+                _progress(arm, entries)
+            rollout_s = time.monotonic() - t0
+            final_policy = base_policy
+        else:
+            from critic.registry import load_critic
+
+            reward = "sparse" if arm == "sparse" else "critic"
+            lcfg = LearnerConfig(reward=reward, actor=args.actor, seed=args.seed, utd=args.utd)
+            critic = load_critic(args.critic) if reward == "critic" else None
+            work = Path(args.work) / f"{arm}_{args.actor}"
+            if work.exists():
+                import shutil
+
+                shutil.rmtree(work)
+            base = frozen_base(base_policy)
+            learner = Learner(
+                base,
+                lcfg,
+                fps=EpisodeStore.open(args.demos).fps,
+                base_source=("compact", str(Path(args.policy).resolve()), ""),
+                critic=critic,
+                out=work / "learner",
+            )
+            t0 = time.monotonic()
+            store = EpisodeStore.open(args.demos)
+            demos = [store.read(e, verify=False) for e in store.episode_ids()]
+            learner.ingest(demos)  # stage 1: demonstrations in the prior buffer
+            prior_s = time.monotonic() - t0
+            learner.train(args.pretrain_updates)  # offline replay before the first episode
+            policy = PracticedPolicy(base, learner.net, explore=True)
+            hil = HilConfig(mode="graded" if arm == "hil" else "none")
+            loop = PracticeLoop(
+                twin,
+                learner,
+                policy,
+                str(work / "practice.zarr"),
+                scripted_config=conf.scripted_config(cfg),
+                hil=hil,
+            )
+            t0 = time.monotonic()
+            for i, seed in enumerate(seeds):
+                e = loop.episode(i, int(seed))
+                entries.append({**e.__dict__})
+                _progress(arm, entries, learner)
+            rollout_s = time.monotonic() - t0
+            final_policy = PracticedPolicy(base, learner.net, explore=False)
+            learner.save()
+        print(f"[{arm}] evaluating on {len(eval_seeds)} held-out scenes", file=sys.stderr)
+        t0 = time.monotonic()
+        final = evaluate(twin, final_policy, eval_seeds)
+        eval_s = time.monotonic() - t0
+    finally:
+        twin.close()
+    success = [e["success"] for e in entries]
+    k = int(sum(final))
+    lo, hi = wilson_interval(k, len(final))
+    steps = sum(e["steps"] for e in entries) or 1
+    out = {
+        "arm": arm,
+        "actor": args.actor if arm != "control" else None,
+        "episodes": entries,
+        "practice_success": float(np.mean(success)) if success else None,
+        "episodes_to_80": episodes_to(success, 0.8),
+        "episodes_to_90": episodes_to(success, 0.9),
+        "final": {
+            "successes": k,
+            "episodes": len(final),
+            "rate": k / max(len(final), 1),
+            "ci95": [lo, hi],
+        },
+        "human_share": sum(e["human_steps"] for e in entries) / steps,
+        "wall_s": {
+            "arm": time.monotonic() - t_arm,
+            "rollouts_and_learning": rollout_s,
+            "evaluation": eval_s,
+        },
+    }
+    if learner is not None:
+        out["learner"] = learner.status.to_json()
+        out["wall_s"]["demo_ingest"] = prior_s
+    return out
+
+
+def _progress(arm: str, entries: list[dict], learner=None) -> None:
+    e = entries[-1]
+    recent = np.mean([x["success"] for x in entries[-WINDOW:]])
+    extra = ""
+    if learner is not None:
+        s = learner.status
+        extra = f" updates {s.updates} prior {s.prior} online {s.online}"
+    print(
+        f"[{arm}] episode {len(entries):4d} {'ok  ' if e['success'] else 'fail'} "
+        f"last{WINDOW} {recent:.2f} human {e['human_steps']:3d}{extra}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from policy.evaluate import wilson_interval
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for key, r in sorted(results.items()):
+        s = [e["success"] for e in r["episodes"]]
+        if not s:
+            continue
+        x = np.arange(1, len(s) + 1)
+        mean = rolling(s)
+        n = np.minimum(x, WINDOW)
+        band = np.array([wilson_interval(round(m * k), k) for m, k in zip(mean, n, strict=True)])
+        (line,) = axes[0].plot(x, mean, label=key)
+        axes[0].fill_between(x, band[:, 0], band[:, 1], color=line.get_color(), alpha=0.15)
+        axes[1].plot(x, [e["human_steps"] for e in r["episodes"]], label=key)
+    axes[0].axhline(0.9, color="grey", ls=":", lw=1)
+    axes[0].set(
+        xlabel="practice episode",
+        ylabel=f"success (last {WINDOW}, 95% band)",
+        ylim=(0, 1),
+        title="success against episodes",
+    )
+    axes[1].set(xlabel="practice episode", ylabel="human steps", title="the person's steps")
+    finals = [(k, r["final"]) for k, r in sorted(results.items())]
+    axes[2].bar(
+        [k for k, _ in finals],
+        [f["rate"] for _, f in finals],
+        yerr=np.array([[f["rate"] - f["ci95"][0], f["ci95"][1] - f["rate"]] for _, f in finals]).T,
+        capsize=4,
+    )
+    axes[2].set(ylim=(0, 1), ylabel="success on held-out scenes", title="final, 95% Wilson")
+    axes[2].tick_params(axis="x", rotation=30)
+    for ax in axes[:2]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--episodes", type=int, default=200)
+    ap.add_argument("--eval", type=int, default=50, help="held-out scenes for the final rate")
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--actor", default="residual", choices=("residual", "rerank"))
+    ap.add_argument("--utd", type=float, default=2.0)
+    ap.add_argument("--pretrain-updates", type=int, default=500)
+    ap.add_argument("--work", default="runs/bench/practice")
+    ap.add_argument("--demos", default="runs/bench/practice/demos.zarr")
+    ap.add_argument("--demos-n", type=int, default=100)
+    ap.add_argument("--policy", default="runs/bench/practice/sft/checkpoint")
+    ap.add_argument("--sft-seconds", type=float, default=600.0)
+    ap.add_argument("--critic", default="runs/bench/practice/critic")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    arms = [a for a in args.arms.split(",") if a]
+    bad = [a for a in arms if a not in ARMS]
+    if bad:
+        ap.error(f"--arms: {bad} not among {list(ARMS)}")
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import torch
+
+    from dojo import conf
+    from policy.models.encoders import TextEncoder
+
+    torch.set_num_threads(1)
+    prepare(args)
+    cfg = conf.load([])
+    spec = conf.robot_spec(cfg)
+    text = TextEncoder()
+    seeds = np.arange(TRAIN_SEED0, TRAIN_SEED0 + args.episodes)
+    eval_seeds = np.arange(EVAL_SEED0, EVAL_SEED0 + args.eval)
+    path = RESULTS / "practice.json"
+    results = json.loads(path.read_text()).get("arms", {}) if path.exists() else {}
+    t0 = time.monotonic()
+    for arm in arms:
+        key = arm if arm == "control" else f"{arm}/{args.actor}"
+        results[key] = run_arm(arm, args, spec, cfg, text, seeds, eval_seeds)
+        results[key]["episodes_requested"] = args.episodes
+    rows = []
+    for key, r in sorted(results.items()):
+        f = r["final"]
+        rows.append(
+            [
+                key,
+                len(r["episodes"]),
+                r["practice_success"],
+                r["episodes_to_80"],
+                r["episodes_to_90"],
+                f"{f['successes']}/{f['episodes']}",
+                f"{f['ci95'][0]:.2f}-{f['ci95'][1]:.2f}",
+                round(r["human_share"], 3),
+                round(r["wall_s"]["arm"] / 60, 1),
+                round(r.get("learner", {}).get("updates_per_s", 0.0), 1),
+                round(r.get("learner", {}).get("relabel_frames_per_s", 0.0), 1),
+            ]
+        )
+    print_table(
+        "practice: pick_place, three colours, one SFT start",
+        [
+            "arm",
+            "episodes",
+            "practice success",
+            "to 80%",
+            "to 90%",
+            "final",
+            "95% CI",
+            "human share",
+            "wall min",
+            "updates/s",
+            "relabel fps",
+        ],
+        rows,
+    )
+    write_json(
+        "practice",
+        {
+            "arms": results,
+            "wall_s": time.monotonic() - t0,
+            "policy": args.policy,
+            "critic": args.critic,
+            "demos": args.demos,
+        },
+    )
+    plot(results, RESULTS / "practice.png")
+
+
+if __name__ == "__main__":
+    main()
