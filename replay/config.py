@@ -5,6 +5,8 @@ The thresholds decide the verdict (``replay.report``): an *event* (a collision, 
 limit, the end effector out of the workspace box, a joint faster than its limit) fails an
 episode; a safety layer that had to change what was recorded, an acceleration past the limit or
 a tracking error above ``tracking_warn`` warns; a tracking error above ``tracking_fail`` fails.
+``position_tolerance`` is 15 mrad because a soft servo overshoots a target at its limit by a
+few mrad, and the presets keep their limits 20 mrad inside the joints' hard stops.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class ReplayConfig:
     progress: bool = True
     tracking_warn: float = 0.05
     tracking_fail: float = 0.25
-    position_tolerance: float = 0.002
+    position_tolerance: float = 0.015
     workspace_tolerance: float = 0.003
     velocity_tolerance: float = 0.25
     acceleration_tolerance: float = 0.5

@@ -216,3 +216,15 @@ def record(
     finally:
         twin.close()
     return out
+
+
+SO101_INJECTIONS = {
+    # turned to the left, out of the task's sector (|azimuth| <= 1 rad: no cube or bin there),
+    # the fixed jaw's tip pushed 2 cm into the table
+    "table": Injection("table", (1.6, 0.5, 0.1, 1.4, 1.72, 0.2), at=0.0, duration=3.0),
+    # shoulder_pan past its upper limit (1.90 in the preset; the model stops it at 1.92)
+    "limit": Injection("limit", (1.95, -1.0, 0.6, 1.4, 1.72, 0.2), at=0.0, duration=2.6),
+    # wrist_flex flicked down and back at up to 2.5x its velocity limit
+    "velocity": Injection("velocity", (0.0, -1.0, 0.6, 0.3, 1.72, 0.2), at=0.0, duration=1.2),
+}
+"""One injection of each kind for the SO-101 from its home pose (``robot=sim_so101``)."""
