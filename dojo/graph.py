@@ -129,6 +129,9 @@ def build(cfg: DictConfig, config_file: Path, *, managed: bool = False) -> list[
         )
     if cfg.store:
         nodes.append(NodeSpec(name="recorder", module="dojo.nodes.recorder", parameters=common))
+    practice = cfg.get("practice")
+    if practice is not None and practice.enabled:  # learns from the store the recorder fills
+        nodes.append(NodeSpec(name="learner", module="dojo.nodes.learner", parameters=common))
     critic = cfg.get("critic")
     if critic is not None and (critic.enabled or critic.checkpoint):
         # monitoring only: a critic that dies costs the live progress, not the run

@@ -17,6 +17,8 @@ section                 dataclass
 ``critic_eval``         :class:`critic.evaluate.CriticEvalConfig`
 ``relabel``             :class:`critic.relabel.RelabelConfig`
 ``audit``               :class:`critic.audit.AuditConfig`
+``learner``             :class:`policy.learner.config.LearnerConfig`
+``practice.hil``        :class:`policy.learner.config.HilConfig`
 ``calibrate``           :class:`calibration.config.CalibrateConfig`
 ``camera.devices[i]``   ``realsense``: :class:`robot.cameras.realsense.RealSenseConfig`,
                         ``opencv``: :class:`robot.cameras.opencv.OpenCVConfig`
@@ -45,6 +47,7 @@ from critic.config import CriticTrainConfig, ProgressMode
 from critic.evaluate import CriticEvalConfig
 from critic.relabel import RelabelConfig
 from policy.config import PolicyEvalConfig, PolicyTrainConfig
+from policy.learner.config import HilConfig, LearnerConfig
 from robot.cameras.opencv import OpenCVConfig
 from robot.cameras.realsense import RealSenseConfig
 from robot.description import HandDescription, ModelEdits, TwinDescription
@@ -310,6 +313,19 @@ class HwConfig:
 
 
 @dataclass
+class PracticeConfig:
+    """``dojo practice`` (and ``practice.launch.py``): ``enabled`` puts the ``learner`` node in
+    the graph (it learns from ``store=`` with the ``learner`` section); ``hil``: the graded
+    human-in-the-loop schedule (:class:`policy.learner.config.HilConfig`); the learner polls the
+    store every ``poll_s`` and announces a checkpoint at most every ``announce_s`` seconds."""
+
+    enabled: bool = False
+    hil: HilConfig = field(default_factory=HilConfig)
+    poll_s: float = 1.0
+    announce_s: float = 2.0
+
+
+@dataclass
 class DojoConfig:
     robot: RobotConfig = MISSING
     task: TaskConfig = MISSING
@@ -329,6 +345,8 @@ class DojoConfig:
     critic_eval: CriticEvalConfig = field(default_factory=CriticEvalConfig)
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    practice: PracticeConfig = field(default_factory=PracticeConfig)
     calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     episodes_cmd: EpisodesCmdConfig = field(default_factory=EpisodesCmdConfig)

@@ -259,6 +259,8 @@ def _validate_critic(cfg: DictConfig) -> None:
         raise ConfigError(f"config 'relabel': {err}") from err
     section(cfg, "critic_eval")
     section(cfg, "audit")
+    section(cfg, "learner")
+    section(cfg, "practice.hil")
     try:  # the stores come from store= when a command runs: checked there
         dataclasses.replace(section(cfg, "critic_train"), stores=["<store>"]).validate()
     except CriticError as err:

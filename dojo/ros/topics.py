@@ -124,6 +124,7 @@ INTERVENTION_BUTTON = Topic("intervention/button", String, qos.STATUS)
 POLICY_LATENCY = Topic("policy/latency", Float32, qos.STATUS)
 POLICY_STATUS = Topic("policy/status", String, qos.STATUS)
 POLICY_CHECKPOINT = Topic("policy/checkpoint", String, qos.LATCHED)
+LEARNER_STATUS = Topic("learner/status", String, qos.STATUS)
 
 # -- the critic -------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class LearnerError(ValueError):
@@ -140,3 +140,27 @@ class LearnerConfig:
                 f"learner.chunk_steps={self.chunk_steps} is longer than the policy's horizon "
                 f"({horizon} steps)"
             )
+
+
+@dataclass
+class HilConfig:
+    """``hil``: ``none`` or ``graded`` (the three stages above, with this schedule)."""
+
+    mode: str = "none"
+    return_until: int = 60
+    return_phases: list[str] = field(default_factory=lambda: ["descend", "close", "lift"])
+    guided_from: int = 0
+    guide_phases: int = 1
+    max_takeovers: int = 2
+    stall_s: float = 1.5
+    stall_rad: float = 0.01
+    regress_m: float = 0.05
+    grace_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("none", "graded"):
+            raise LearnerError(f"hil.mode={self.mode!r}: one of ['none', 'graded']")
+        names = {"approach", "descend", "close", "lift", "carry", "release", "retreat", "home"}
+        bad = [p for p in self.return_phases if p not in names]
+        if bad:
+            raise LearnerError(f"hil.return_phases: {bad} not among {sorted(names)}")

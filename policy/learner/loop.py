@@ -23,39 +23,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from policy.learner.config import HilConfig
 from robot.schema import ActionChunk, ControlSource, Observation
 from teleop.arbitration import StallMonitor
 from teleop.scripted import OperatorPhase, ScriptedOperator
 
 PHASE_ORDER = [p for p in OperatorPhase]
-
-
-@dataclass
-class HilConfig:
-    """``hil``: ``none`` or ``graded`` (the three stages above, with this schedule)."""
-
-    mode: str = "none"
-    return_until: int = 60
-    return_phases: list[str] = field(default_factory=lambda: ["descend", "close", "lift"])
-    guided_from: int = 0
-    guide_phases: int = 1
-    max_takeovers: int = 2
-    stall_s: float = 1.5
-    stall_rad: float = 0.01
-    regress_m: float = 0.05
-    grace_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("none", "graded"):
-            raise ValueError(f"hil.mode={self.mode!r}: one of ['none', 'graded']")
-        names = {p.value for p in OperatorPhase}
-        bad = [p for p in self.return_phases if p not in names]
-        if bad:
-            raise ValueError(f"hil.return_phases: {bad} not among {sorted(names)}")
 
 
 class GuidedAgent:
