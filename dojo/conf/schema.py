@@ -17,6 +17,7 @@ section                 dataclass
 ``critic_eval``         :class:`critic.evaluate.CriticEvalConfig`
 ``relabel``             :class:`critic.relabel.RelabelConfig`
 ``audit``               :class:`critic.audit.AuditConfig`
+``replay``              :class:`replay.config.ReplayConfig` (``replay.fit``: the twin fit)
 ``learner``             :class:`policy.learner.config.LearnerConfig`
 ``practice.hil``        :class:`policy.learner.config.HilConfig`
 ``calibrate``           :class:`calibration.config.CalibrateConfig`
@@ -47,6 +48,7 @@ from critic.config import CriticTrainConfig, ProgressMode
 from critic.evaluate import CriticEvalConfig
 from critic.relabel import RelabelConfig
 from policy.config import PolicyEvalConfig, PolicyTrainConfig
+from replay.config import ReplayConfig
 from policy.learner.config import HilConfig, LearnerConfig
 from robot.cameras.opencv import OpenCVConfig
 from robot.cameras.realsense import RealSenseConfig
@@ -345,6 +347,7 @@ class DojoConfig:
     critic_eval: CriticEvalConfig = field(default_factory=CriticEvalConfig)
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     practice: PracticeConfig = field(default_factory=PracticeConfig)
     calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
