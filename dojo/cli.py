@@ -14,6 +14,8 @@
                                  list cameras and motor-bus ports; connect and check a robot
     dojo calibrate intrinsics|handeye|latency|check camera=NAME [yes=true]
                                  camera calibration in the twin, files in calibration/
+    dojo replay STORE [EPISODE ...] [--fail-on warn|fail]  recorded episodes in the twin:
+                                 tracking, limits, collisions, a verdict each; replay fit
     dojo demo [key=value ...]    demos in the twin, fine-tune the VLA, run it through the graph
     dojo config [key=value ...]  print the resolved config
     dojo graph [key=value ...]   print the nodes and the command line of each
@@ -171,11 +173,11 @@ GRAPH = Command("graph", cmd_graph, GRAPH_READS, "Print the nodes and the comman
 
 def commands() -> dict[str, Command]:
     """Every command by its name (``"train policy"``, ``"critic relabel"``, ``"hw check"``)."""
-    from dojo import calibrate_cmd, critic_cmd, episodes_cmd, hw, policy_cmd
+    from dojo import calibrate_cmd, critic_cmd, episodes_cmd, hw, policy_cmd, replay_cmd
 
     table = [RUN, RECORD, COLLECT, DEMO, CONFIG, GRAPH]
     table += [*policy_cmd.COMMANDS, *critic_cmd.COMMANDS, *episodes_cmd.COMMANDS, *hw.COMMANDS]
-    table += [*calibrate_cmd.COMMANDS]
+    table += [*calibrate_cmd.COMMANDS, *replay_cmd.COMMANDS]
     return {c.name: c for c in table}
 
 
