@@ -101,6 +101,7 @@ USER_ERRORS = (
     "robot.schema:SchemaError",
     "robot.registry:UnknownNameError",
     "teleop.scripted_config:OperatorError",
+    "replay.config:ReplayError",
 )
 """Errors that mean bad input (a missing store, a checkpoint of another robot, ...): printed
 as one line, exit status 2. Looked up only in modules already imported: an error class whose
