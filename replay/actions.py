@@ -88,7 +88,7 @@ class ActionReplayer:
     def prepare_scene(self, episode: Episode) -> str:
         """Reset the twin to the episode's scene (see the module docstring); says which."""
         twin = self.twin
-        if self.config.scene == SceneMode.AUTO and episode.images:
+        if self.config.scene == SceneMode.auto and episode.images:
             if episode.id not in self._seeds:
                 self._seeds[episode.id] = self._match_seed(episode)
             seed = self._seeds[episode.id]

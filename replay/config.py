@@ -20,20 +20,20 @@ class ReplayError(ValueError):
     store, ...). The message names the episode or the file and what is wrong."""
 
 
-class ReplayMode(enum.StrEnum):
-    ACTIONS = "actions"  # drive the twin with the recorded actions
-    POLICY = "policy"  # run a checkpoint over the recorded observations, and closed loop
+class ReplayMode(enum.StrEnum):  # members named by value: hydra validates by name
+    actions = "actions"  # drive the twin with the recorded actions
+    policy = "policy"  # run a checkpoint over the recorded observations, and closed loop
 
 
 class FailOn(enum.StrEnum):
-    NEVER = "never"  # exit status 0 whatever the verdicts
-    WARN = "warn"  # exit status 3 when any episode's verdict is warn or fail
-    FAIL = "fail"  # exit status 3 when any episode's verdict is fail
+    never = "never"  # exit status 0 whatever the verdicts
+    warn = "warn"  # exit status 3 when any episode's verdict is warn or fail
+    fail = "fail"  # exit status 3 when any episode's verdict is fail
 
 
 class SceneMode(enum.StrEnum):
-    AUTO = "auto"  # reconstruct the task's scene from the first recorded frame, else empty
-    EMPTY = "empty"  # no task objects: the arm alone over the table
+    auto = "auto"  # reconstruct the task's scene from the first recorded frame, else empty
+    empty = "empty"  # no task objects: the arm alone over the table
 
 
 @dataclass
@@ -73,12 +73,12 @@ class ReplayConfig:
     ``policy_episodes``: closed-loop episodes per replayed episode in ``mode=policy``.
     """
 
-    mode: ReplayMode = ReplayMode.ACTIONS
+    mode: ReplayMode = ReplayMode.actions
     episodes: list[str] = field(default_factory=list)
-    fail_on: FailOn = FailOn.NEVER
+    fail_on: FailOn = FailOn.never
     dynamics: str = ""
     lerobot_repo_id: str = ""
-    scene: SceneMode = SceneMode.AUTO
+    scene: SceneMode = SceneMode.auto
     plots: bool = True
     video: bool = True
     progress: bool = True
