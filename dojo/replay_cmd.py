@@ -82,7 +82,7 @@ def replay(overrides: list[str]) -> int:
     if not cfg.store:
         print("dojo replay: say which episodes, e.g. dojo replay demos.zarr", file=sys.stderr)
         return 2
-    spec, twin, rc, store, ids, replayer = _setup(cfg)
+    _, twin, rc, store, ids, replayer = _setup(cfg)
     out = Path(cfg.out) if given(overrides, "out") else Path("runs") / "replay"
     try:
         if rc.mode == ReplayMode.policy:
