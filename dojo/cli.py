@@ -16,6 +16,8 @@
                                  camera calibration in the twin, files in calibration/
     dojo replay STORE [EPISODE ...] [--fail-on warn|fail]  recorded episodes in the twin:
                                  tracking, limits, collisions, a verdict each; replay fit
+    dojo practice policy.checkpoint=DIR store=S [hil=graded] [learner.reward=sparse]
+                                 the graph with the learner: the policy improves from its episodes
     dojo demo [key=value ...]    demos in the twin, fine-tune the VLA, run it through the graph
     dojo config [key=value ...]  print the resolved config
     dojo graph [key=value ...]   print the nodes and the command line of each
@@ -173,11 +175,19 @@ GRAPH = Command("graph", cmd_graph, GRAPH_READS, "Print the nodes and the comman
 
 def commands() -> dict[str, Command]:
     """Every command by its name (``"train policy"``, ``"critic relabel"``, ``"hw check"``)."""
-    from dojo import calibrate_cmd, critic_cmd, episodes_cmd, hw, policy_cmd, replay_cmd
+    from dojo import (
+        calibrate_cmd,
+        critic_cmd,
+        episodes_cmd,
+        hw,
+        policy_cmd,
+        practice_cmd,
+        replay_cmd,
+    )
 
     table = [RUN, RECORD, COLLECT, DEMO, CONFIG, GRAPH]
     table += [*policy_cmd.COMMANDS, *critic_cmd.COMMANDS, *episodes_cmd.COMMANDS, *hw.COMMANDS]
-    table += [*calibrate_cmd.COMMANDS, *replay_cmd.COMMANDS]
+    table += [*calibrate_cmd.COMMANDS, *replay_cmd.COMMANDS, *practice_cmd.COMMANDS]
     return {c.name: c for c in table}
 
 

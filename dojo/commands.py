@@ -27,6 +27,8 @@ GRAPH_READS = (
     "ros",
     "recorder",
     "intervention",
+    "learner",
+    "practice",
     "store",
     "episodes",
     "duration",
