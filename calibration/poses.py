@@ -230,7 +230,7 @@ def plan_views(
     if len(candidates) < 3:
         raise CalibrationError(
             f"robot '{spec.name}': only {len(candidates)} of {config.candidates} sampled poses "
-            "show the whole board inside the limits; move the board (calibrate.*_board.pos) "
+            "show enough of the board inside the limits; move the board (calibrate.*_board.pos) "
             "where the camera can see it from the arm's workspace"
         )
     total = config.grid[0] * config.grid[1]
