@@ -10,6 +10,13 @@ VENV        := .venv
 VPY         := $(VENV)/bin/python
 STAMP       := $(VENV)/.stamp-install
 APT_PACKAGES := libusb-1.0-0 libosmesa6 libegl-mesa0 libgl1 ffmpeg
+PIP_EXTRAS   := dev,models,hardware
+# The workstation image (docker/Dockerfile) installs the same lists: it asks this Makefile for
+# them (make print-apt-packages, make print-pip-extras), so the two cannot drift apart.
+# ROS 2's launch packages: from a ROS install when one is there, else the wheels built from the
+# upstream sources (no registry carries them; ../shared/ros2-launch/README.md).
+ROS_LAUNCH_WHEELS ?= ../shared/ros2-launch/wheels
+ROS_LAUNCH_DEPS := osrf-pycommon lark pyyaml argcomplete packaging psutil catkin-pkg ros-ament-index-python
 # Python 3.12, found without help: python3.12 on PATH (pyenv shims honour .python-version),
 # else pyenv's own install of any 3.12.x.
 PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1)
@@ -20,7 +27,8 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup system-deps demo test test-fast bench lint clean
+.PHONY: help setup system-deps ros-launch demo test test-fast bench lint lint-docker clean \
+	print-apt-packages print-pip-extras
 
 help:
 	@echo "make demo   record scripted pick-and-place episodes in the MuJoCo twin through the ROS 2 graph"
@@ -45,17 +53,37 @@ $(VPY):
 # After an install, flush the gigabytes pip just wrote: otherwise the first tests that write
 # (the episode store) are throttled by the kernel's dirty-page writeback for minutes.
 $(STAMP): pyproject.toml | $(VPY)
-	$(VPY) -m pip install -q -e ".[dev,models,hardware]"
+	$(VPY) -m pip install -q -e ".[$(PIP_EXTRAS)]"
 	sync
 	@touch $@
 
-setup: system-deps $(STAMP)
+# `ros2 launch vla_dojo ...` from the venv: the launch packages (unless a ROS install provides
+# them), and the ament index entry, launch files and node shims linked into the venv (an
+# editable install installs no data files).
+ros-launch: $(STAMP)
+	@if [ -d "$(ROS_LAUNCH_WHEELS)" ] && ! $(VPY) -c "import launch_ros, launch_testing, ros2launch" 2>/dev/null; then \
+	  echo "installing the ROS 2 launch wheels from $(ROS_LAUNCH_WHEELS)"; \
+	  $(VPY) -m pip install -q $(ROS_LAUNCH_DEPS) && \
+	  $(VPY) -m pip install -q --no-deps $(ROS_LAUNCH_WHEELS)/*.whl; \
+	fi
+	@launch/link-into-prefix.sh $(VENV)
+
+setup: system-deps $(STAMP) ros-launch
 
 demo: setup
 	$(VENV)/bin/dojo demo
 
-test: setup
+test: setup lint-docker
 	$(VPY) -m pytest -q
+
+lint-docker: $(STAMP)
+	$(VENV)/bin/hadolint docker/Dockerfile
+
+print-apt-packages:
+	@echo $(APT_PACKAGES)
+
+print-pip-extras:
+	@echo $(PIP_EXTRAS)
 
 test-fast: setup
 	$(VPY) -m pytest -q -m "not integration"
