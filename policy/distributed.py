@@ -118,12 +118,20 @@ class Processes:
 
     def average_gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:
         """Average the gradients over the processes, for a model that is not wrapped in DDP
-        (one whose loss is computed through several of its methods, not ``forward``)."""
+        (one whose loss is computed through several of its methods, not ``forward``).
+
+        A parameter that took no part in this process's loss (a head used only by some batches)
+        gets a zero gradient, as DDP gives it: every process then sends the same tensors, and
+        the average counts this process's zero."""
         if not self.distributed:
             return
         import torch.distributed as dist
 
-        grads = [p.grad for p in parameters if p.grad is not None]
+        params = [p for p in parameters if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        grads = [p.grad for p in params]
         if not grads:
             return
         flat = torch.cat([g.reshape(-1) for g in grads])

@@ -204,7 +204,7 @@ def _worker(store: str, out: str, results: str) -> None:
     train_module.save_checkpoint = recording_save
     t0 = time.monotonic()
     speed = FAST_CLOCK if rank == 1 else 1.0
-    seconds = 3.0
+    seconds = 2.0
     cfg = PolicyTrainConfig(
         stores=[store],
         out=out,
@@ -310,9 +310,9 @@ def _critic_worker(store: str, out: str) -> dict:
         ref_frames=4,
         widths=[8, 8],
         steps=100_000,
-        seconds=2.0,
+        seconds=1.0,
         batch_size=8,
-        ref_batch=0,
+        ref_batch=4,  # the reference head takes part in some batches only
         warmup=2,
         threads=1,
     )
