@@ -35,8 +35,8 @@ class ScriptedOperatorNode(Node):
         self._next_plan_at = -1.0
         self._last_command = None
         group = MutuallyExclusiveCallbackGroup()  # the operator is stateful: one callback at a time
-        # A publisher must offer a deadline no longer than the driver requests, or DDS refuses
-        # to match them; the operator replans far more often than that.
+        # The publisher offers the driver's command deadline (its subscription requests none);
+        # the operator replans far more often than that.
         self._pub = topics.command_chunk(float(cfg.driver.command_deadline)).publisher(self)
         topics.TASK_INSTRUCTION.subscription(self, self._on_instruction, callback_group=group)
         topics.SIM_OBJECTS.subscription(self, self._on_objects, callback_group=group)
