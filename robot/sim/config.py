@@ -96,14 +96,16 @@ class BoardMount(StrEnum):
 
 @dataclass
 class BoardConfig:
-    """A ChArUco board: the one a lab prints, and its copy in the twin (``sim.board``).
+    """A ChArUco board: the one a lab prints, and its copy in the twin (``sim.board``, drawn
+    when ``sim.show_board``).
 
     ``squares_x`` x ``squares_y`` chessboard squares of ``square_length`` (m), ArUco markers of
     ``marker_length`` (m) from OpenCV's ``dictionary`` in the white squares, ``margin`` (m) of
     white around the squares. ``mount`` says what carries it; ``pos`` (m) and ``euler`` (rad,
     extrinsic x-y-z) are the pose of the board's centre in the mount's frame (the base frame
     on the table, the ``ee_site`` frame in the hand), its printed face towards the mount
-    frame's +z after the rotation. OpenCV's board frame (corner 0 of the squares at its
+    frame's +z after the rotation, the board behind it (on the table: ``pos`` z = the
+    thickness, 3 mm, so the face is not drawn level with the table top). OpenCV's board frame (corner 0 of the squares at its
     origin, x along ``squares_x``, y along ``squares_y``, z into the board) is what
     ``calibration.board`` estimates from images.
     """
@@ -115,7 +117,7 @@ class BoardConfig:
     dictionary: str = "DICT_4X4_50"
     margin: float = 0.01
     mount: BoardMount = BoardMount.table
-    pos: list[float] = field(default_factory=lambda: [0.22, 0.0, 0.0])
+    pos: list[float] = field(default_factory=lambda: [0.22, 0.0, 0.003])
     euler: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
     def __post_init__(self) -> None:
@@ -174,8 +176,8 @@ class TwinConfig:
     (a policy's input) draws when the camera is fixed in the world (see :meth:`Twin.render`);
     0, or a ``render_mesh_tolerance`` of 0 (the shipped meshes): the same meshes as every frame.
 
-    ``board``: a ChArUco board in the scene (:class:`BoardConfig`; None, the default: none,
-    and the scene is exactly as without this key). ``camera_delay``: camera name -> seconds by
+    ``show_board``: put the ChArUco board ``board`` (:class:`BoardConfig`) in the scene (off
+    by default: the scene is then exactly as without these keys). ``camera_delay``: camera name -> seconds by
     which its frames lag the physics (what ``dojo calibrate latency`` measures; a frame
     rendered at sim time t shows the state at t - delay, to the nearest physics step); empty:
     none.
@@ -195,7 +197,8 @@ class TwinConfig:
     far_view_mesh_tolerance: float = DEFAULT_FAR_VIEW_MESH_TOLERANCE
     lockstep_min_horizon: float = 0.06
     lockstep_wait: float = 2.0
-    board: BoardConfig | None = None
+    show_board: bool = False
+    board: BoardConfig = field(default_factory=BoardConfig)
     camera_delay: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
