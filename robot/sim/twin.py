@@ -766,7 +766,7 @@ class Twin:
             with_bin=TASKS[self.task_config.name].needs_bin,
             physics_dt=self.config.physics_dt,
             render_mesh_tolerance=render_mesh_tolerance,
-            board=self.config.board,
+            board=self.config.board if self.config.show_board else None,
         )
 
     def _far_view_model(self) -> mujoco.MjModel | None:
