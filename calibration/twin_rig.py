@@ -63,6 +63,7 @@ class TwinRig:
 
         config = replace(
             twin_config or TwinConfig(),
+            show_board=True,
             board=board,
             camera_delay=dict(camera_delay or {}),
             render=True,
