@@ -105,8 +105,8 @@ class BoardConfig:
     extrinsic x-y-z) are the pose of the board's centre in the mount's frame (the base frame
     on the table, the ``ee_site`` frame in the hand), its printed face towards the mount
     frame's +z after the rotation, the board behind it (on the table: ``pos`` z = the
-    thickness, 3 mm, so the face is not drawn level with the table top). OpenCV's board frame (corner 0 of the squares at its
-    origin, x along ``squares_x``, y along ``squares_y``, z into the board) is what
+    thickness, 3 mm, so the face is not drawn level with the table top). OpenCV's board
+    frame (corner 0 of the squares at its origin, x along ``squares_x``, y along ``squares_y``, z into the board) is what
     ``calibration.board`` estimates from images.
     """
 
@@ -177,8 +177,8 @@ class TwinConfig:
     0, or a ``render_mesh_tolerance`` of 0 (the shipped meshes): the same meshes as every frame.
 
     ``show_board``: put the ChArUco board ``board`` (:class:`BoardConfig`) in the scene (off
-    by default: the scene is then exactly as without these keys). ``camera_delay``: camera name -> seconds by
-    which its frames lag the physics (what ``dojo calibrate latency`` measures; a frame
+    by default: the scene is then exactly as without these keys). ``camera_delay``: camera
+    name -> seconds by which its frames lag the physics (what ``dojo calibrate latency`` measures; a frame
     rendered at sim time t shows the state at t - delay, to the nearest physics step); empty:
     none.
 
