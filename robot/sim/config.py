@@ -106,8 +106,8 @@ class BoardConfig:
     on the table, the ``ee_site`` frame in the hand), its printed face towards the mount
     frame's +z after the rotation, the board behind it (on the table: ``pos`` z = the
     thickness, 3 mm, so the face is not drawn level with the table top). OpenCV's board
-    frame (corner 0 of the squares at its origin, x along ``squares_x``, y along ``squares_y``, z into the board) is what
-    ``calibration.board`` estimates from images.
+    frame (corner 0 of the squares at its origin, x along ``squares_x``, y along
+    ``squares_y``, z into the board) is what ``calibration.board`` estimates from images.
     """
 
     squares_x: int = 7
@@ -178,9 +178,9 @@ class TwinConfig:
 
     ``show_board``: put the ChArUco board ``board`` (:class:`BoardConfig`) in the scene (off
     by default: the scene is then exactly as without these keys). ``camera_delay``: camera
-    name -> seconds by which its frames lag the physics (what ``dojo calibrate latency`` measures; a frame
-    rendered at sim time t shows the state at t - delay, to the nearest physics step); empty:
-    none.
+    name -> seconds by which its frames lag the physics (what ``dojo calibrate latency``
+    measures; a frame rendered at sim time t shows the state at t - delay, to the nearest
+    physics step); empty: none.
 
     How the driver paces a ``lockstep`` twin (:class:`robot.runtime.LoopConfig`): it advances
     one control period per tick as fast as the machine allows, and waits (at most
