@@ -17,6 +17,10 @@ When a chunk is requested: when less than ``replan_horizon`` seconds of actions 
 The ``sync``/``async`` pair over the same seeds is what ``bench/policy_latency.py`` compares.
 Latency may be scaled (``latency_scale``) or fixed (``fixed_latency``, s) to model a slower or
 faster machine.
+
+An agent may hand back a ``HUMAN`` chunk (the scripted person of practice's human-in-the-loop,
+:mod:`policy.learner.loop`): it goes to the executor as a person's command, with the
+intervention on, exactly as the driver takes ``command/teleop``; the next policy chunk ends it.
 """
 
 from __future__ import annotations
@@ -183,12 +187,13 @@ class TwinRollout:
         pending: tuple[float, ActionChunk] | None = None  # async: (arrival time, chunk)
         blocked_until = -math.inf  # sync: the loop is inside predict() until then
         done_since: float | None = None
+        human_until = -math.inf  # a person's chunk runs until then before the next is asked for
         for k in range(n_ticks):
             now = twin.time
             if pending is not None and now >= pending[0] - 1e-9:
                 executor.submit(pending[1], now)
                 pending = None
-            want = pending is None and now >= blocked_until
+            want = pending is None and now >= blocked_until and now >= human_until
             if want and executor.remaining_horizon(now) <= cfg.replan_horizon:
                 obs = self.observe(observe_cameras, observe_size)
                 executor.observe(obs.stamp)
@@ -207,7 +212,14 @@ class TwinRollout:
                 latency = cfg.fixed_latency or (time.perf_counter() - t0) * cfg.latency_scale
                 result.latencies.append(latency)
                 result.chunks += 1
-                if cfg.inference == "instant":
+                if chunk.source == ControlSource.HUMAN:  # a person's chunk (practice, HIL)
+                    if not executor.intervention_active:
+                        executor.set_intervention(True, now)
+                    executor.submit_teleop(chunk, now)
+                    human_until = chunk.end_time - cfg.replan_horizon
+                elif cfg.inference == "instant":
+                    if executor.intervention_active:
+                        executor.set_intervention(False, now)
                     executor.submit(chunk, now)
                 else:
                     ready = now + math.ceil(latency / period - 1e-9) * period
