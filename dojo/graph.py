@@ -246,9 +246,12 @@ def plan(overrides: list[str], *, command: str = "launch", managed: bool = True)
     """Compose and check the config, write it to ``out/config.yaml``, and return the graph as
     plain data: what a launch file needs to start exactly what ``dojo run`` starts."""
     from dojo import conf
+    from dojo.cli import commands
     from dojo.commands import GRAPH_READS, Command
 
-    cfg = Command(command, lambda _argv: 0, GRAPH_READS).load(overrides)
+    # the keys of the dojo command this launch file stands for (run, record, practice ...)
+    reads = getattr(commands().get(command), "reads", GRAPH_READS) or GRAPH_READS
+    cfg = Command(command, lambda _argv: 0, reads).load(overrides)
     conf.robot_spec(cfg)  # a robot preset without limits is refused here, before any node
     check_startable(cfg)
     out = Path(cfg.out).resolve()

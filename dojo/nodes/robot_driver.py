@@ -465,10 +465,12 @@ class RobotDriverNode(LifecycleNode):
 DRIVER_NAME = "robot_driver"
 """What ``dojo.graph`` names the driver."""
 
-GRAPH_CHECK_S = 1.5
-"""Wall seconds the driver listens for other drivers and clocks before it starts. Endpoint
-discovery on one host takes a fraction of this; a peer on the lab network that takes longer is
-still caught by the other side, which checks the same way when it starts."""
+GRAPH_CHECK_S = 3.5
+"""Wall seconds the driver listens for other drivers and clocks before it starts: longer than
+Fast DDS's participant announcement period (3 s), because a participant that had finished its
+initial announcements may only be heard at its next periodic one (1.5 s missed half the time
+on a loaded machine). A peer that takes longer still is caught by the other side, which checks
+the same way when it starts."""
 
 
 class GraphConflictError(ValueError):
