@@ -79,6 +79,38 @@ def test_recorded_steps_carry_what_was_sent_and_who_sent_it(twin, tmp_path):
     assert ep.images["front"].shape == (10, 240, 320, 3)
 
 
+class TakeoverAgent(HomeAgent):
+    """The policy for its first two chunks, then a person for two, then the policy again."""
+
+    def predict(self, obs, instruction, committed=None):
+        chunk = super().predict(obs, instruction)
+        if self.calls in (3, 4):
+            return ActionChunk(
+                chunk.stamp, chunk.joint_names, chunk.positions, chunk.times, ControlSource.HUMAN
+            )
+        return chunk
+
+
+def test_a_persons_chunk_runs_as_teleop_and_is_recorded_as_human(twin, tmp_path):
+    store = EpisodeStore.create(
+        str(tmp_path / "s.zarr"), twin.spec, 10.0, StoreConfig(min_free_bytes=0, durable=False)
+    )
+    writer = store.begin("hold", "pick_place", 0.0)
+    result = TwinRollout(twin, RolloutConfig(replan_horizon=0.4)).run(
+        TakeoverAgent(twin.spec), seed=1, writer=writer, observe_cameras=[]
+    )
+    writer.commit("failure", False)
+    source = store.read(store.episode_ids()[0]).control_source.tolist()
+    human = [i for i, s in enumerate(source) if s == int(ControlSource.HUMAN)]
+    assert human, source
+    inside = source[human[0] : human[-1] + 1]  # one takeover, handed back once
+    assert int(ControlSource.POLICY) not in inside, source
+    assert source[0] == int(ControlSource.POLICY) and source[-1] == int(ControlSource.POLICY)
+    # the executor holds for the tick or two between a person's chunk and the next (a fresh
+    # chunk's first step is one chunk period out): seen, bounded, and left for the executor
+    assert result.held_ticks <= 20, result.held_ticks
+
+
 def test_committed_prefix_samples_the_executor_plan_at_the_chunk_times(twin):
     spec = twin.spec
     ex = ChunkExecutor(spec, ExecutorConfig())
