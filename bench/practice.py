@@ -317,6 +317,8 @@ def main() -> None:
         key = arm if arm == "control" else f"{arm}/{args.actor}"
         results[key] = run_arm(arm, args, spec, cfg, text, seeds, eval_seeds)
         results[key]["episodes_requested"] = args.episodes
+        path.parent.mkdir(parents=True, exist_ok=True)  # each arm kept as soon as it is done
+        path.write_text(json.dumps({"arms": results}, default=float))
     rows = []
     for key, r in sorted(results.items()):
         f = r["final"]

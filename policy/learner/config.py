@@ -39,7 +39,9 @@ class LearnerConfig:
     every ``actor_every`` critic updates, ``batch_size`` transitions each, ``ensemble`` Q
     networks with LayerNorm of width ``hidden``. Actor: ``actor`` kind, ``residual_scale``
     (rad) bounds the residual per joint and step, ``bc_weight`` the imitation term on prior
-    chunks (ConRFT: 0.1 decaying to ``bc_weight_final``), ``intervention_weight`` multiplies it
+    chunks (ConRFT weighs 0.1 decaying to 0.05 against its Q term; here the Q term is normalised by
+    the batch's mean |Q|, and 1.0 decaying to ``bc_weight_final`` was what kept a sparse-reward
+    learner from drifting off a 10% start while its Q was still flat, see bench/README.md), ``intervention_weight`` multiplies it
     on human chunks, ``init_temperature`` the entropy temperature (HIL-SERL: 1e-2);
     ``proposals`` for ``rerank``. Reward: ``reward`` source, ``shaping_scale`` on the critic's
     potential, ``done_threshold`` on its done probability. ``checkpoint_every`` learner
@@ -59,9 +61,9 @@ class LearnerConfig:
     hidden: int = 256
     lr: float = 3e-4
     tau: float = 0.005
-    residual_scale: float = 0.15
-    bc_weight: float = 0.1
-    bc_weight_final: float = 0.05
+    residual_scale: float = 0.05
+    bc_weight: float = 1.0
+    bc_weight_final: float = 0.5
     bc_decay_updates: int = 5000
     intervention_weight: float = 2.0
     init_temperature: float = 1e-2
