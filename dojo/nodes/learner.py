@@ -66,6 +66,14 @@ def build_learner(cfg, out: Path):
             f"store {cfg.store} records joints {list(store.joint_names)}; robot '{spec.name}' "
             f"has {list(spec.joint_names)}"
         )
+    if critic is not None:  # the critic scores the store's frames: its cameras must be there
+        from critic.base import CriticError
+        from critic.evaluate import check_store_cameras
+
+        try:
+            check_store_cameras(store, critic)
+        except CriticError as err:
+            raise conf.ConfigError(f"critic.checkpoint: {err}") from None
     source = (str(pcfg.backend), str(Path(str(pcfg.checkpoint)).resolve()), str(pcfg.kind))
     return Learner(frozen_base(policy), lcfg, fps=store.fps, base_source=source, critic=critic,
                    out=out)  # fmt: skip
