@@ -58,6 +58,7 @@ class LearnerStatus:
     checkpoint: str = ""
     updates_per_s: float = 0.0
     relabel_frames_per_s: float = 0.0
+    critic_audit: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -107,6 +108,41 @@ class Learner:
 
     # -- data --------------------------------------------------------------------------------
 
+    AUDIT_MIN_EPISODES = 10  # the policy's own episodes before the critic is judged
+    AUDIT_MAX_FAILED_PROGRESS = 0.5  # mean final progress the critic may give failures
+    AUDIT_MIN_DONE_PRECISION = 0.5  # share of the critic's done calls that were successes
+
+    def _audit(self, episode, potential: np.ndarray, done: np.ndarray) -> None:
+        """Keep the critic honest on the policy's own episodes (those with policy steps): the
+        progress it gives failures and the precision of its done. When it diverges from the
+        outcomes, say so in the status and fall back to the sparse reward for what follows."""
+        from robot.schema import ControlSource
+
+        if not (np.asarray(episode.control_source) == int(ControlSource.POLICY)).any():
+            return  # demonstrations say nothing about how the critic rates the policy
+        a = self.status.critic_audit
+        rows = a.setdefault("episodes", [])
+        final = float(potential[-1]) if np.isfinite(potential[-1]) else float("nan")
+        called = bool(np.nanmax(done) >= self.config.done_threshold) if len(done) else False
+        rows.append([bool(episode.success), final, called])
+        failed = [r[1] for r in rows if not r[0] and np.isfinite(r[1])]
+        calls = [r[0] for r in rows if r[2]]
+        a["failed_final_progress"] = float(np.mean(failed)) if failed else None
+        a["done_precision"] = float(np.mean(calls)) if calls else None
+        a["judged_on"] = len(rows)
+        if len(rows) < self.AUDIT_MIN_EPISODES or a.get("fell_back"):
+            return
+        reasons = []
+        if failed and a["failed_final_progress"] > self.AUDIT_MAX_FAILED_PROGRESS:
+            reasons.append(f"failed episodes end at {a['failed_final_progress']:.2f} progress")
+        if calls and a["done_precision"] < self.AUDIT_MIN_DONE_PRECISION:
+            reasons.append(f"done precision {a['done_precision']:.2f}")
+        if reasons:
+            a["fell_back"] = f"after {len(rows)} episodes: " + "; ".join(reasons)
+            self.config.reward = RewardSource.sparse
+            self.status.reward_source = f"sparse (critic diverged: {a['fell_back']})"
+            self._log(f"the critic diverges from the outcomes ({a['fell_back']}): sparse reward")
+
     def _potential(self, episode) -> tuple[np.ndarray | None, np.ndarray | None]:
         if self.config.reward != RewardSource.critic:
             return None, None
@@ -133,6 +169,8 @@ class Learner:
                 reports.append(report)
                 self._log(f"episode {ep.id}: critic failed ({err}); its chunks are excluded")
                 continue
+            if potential is not None:
+                self._audit(ep, potential, done)
             batch, report = episode_transitions(
                 ep, self.base, self.config, potential=potential, done_prob=done
             )

@@ -215,3 +215,35 @@ def test_a_learner_killed_mid_write_never_leaves_a_partial_checkpoint(tmp_path):
         assert meta["updates"] == int(path.name) and state
     latest = json.loads((tmp_path / "learner" / LATEST).read_text())["checkpoint"]
     read_checkpoint(latest)
+
+
+def test_a_critic_that_rates_failures_as_progress_is_no_longer_trusted(tmp_path):
+    cfg = LearnerConfig(reward="critic", chunk_steps=3, batch_size=8, hidden=16)
+    learner = Learner(ToyBase(D, HORIZON), cfg, fps=10.0, critic=object(), out=tmp_path / "l")
+    demo = toy_episode([2] * 10, success=True, eid="demo")  # SCRIPT: not judged
+    learner._audit(demo, np.linspace(0, 1, 10), np.zeros(10))
+    assert learner.status.critic_audit == {}
+    for k in range(Learner.AUDIT_MIN_EPISODES):
+        failed = toy_episode([P] * 10, success=False, eid=f"f{k}")
+        learner._audit(failed, np.linspace(0, 0.9, 10), np.linspace(0, 0.8, 10))
+    audit = learner.status.critic_audit
+    assert audit["failed_final_progress"] == pytest.approx(0.9)
+    assert audit["done_precision"] == 0.0
+    assert "fell_back" in audit and learner.config.reward == "sparse"
+    assert learner.status.reward_source.startswith("sparse (critic diverged")
+
+
+def test_an_honest_critic_keeps_its_reward(tmp_path):
+    cfg = LearnerConfig(reward="critic", chunk_steps=3, batch_size=8, hidden=16)
+    learner = Learner(ToyBase(D, HORIZON), cfg, fps=10.0, critic=object(), out=tmp_path / "l")
+    for k in range(2 * Learner.AUDIT_MIN_EPISODES):
+        ok = k % 2 == 0
+        end = 0.95 if ok else 0.2
+        learner._audit(
+            toy_episode([P] * 10, success=ok, eid=f"e{k}"),
+            np.linspace(0, end, 10),
+            np.full(10, 0.9 if ok else 0.1),
+        )
+    assert "fell_back" not in learner.status.critic_audit
+    assert learner.config.reward == "critic"
+    assert learner.status.critic_audit["done_precision"] == 1.0
