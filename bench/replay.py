@@ -13,6 +13,7 @@ the ratio of replayed sim seconds to wall seconds (episodes without images), rea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -116,7 +117,7 @@ def main() -> None:
     sim = wall = 0.0
     for i in store.episode_ids()[:4]:
         ep = store.read(i)
-        ep.images = {}
+        ep = dataclasses.replace(ep, images={})
         t0 = time.perf_counter()
         fast.run(ep)
         wall += time.perf_counter() - t0
