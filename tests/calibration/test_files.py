@@ -81,9 +81,9 @@ def test_a_file_with_nan_is_refused_and_never_written(tmp_path):
     text = path.read_text().replace("156.4", ".nan", 1)
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    with pytest.raises(CalibrationError, match="camera_matrix.*NaN"):
+    with pytest.raises(CalibrationError, match=r"camera_matrix.*NaN"):
         camera_file.read(bad, camera="wrist")
-    with pytest.raises(CalibrationError, match="latency.image_after_joint_states.*NaN"):
+    with pytest.raises(CalibrationError, match=r"latency\.image_after_joint_states.*NaN"):
         camera_file.write(path, _cal(latency={"image_after_joint_states": math.nan}))
     assert camera_file.read(path).latency == _cal().latency  # the old file is untouched
 
