@@ -40,9 +40,10 @@ class LearnerConfig:
     networks with LayerNorm of width ``hidden``. Actor: ``actor`` kind, ``residual_scale``
     (rad) bounds the residual per joint and step, ``bc_weight`` the imitation term on prior
     chunks (ConRFT weighs 0.1 decaying to 0.05 against its Q term; here the Q term is
-    normalised by the batch's mean |Q|, and with 0.1 and a 0.15 rad residual a sparse-reward
-    learner drifted from a 10% start to 0/20 in 40 episodes, so the defaults are 1.0 decaying
-    to ``bc_weight_final`` and 0.05 rad; bench/README.md), ``intervention_weight`` multiplies it
+    normalised by the batch's mean |Q|; with 0.1 and a 0.15 rad residual the sparse learner's
+    own episodes fell from the start's 10% to 0/24, and the defaults became 1.0 decaying to
+    ``bc_weight_final`` and 0.05 rad, which have not made it better either: bench/README.md),
+    ``intervention_weight`` multiplies it
     on human chunks, ``init_temperature`` the entropy temperature (HIL-SERL: 1e-2);
     ``proposals`` for ``rerank``. Reward: ``reward`` source, ``shaping_scale`` on the critic's
     potential, ``done_threshold`` on its done probability. ``checkpoint_every`` learner
