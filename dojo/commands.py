@@ -104,6 +104,8 @@ USER_ERRORS = (
     "robot.registry:UnknownNameError",
     "teleop.scripted_config:OperatorError",
     "replay.config:ReplayError",
+    "calibration.errors:CalibrationError",
+    "policy.learner.config:LearnerError",
 )
 """Errors that mean bad input (a missing store, a checkpoint of another robot, ...): printed
 as one line, exit status 2. Looked up only in modules already imported: an error class whose
