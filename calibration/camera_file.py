@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import yaml
 
 from calibration.errors import CalibrationError
 from calibration.geometry import matrix_from_xyzw, quaternion_xyzw, transform
+from robot.files import write_atomic
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,21 +139,7 @@ def write(path: str | os.PathLike[str], cal: CameraCalibration) -> Path:
     path = Path(path)
     text = to_yaml(cal)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, text, sync_dir=True)
     return path
 
 

@@ -37,6 +37,7 @@ from policy.learner.replay import (
     episode_transitions,
 )
 from policy.learner.rewards import RewardStats
+from robot.files import write_atomic
 
 FORMAT = "vla-dojo-practice/1"
 META = "practice.json"
@@ -281,7 +282,7 @@ class Learner:
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, final)
-        _write_atomic(self.out / LATEST, json.dumps({"checkpoint": str(final.resolve())}))
+        write_atomic(self.out / LATEST, json.dumps({"checkpoint": str(final.resolve())}))
         self.status.checkpoint = str(final.resolve())
         self._since_checkpoint = 0
         return final
@@ -330,12 +331,3 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
 
 def is_practice_checkpoint(path: str | Path) -> bool:
     return (Path(path) / META).is_file()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

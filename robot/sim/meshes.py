@@ -56,7 +56,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -64,6 +63,8 @@ from pathlib import Path
 
 import mujoco
 import numpy as np
+
+from robot.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -171,19 +172,6 @@ def stl_bytes(verts: np.ndarray, faces: np.ndarray) -> bytes:
     return header + np.uint32(len(faces)).tobytes() + body.tobytes()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class RenderMesh:
     """The mesh to render for one source file: ``path`` (the source itself when decimation
@@ -227,9 +215,9 @@ def render_mesh(source: Path, tolerance: float, cache: Path | None = None) -> Re
         # a textured mesh keeps its own: the decimated copy has no texture coordinates
         v, f = (verts, faces) if textured else simplify(verts, faces, tolerance)
         if len(f) < MIN_FACES or 2 * len(f) > len(faces):
-            _write_atomic(keep, b"")
+            write_atomic(keep, b"")
             return RenderMesh(source, source, len(faces), len(faces), True)
-        _write_atomic(out, stl_bytes(v, f))
+        write_atomic(out, stl_bytes(v, f))
     except OSError as exc:
         raise MeshCacheError(
             f"render mesh cache {cache}: cannot write {out.name} ({exc}); set {CACHE_ENV} to a "
