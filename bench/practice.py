@@ -61,7 +61,7 @@ def prepare(args) -> None:
             collect(args.demos, twin, conf.scripted_config(cfg), episodes=args.demos_n, seed=0)
         finally:
             twin.close()
-    if not (Path(args.policy) / "meta.json").exists() and not Path(args.policy).exists():
+    if not Path(args.policy).exists():
         out = data / "sft"
         policy_cmd.train(
             [

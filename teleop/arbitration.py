@@ -23,6 +23,15 @@ import numpy as np
 from robot.schema import ControlSource
 
 
+def bin_distance(target: str, objects) -> float | None:
+    """How far (m, in the table plane) the ``target`` cube is from the bin: the task's distance
+    to goal that :meth:`StallMonitor.update` watches for regress; None without both objects."""
+    cube, bin_ = objects.get(target), objects.get("bin")
+    if cube is None or bin_ is None:
+        return None
+    return float(np.linalg.norm(cube.position[:2] - bin_.position[:2]))
+
+
 class StallMonitor:
     """Decides when the scripted person takes over: a stalled arm or a regressing task.
 

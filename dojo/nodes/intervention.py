@@ -35,7 +35,7 @@ from dojo.nodes.base import node_config, ros_time, spin_node
 from dojo.ros import convert, topics
 from robot.schema import ActionChunk, ControlSource
 from robot.sim.tasks import parse_instruction
-from teleop.arbitration import StallMonitor
+from teleop.arbitration import StallMonitor, bin_distance
 
 
 class InterventionNode(Node):
@@ -131,12 +131,9 @@ class InterventionNode(Node):
             goal = parse_instruction(self._instruction)
         except ValueError:
             return None
-        cube = self._objects.get(goal.target)
-        if cube is None:
+        if self._cfg.task.name != "pick_place":
             return None
-        if "bin" in self._objects and self._cfg.task.name == "pick_place":
-            return float(np.linalg.norm(cube.position[:2] - self._objects["bin"].position[:2]))
-        return None
+        return bin_distance(goal.target, self._objects)
 
     def _scripted_person(self, t: float, q: np.ndarray) -> None:
         if not self._instruction or self._objects is None:

@@ -163,9 +163,8 @@ class Learner:
                 potential, done = self._potential(ep)
             except Exception as err:  # a critic failure excludes the episode, never crashes
                 self.status.critic_failures += 1
-                report = EpisodeReport(ep.id)
+                report = EpisodeReport.of(ep)
                 report.rewards.excluded = ep.n_steps // self.config.chunk_steps
-                report.rewards.labelled = 0
                 self.status.rewards.add(report.rewards)
                 reports.append(report)
                 self._log(f"episode {ep.id}: critic failed ({err}); its chunks are excluded")

@@ -29,7 +29,7 @@ import numpy as np
 
 from policy.learner.config import HilConfig
 from robot.schema import ActionChunk, ControlSource, Observation
-from teleop.arbitration import StallMonitor
+from teleop.arbitration import StallMonitor, bin_distance
 from teleop.scripted import OperatorPhase, ScriptedOperator
 
 PHASE_ORDER = [p for p in OperatorPhase]
@@ -78,12 +78,7 @@ class GuidedAgent:
 
     def _goal_distance(self) -> float | None:
         goal = self.operator.goal
-        objects = self.twin.objects()
-        if goal is None or goal.target not in objects or "bin" not in objects:
-            return None
-        return float(
-            np.linalg.norm(objects[goal.target].position[:2] - objects["bin"].position[:2])
-        )
+        return None if goal is None else bin_distance(goal.target, self.twin.objects())
 
     def predict(self, obs: Observation, instruction: str, committed=None) -> ActionChunk:
         if self.person:
@@ -193,21 +188,17 @@ class PracticeLoop:
         self._last_failed = not result.success
         reports = self.learner.follow(self.follower)
         self.learner.train()
-        source = (
-            self.store.read(reports[-1].episode_id, verify=False).control_source
-            if reports
-            else np.zeros(0)
-        )
+        report = reports[-1] if reports else None  # the episode just committed
         entry = EpisodeEntry(
             index=index,
             seed=seed,
             instruction=instruction,
             success=bool(result.success),
-            steps=len(source),
-            human_steps=int((source == int(ControlSource.HUMAN)).sum()),
+            steps=report.steps if report else 0,
+            human_steps=report.human_steps if report else 0,
             stage=stage,
             checkpoint=checkpoint,
-            episode_id=reports[-1].episode_id if reports else "",
+            episode_id=report.episode_id if report else "",
             seconds=time.monotonic() - t0,
             takeovers=agent.takeovers,
         )

@@ -118,7 +118,15 @@ class EpisodeReport:
     prior: int = 0
     online: int = 0
     held_skipped: int = 0
+    steps: int = 0
+    human_steps: int = 0  # recorded steps a person drove
     rewards: RewardStats = field(default_factory=RewardStats)
+
+    @classmethod
+    def of(cls, episode) -> EpisodeReport:
+        """An empty report of ``episode`` with its step counts."""
+        human = np.asarray(episode.control_source) == int(ControlSource.HUMAN)
+        return cls(episode.id, steps=int(episode.n_steps), human_steps=int(human.sum()))
 
 
 def episode_transitions(
@@ -134,7 +142,7 @@ def episode_transitions(
 
     ``potential``/``done_prob`` ``(T,)``: the critic's anchored progress and done per frame
     (``config.reward == critic``); a sparse reward needs neither."""
-    report = EpisodeReport(episode.id)
+    report = EpisodeReport.of(episode)
     if tuple(episode_joint_names(episode, base)) != base.joint_names:
         raise LearnerError(f"episode {episode.id}: joints do not match the policy's")
     starts, ends, sources, report.held_skipped = chunk_segments(
