@@ -135,9 +135,12 @@ class LeRobotArm(HardwareArm):
         try:
             # the calibrated ranges are the device limits: refuse a wider preset before any I/O
             self._check_device_limits()
+            # the whole handshake retries, not only the ping: one lost status packet while the
+            # calibration or the present position is read must not kill the driver at start-up
+            # (every step is idempotent, and a reopened port starts with an empty buffer)
             for attempt in range(1, max(1, self.config.connect_attempts) + 1):
                 try:
-                    robot.bus.connect()
+                    self._handshake(robot)
                     break
                 except Exception as exc:
                     if robot.bus.is_connected:
@@ -149,23 +152,27 @@ class LeRobotArm(HardwareArm):
                             f"({type(exc).__name__}: {str(exc).strip()})"
                         ) from exc
                     log.warning("%s: connect attempt %d failed: %s", self.device, attempt, exc)
-            if not robot.bus.is_calibrated:
-                log.warning(
-                    "%s: motors disagree with %s; writing the calibration file to them",
-                    self.device,
-                    robot.calibration_fpath,
-                )
-                robot.bus.write_calibration(robot.calibration)
-            # LeRobot's configure() ends with torque on: make the goal the present position
-            # first, so torque comes on where the arm is instead of at a stale goal
-            present = robot.bus.sync_read("Present_Position", normalize=False)
-            robot.bus.sync_write("Goal_Position", present, normalize=False)
-            robot.configure()
         except BaseException:
             self._robot = None
             if robot.bus.is_connected:
                 robot.bus.disconnect(disable_torque=False)
             raise
+
+    def _handshake(self, robot) -> None:
+        """Open the bus, make the motors agree with the calibration file, torque on in place."""
+        robot.bus.connect()
+        if not robot.bus.is_calibrated:
+            log.warning(
+                "%s: motors disagree with %s; writing the calibration file to them",
+                self.device,
+                robot.calibration_fpath,
+            )
+            robot.bus.write_calibration(robot.calibration)
+        # LeRobot's configure() ends with torque on: make the goal the present position
+        # first, so torque comes on where the arm is instead of at a stale goal
+        present = robot.bus.sync_read("Present_Position", normalize=False)
+        robot.bus.sync_write("Goal_Position", present, normalize=False)
+        robot.configure()
 
     def device_limits(self) -> tuple[np.ndarray, np.ndarray, None]:
         """The calibrated range of each motor, in the driver's units (rad; gripper 0..100)."""

@@ -145,6 +145,34 @@ def test_a_lost_reply_while_enabling_torque_is_retried(bus, calibration, monkeyp
         arm.close()
 
 
+def test_a_lost_reply_while_the_calibration_is_read_at_connect_is_retried(bus, calibration):
+    arm = make(bus, calibration, connect_attempts=3)
+    make_robot = arm._make_robot
+    opened = []
+
+    def robot_whose_first_open_loses_the_next_reply():
+        robot = make_robot()
+        connect = robot.bus.connect
+
+        def connect_then_lose_one(*args, **kwargs):
+            connect(*args, **kwargs)
+            if not opened:
+                bus.drop_replies = 1  # the first calibration register read's status packet
+            opened.append(True)
+
+        robot.bus.connect = connect_then_lose_one
+        return robot
+
+    arm._make_robot = robot_whose_first_open_loses_the_next_reply
+    arm.connect()
+    try:
+        assert len(opened) == 2 and bus.drop_replies == 0
+        assert bus.get(1, "Min_Position_Limit") == RANGE[0]  # the calibration still went on
+        assert arm.read().position.shape == (6,)
+    finally:
+        arm.close()
+
+
 def test_repeated_read_failures_latch_a_safe_stop(bus, calibration):
     arm = make(bus, calibration, read_retries=2)
     arm.connect()
