@@ -151,6 +151,9 @@ class PolicyTrainConfig:
     # 5x measured at 20 minutes, 100 demos: 25/50 held-out scenes, against 17/50 at 1x
     start_weight: float = 5.0
     start_seconds: float = 1.0
+    # exponential moving average of the weights (0: off): the checkpoint is the average, the
+    # raw weights stay in train_state for resuming; the decay ramps up as (1 + step) / (10 + step)
+    ema: float = 0.0
     max_episodes: int | None = None
     log_every: int = 25
     eval_every: int = 0

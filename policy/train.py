@@ -36,6 +36,7 @@ run (:mod:`policy.schedule`), so a time-budgeted run ends at its floor too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -66,6 +67,39 @@ def default_threads() -> int:
     import os
 
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+class AveragedWeights:
+    """An exponential moving average of a model's floating-point state (weights and buffers).
+
+    ``swapped_in(model)`` puts the average into the model for the duration of a ``with`` (to
+    save or evaluate it) and restores the raw weights after, so training continues on them."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, decay: float) -> None:
+        for k, v in model.state_dict().items():
+            avg = self.state[k]
+            if avg.is_floating_point():
+                avg.mul_(decay).add_(v.detach().cpu(), alpha=1.0 - decay)
+            else:
+                avg.copy_(v)
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        if set(tensors) != set(self.state):
+            raise TrainError("train_state: the saved weight average does not match the model")
+        self.state = {k: v.clone() for k, v in tensors.items()}
+
+    @contextlib.contextmanager
+    def swapped_in(self, model: torch.nn.Module):
+        raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.state)
+        try:
+            yield model
+        finally:
+            model.load_state_dict(raw)
 
 
 class TrainError(ValueError):
@@ -156,6 +190,9 @@ class Trainer:
             raise TrainError(f"train: {err}") from None
         per_sample = [self.data.episodes[e].instruction for e in self.data.index[:, 0]]
         self.model.set_text_stats(self.text.encode(per_sample))
+        if not 0.0 <= config.ema < 1.0:
+            raise TrainError(f"train: ema={config.ema} must be in [0, 1) (0: no averaging)")
+        self.ema = AveragedWeights(self.model) if config.ema else None
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
@@ -192,6 +229,12 @@ class Trainer:
         tensors = load_file(str(self.out / f"{STATE_FILE}.safetensors"))
         model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(model_state)
+        if self.ema is not None:
+            averaged = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+            # a run resumed with averaging newly on starts its average at the resumed weights
+            self.ema = AveragedWeights(self.model)
+            if averaged:
+                self.ema.load(averaged)
         _load_optimizer_state(self.opt, tensors, meta["optimizer"])
         self.step = int(meta["step"])
         self.elapsed = float(meta.get("elapsed", 0.0))
@@ -209,11 +252,14 @@ class Trainer:
             return
         model = self._unwrapped()
         self.out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(model, self.out / "checkpoint", self._trained_meta())
+        with self._published(model):
+            save_checkpoint(model, self.out / "checkpoint", self._trained_meta())
         tensors, opt_meta = _optimizer_state(self.opt)
         tensors.update(
             {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         )
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v.contiguous() for k, v in self.ema.state.items()})
         tensors["rng.torch"] = torch.get_rng_state()
         tmp = self.out / f".{STATE_FILE}.safetensors.tmp"
         save_file(tensors, str(tmp))
@@ -231,6 +277,10 @@ class Trainer:
         tmpj = self.out / f".{STATE_FILE}.json.tmp"
         tmpj.write_text(json.dumps(meta, default=_json_default))
         tmpj.replace(self.out / f"{STATE_FILE}.json")
+
+    def _published(self, model: CompactVLA):
+        """The weights a checkpoint carries: the average when ``ema`` is on, else the raw ones."""
+        return self.ema.swapped_in(model) if self.ema is not None else contextlib.nullcontext()
 
     def _trained_meta(self) -> dict[str, Any]:
         return {
@@ -308,6 +358,8 @@ class Trainer:
             self.accel.clip_grad_norm_(self.model.parameters(), 1.0)
             self.opt.step()
             self.step += 1
+            if self.ema is not None:
+                self.ema.update(self._unwrapped(), min(cfg.ema, (1 + self.step) / (10 + self.step)))
             losses.append(float(loss.detach()))
             self.last_lr = lr
             if bar is not None:
@@ -378,9 +430,9 @@ class Trainer:
             )
         if rate > self.best:
             self.best = rate
-            save_checkpoint(
-                self._unwrapped(), self.out / "best", {**self._trained_meta(), **result}
-            )
+            model = self._unwrapped()
+            with self._published(model):
+                save_checkpoint(model, self.out / "best", {**self._trained_meta(), **result})
         self.model.train()
 
     def plot(self) -> Path | None:

@@ -166,3 +166,33 @@ def test_start_weight_draws_an_episodes_first_steps_more_often(
     assert abs(share - expected) < 0.05
     with pytest.raises(TrainError, match="start_weight=0"):
         trainer(learnable_store, tmp_path / "bad", text_encoder, steps=1, start_weight=0.0)
+
+
+def test_weight_averaging_publishes_the_average_and_resumes_both(
+    learnable_store, tmp_path, text_encoder
+):
+    from policy.compact import load_model
+
+    out = tmp_path / "run"
+    first = trainer(learnable_store, out, text_encoder, steps=12, ema=0.9)
+    first.cfg.steps = 6  # interrupted after 6 of 12 steps
+    first.run()
+    raw = first._unwrapped().state_dict()
+    average = first.ema.state
+    weights = [k for k, v in raw.items() if v.is_floating_point() and v.numel() > 1]
+    # the average trails the raw weights, and it is what the checkpoint carries
+    assert any(not torch.allclose(raw[k], average[k]) for k in weights)
+    published = load_model(out / "checkpoint")[0].state_dict()
+    for k in weights:
+        torch.testing.assert_close(published[k], average[k])
+    # resuming brings back both: the raw weights to train on, the average to go on averaging
+    resumed = trainer(learnable_store, out, text_encoder, steps=12, ema=0.9)
+    for k in weights:
+        assert torch.equal(resumed._unwrapped().state_dict()[k], raw[k]), k
+        assert torch.equal(resumed.ema.state[k], average[k]), k
+    assert resumed.run()["steps"] == 12
+
+
+def test_a_weight_average_outside_zero_to_one_is_refused(learnable_store, tmp_path, text_encoder):
+    with pytest.raises(TrainError, match=r"ema=1\.5"):
+        trainer(learnable_store, tmp_path / "run", text_encoder, steps=2, ema=1.5)
