@@ -6,7 +6,8 @@
 2. **Fine-tuning**: the compact VLA trains on them for ``demo.train_seconds`` of wall clock
    (``dojo train policy``; a second run resumes the same run, so it costs nothing once done).
 3. **The critic**: the compact progress critic trains on the same demonstrations for
-   ``demo.critic_steps`` steps (``dojo train critic``).
+   ``demo.critic_steps`` steps (``dojo train critic``), in a child process beside step 2: each
+   takes one core, so the critic costs the demo no wall time.
 4. **Deployment**: the trained checkpoint runs as the ``policy`` node in the ROS 2 graph against
    the twin's driver (``dojo record policy.checkpoint=... critic.checkpoint=...``) for
    ``episodes`` new scenes, with the critic publishing live progress and the recorder keeping
@@ -26,6 +27,8 @@ more training buy.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -90,36 +93,43 @@ def run(overrides: list[str], run_graph, command) -> int:
             twin.close()
     report["demos"] = {"successful": _successful(demos), "seconds": round(time.monotonic() - t0, 1)}
 
+    # the critic trains on the other core while the policy trains (each is one thread), so the
+    # demo's minutes go to the policy instead of waiting for the critic after it
+    critic = CriticBeside(demos, critic_dir, cfg.demo.critic_steps)
+    critic.start()
     _step(2, f"fine-tune the compact VLA for {cfg.demo.train_seconds:.0f} s -> {policy_dir}")
     t0 = time.monotonic()
-    code = policy_cmd.train(
-        [
-            *passthrough(policy_cmd.TRAIN.reads),
-            f"store={demos}",
-            f"out={policy_dir}",
-            f"train.seconds={cfg.demo.train_seconds}",
-            "train.steps=1000000",
-        ]
-    )
+    try:
+        code = policy_cmd.train(
+            [
+                *passthrough(policy_cmd.TRAIN.reads),
+                f"store={demos}",
+                f"out={policy_dir}",
+                f"train.seconds={cfg.demo.train_seconds}",
+                "train.steps=1000000",
+            ]
+        )
+    except BaseException:
+        critic.stop()
+        raise
     if code != 0:
+        critic.stop()
         return code
     report["train"] = {
         "seconds": round(time.monotonic() - t0, 1),
         **json.loads((policy_dir / "train_state.json").read_text()).get("history", [{}])[-1],
     }
 
-    _step(3, f"train the progress critic on the demonstrations -> {critic_dir}")
+    _step(
+        3, f"the progress critic, trained beside the policy on the demonstrations -> {critic_dir}"
+    )
     t0 = time.monotonic()
-    if (critic_dir / "critic.json").exists():
-        print(f"{critic_dir}: already trained; reusing it")
-        code = 0
-    else:
-        code = _optional(
-            "critic",
-            critic_cmd.train,
-            [f"store={demos}", f"out={critic_dir}", f"critic_train.steps={cfg.demo.critic_steps}"],
-        )
-    report["critic"] = {"seconds": round(time.monotonic() - t0, 1), "ok": code == 0}
+    code = critic.wait()
+    report["critic"] = {
+        "seconds": round(critic.seconds, 1),
+        "waited_s": round(time.monotonic() - t0, 1),
+        "ok": code == 0,
+    }
     critic_args = [f"critic.checkpoint={critic_dir}"] if code == 0 else []
 
     _step(4, f"run the policy through the ROS 2 graph for {cfg.episodes} episodes, recorded")
@@ -160,6 +170,65 @@ def run(overrides: list[str], run_graph, command) -> int:
     (out / "demo.json").write_text(json.dumps(report, indent=2))
     print(f"report: {out / 'demo.json'}")
     return code
+
+
+class CriticBeside:
+    """``dojo train critic`` in a child process beside the policy's training.
+
+    Its output goes to ``<critic_dir>/train.log`` (two progress bars on one terminal would
+    garble both); it dies with the demo (``PR_SET_PDEATHSIG``). A failure is reported with the
+    log's last line and the demo goes on without the critic, as before."""
+
+    def __init__(self, demos: Path, critic_dir: Path, steps: int) -> None:
+        self.demos, self.dir, self.steps = demos, critic_dir, steps
+        self.proc: subprocess.Popen | None = None
+        self.seconds = 0.0
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        if (self.dir / "critic.json").exists():
+            print(f"{self.dir}: already trained; reusing it")
+            return
+        from dojo.supervisor import _die_with_parent
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = self.dir / "train.log"
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        cmd = [sys.executable, "-m", "dojo.cli", "train", "critic"]
+        cmd += [f"store={self.demos}", f"out={self.dir}", f"critic_train.steps={self.steps}"]
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
+            )
+        print(f"training the critic beside it ({self.steps} steps; log: {self.log})")
+
+    def wait(self) -> int:
+        if self.proc is None:
+            return 0 if (self.dir / "critic.json").exists() else 2
+        if self.proc.poll() is None:
+            print("waiting for the critic to finish ...", flush=True)
+        code = self.proc.wait()
+        self.seconds = time.monotonic() - self._t0
+        if code != 0:
+            lines = self.log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
+            print(
+                f"dojo demo: critic: exit {code}: {lines[-1]}; continuing without it "
+                f"(log: {self.log})",
+                file=sys.stderr,
+            )
+            return code
+        print(f"critic trained in {self.seconds:.0f} s")
+        return 0
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def _optional(what: str, step, overrides: list[str]) -> int:

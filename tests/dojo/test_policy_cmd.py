@@ -92,3 +92,27 @@ def test_train_refuses_a_store_of_another_robot(demos, tmp_path, capsys):
     )
     assert code == 2
     assert "recorded joints" in capsys.readouterr().err
+
+
+def test_the_demos_critic_trains_beside_the_policy_in_a_child_process(demos, tmp_path, capsys):
+    from dojo.demo import CriticBeside
+
+    critic = CriticBeside(demos, tmp_path / "critic", steps=3)
+    critic.start()
+    assert critic.proc is not None and critic.proc.poll() is None  # running, not yet waited on
+    assert critic.wait() == 0
+    assert (tmp_path / "critic" / "critic.json").exists()
+    # a second demo reuses it without starting a process
+    again = CriticBeside(demos, tmp_path / "critic", steps=3)
+    again.start()
+    assert again.proc is None and again.wait() == 0
+
+
+def test_a_failing_critic_is_reported_with_its_log_and_the_demo_goes_on(tmp_path, capsys):
+    from dojo.demo import CriticBeside
+
+    critic = CriticBeside(tmp_path / "no_such.zarr", tmp_path / "critic", steps=3)
+    critic.start()
+    assert critic.wait() != 0
+    err = capsys.readouterr().err
+    assert "continuing without it" in err and "no_such.zarr" in err
