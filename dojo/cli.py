@@ -12,6 +12,7 @@
     dojo episodes CMD STORE ...  ls | show | repair | export | import | view
     dojo hw find-cameras | find-port | check robot=... [key=value ...]
                                  list cameras and motor-bus ports; connect and check a robot
+    dojo hw urdf robot=... [out=FILE]  the robot's URDF, generated from its MJCF
     dojo calibrate intrinsics|handeye|latency|check camera=NAME [yes=true]
                                  camera calibration in the twin, files in calibration/
     dojo replay STORE [EPISODE ...] [--fail-on warn|fail]  recorded episodes in the twin:

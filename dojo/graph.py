@@ -15,11 +15,20 @@ builds from the same fields (executable, ``--ros-args`` + ROS arguments, then th
 namespace), so ``dojo graph`` and ``ros2 launch`` print the same lines; the one difference is
 the driver's ``autostart``, false under a launch file, whose lifecycle events configure and
 activate it.
+
+tf comes from ROS's own ``robot_state_publisher`` (joint_states + the URDF -> tf): no wheel
+here carries ``tf2_msgs``, so it runs where ROS is installed. :func:`build` adds it when the
+ament index on ``AMENT_PREFIX_PATH`` has it (:func:`find_ros_executable`) and the robot has an
+MJCF to write the URDF from, and otherwise says in one line why there is no tf
+(:func:`tf_note`). It runs through ``dojo.nodes.robot_state_publisher``, which writes the URDF
+and execs it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import shlex
 import sys
@@ -30,6 +39,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from dojo.ros.env import node_env
+
+log = logging.getLogger("dojo.graph")
 
 
 @dataclass(frozen=True)
@@ -156,7 +167,57 @@ def build(cfg: DictConfig, config_file: Path, *, managed: bool = False) -> list[
                 finishes_run=True,
             )
         )
+    note = tf_note(cfg)
+    if note:
+        log.info(note)
+    else:  # after the driver, whose joint_states it turns into tf: monitoring, not required
+        namespace = str(cfg.ros.namespace).strip("/")
+        parameters = {**common, **({"frame_prefix": f"{namespace}/"} if namespace else {})}
+        nodes.insert(
+            1,
+            NodeSpec(
+                name=ROBOT_STATE_PUBLISHER,
+                module="dojo.nodes.robot_state_publisher",
+                parameters=parameters,
+                required=False,
+            ),
+        )
     return nodes
+
+
+# -- tf: ROS's robot_state_publisher, where ROS is installed ----------------------------------
+
+ROBOT_STATE_PUBLISHER = "robot_state_publisher"
+"""The ROS package and executable that turns joint_states and the URDF into tf."""
+
+
+def find_ros_executable(package: str, executable: str, prefixes: str | None = None) -> Path | None:
+    """``<prefix>/lib/<package>/<executable>`` as ``ros2 run`` finds it: the first prefix on
+    ``AMENT_PREFIX_PATH`` (or ``prefixes``, same form) whose ament index lists ``package`` and
+    that has the executable; None when none has it."""
+    prefixes = os.environ.get("AMENT_PREFIX_PATH", "") if prefixes is None else prefixes
+    for prefix in filter(None, prefixes.split(os.pathsep)):
+        root = Path(prefix)
+        if not (root / "share/ament_index/resource_index/packages" / package).is_file():
+            continue
+        program = root / "lib" / package / executable
+        if program.is_file() and os.access(program, os.X_OK):
+            return program
+    return None
+
+
+def tf_note(cfg: DictConfig) -> str:
+    """Why this graph has no robot_state_publisher (so no tf), in one line; "" when it has."""
+    model = str(cfg.robot.model)
+    if model.startswith("dh:"):
+        return f"no tf: robot model '{model}' is a DH table, no URDF to publish tf from"
+    if find_ros_executable(ROBOT_STATE_PUBLISHER, ROBOT_STATE_PUBLISHER) is None:
+        return (
+            "no tf: robot_state_publisher is not on AMENT_PREFIX_PATH (source a ROS install "
+            "to get it: apt install ros-$ROS_DISTRO-robot-state-publisher); robot_description "
+            "is published all the same"
+        )
+    return ""
 
 
 # -- for the launch files ---------------------------------------------------------------------
@@ -263,6 +324,7 @@ def plan(overrides: list[str], *, command: str = "launch", managed: bool = True)
     namespace, log_level = str(cfg.ros.namespace), str(cfg.ros.log_level)
     return {
         "config_file": str(config_file),
+        "notes": [note] if (note := tf_note(cfg)) else [],
         "namespace": absolute_namespace(namespace),
         "environment": environment(cfg),
         "nodes": [

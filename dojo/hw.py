@@ -12,6 +12,9 @@
                                          limits against the device, and (with camera=...)
                                          take one frame from each camera. Moves nothing:
                                          the arm is never enabled.
+    dojo hw urdf robot=so101 [out=FILE]  the robot's URDF, generated from its MJCF (what the
+                                         driver publishes on robot_description), to FILE (a
+                                         folder: FILE/<robot>.urdf) or stdout
 
 Exit status: 0 all good, 2 refused (bad config, device missing, limits wider than the device),
 1 unexpected failure. Every refusal names the device and the value.
@@ -164,6 +167,35 @@ def check(overrides: list[str], out=None) -> int:
     return code
 
 
+def urdf(overrides: list[str], out=None) -> int:
+    """The robot's URDF (``robot.urdf``) to ``out=`` (a file, or a folder for
+    ``<robot>.urdf``), or to stdout without it."""
+    from pathlib import Path
+
+    from dojo import conf
+    from dojo.commands import given
+    from robot.files import write_atomic
+    from robot.mjcf import KinematicsError
+    from robot.urdf import robot_urdf
+
+    out = out or sys.stdout
+    cfg = URDF.load(overrides)
+    try:
+        text = robot_urdf(conf.robot_spec(cfg))
+    except KinematicsError as err:
+        print(f"dojo hw urdf: robot={cfg.robot.name}: {err}", file=sys.stderr)
+        return 2
+    if not given(overrides, "out"):
+        out.write(text)
+        return 0
+    path = Path(str(cfg.out)).expanduser()
+    if path.is_dir():
+        path = path / f"{cfg.robot.name}.urdf"
+    write_atomic(path, text)
+    print(f"{path}: URDF of robot={cfg.robot.name} from {cfg.robot.model}", file=out)
+    return 0
+
+
 def find(what: str, overrides: list[str]) -> int:
     """``find-cameras`` / ``find-port``: a table, or JSON with ``hw.json=true``."""
     command = FIND_CAMERAS if what == "find-cameras" else FIND_PORT
@@ -250,4 +282,11 @@ CHECK = Command(
     usage="Connect robot= (and camera=), read the state, check the configured limits against "
     "the device, take one frame per camera. Moves nothing: the arm is never enabled.",
 )
-COMMANDS = (FIND_CAMERAS, FIND_PORT, CHECK)
+URDF = Command(
+    "hw urdf",
+    urdf,
+    reads=("robot", "out"),
+    usage="The robot's URDF, generated from its MJCF (what the driver publishes on "
+    "robot_description): out=FILE (a folder: FILE/<robot>.urdf), else stdout.",
+)
+COMMANDS = (FIND_CAMERAS, FIND_PORT, CHECK, URDF)

@@ -20,6 +20,10 @@ drives its lifecycle:
 - a node that dies ends the launch, naming it and its exit code, as ``dojo run`` does; a node
   that finishes the run (the episode runner) ends it cleanly.
 
+tf: the plan includes ROS's ``robot_state_publisher`` when the ament index has it (a workstation
+with ROS installed); when not, the plan's one-line note says so and the launch goes on without
+tf (``robot_description`` is published by the driver either way).
+
 The keyboard device (``intervention.device=keyboard``) reads a terminal: under a launch file it
 gets a terminal of its own through ``terminal_prefix`` (default ``xterm -e``; any command that
 runs its arguments in a terminal: ``gnome-terminal --wait --``, ``tmux new-window``...).
@@ -38,6 +42,7 @@ from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     EmitEvent,
+    LogInfo,
     OpaqueFunction,
     RegisterEventHandler,
     SetEnvironmentVariable,
@@ -127,6 +132,7 @@ def _graph_actions(context, command: str, modules: tuple[str, ...] | None):
     plan = graph_plan(command, arguments)
     python = installation_python()
     actions: list = [SetEnvironmentVariable(k, v) for k, v in plan["environment"].items()]
+    actions += [LogInfo(msg=f"[vla_dojo] {note}") for note in plan.get("notes", [])]
     prefix = arguments.get("terminal_prefix") or "xterm -e"
     namespace = plan["namespace"]
     driver = None

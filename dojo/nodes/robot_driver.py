@@ -12,7 +12,8 @@ otherwise a lifecycle manager drives it through ``robot_driver/change_state``.
 
 Topics (relative, so a namespace per robot works; ARCHITECTURE.md section 2)::
 
-    publishes   joint_states, driver/command (what was actually sent, frame_id = source),
+    publishes   joint_states, robot_description (the URDF from the MJCF, latched),
+                driver/command (what was actually sent, frame_id = source),
                 driver/plan (trajectory_msgs/JointTrajectory: the policy targets the executor
                 will run, one per tick, if no new chunk arrives), driver/status (JSON),
                 camera/<name>/image_raw + camera_info (twin),
@@ -169,6 +170,8 @@ class RobotDriverNode(LifecycleNode):
         p["instruction"] = topics.TASK_INSTRUCTION.publisher(self)
         p["success"] = topics.TASK_SUCCESS.publisher(self)
         p["objects"] = topics.SIM_OBJECTS.publisher(self)
+        p["description"] = topics.ROBOT_DESCRIPTION.publisher(self)
+        self._publish_description(spec)
         for cam in spec.cameras if sim else ():  # a real robot's cameras have their own nodes
             p[f"image/{cam.name}"] = topics.camera_image(cam.name).publisher(self)
             p[f"info/{cam.name}"] = topics.camera_info(cam.name).publisher(self)
@@ -432,6 +435,18 @@ class RobotDriverNode(LifecycleNode):
         if success != self._last_success:
             self._last_success = success
             self._pubs["success"].publish(Bool(data=success))
+
+    def _publish_description(self, spec) -> None:
+        """The URDF generated from the robot's MJCF, once (latched); a robot without an MJCF
+        (a DH table) has none, which is said once and is no error."""
+        from robot.urdf import UrdfError, robot_urdf
+
+        try:
+            urdf = robot_urdf(spec)
+        except UrdfError as err:
+            self.get_logger().info(f"no robot_description: {err}")
+            return
+        self._pubs["description"].publish(String(data=urdf))
 
     def _publish_instruction(self) -> None:
         if self._twin is not None:  # on a real robot the task node publishes it

@@ -74,6 +74,9 @@ DRIVER_STATUS = Topic("driver/status", String, qos.STATUS)
 ESTOP = Topic("estop", Bool, qos.STATUS)
 CLOCK = Topic("/clock", Clock, qos.CLOCK)
 ESTOP_RESET = Service("estop/reset", Trigger)
+ROBOT_DESCRIPTION = Topic("robot_description", String, qos.LATCHED)
+"""The URDF (``robot.urdf``), latched so rviz and robot_state_publisher get it late; any
+default-QoS subscriber (volatile) matches a transient-local publisher too."""
 
 # -- the task and the twin --------------------------------------------------------------------
 
