@@ -317,7 +317,7 @@ def run_latency(
     rec = rig.excite(center, joint, offsets, [camera])
     frames = rec.frames[camera]
     t_frames = np.array([f[0] for f in frames])
-    mask, signal = image_signal([board.detect(image) for _, image in frames])
+    mask, signal = image_signal([board.detect(image, refine=False) for _, image in frames])
     t_seen, seen = t_frames[mask], signal[mask]
     result = LatencyResult(
         command_to_joint_states=estimate_lag(
