@@ -20,6 +20,8 @@
     dojo practice policy.checkpoint=DIR store=S [hil=graded] [learner.reward=sparse]
                                  the graph with the learner: the policy improves from its episodes
     dojo demo [key=value ...]    demos in the twin, fine-tune the VLA, run it through the graph
+    dojo console out=DIR         the person's keyboard and console in this terminal, joining
+                                 the graph `ros2 launch vla_dojo record.launch.py` started
     dojo config [key=value ...]  print the resolved config
     dojo graph [key=value ...]   print the nodes and the command line of each
 
@@ -62,7 +64,6 @@ def cmd_graph(overrides: list[str]) -> int:
 def cmd_run(overrides: list[str]) -> int:
     from dojo import graph
     from dojo.ros.env import node_env
-    from dojo.supervisor import Supervisor
 
     cfg = RUN.load(overrides)
     out = Path(cfg.out).resolve()
@@ -74,6 +75,18 @@ def cmd_run(overrides: list[str]) -> int:
     env = node_env(domain)
     env.setdefault("MUJOCO_GL", "egl")
     nodes = graph.build(cfg, config_file)
+    header = (
+        f"robot={cfg.robot.name} task={cfg.task.name} clock={cfg.sim.clock} "
+        f"episodes={cfg.episodes} domain={env.get('ROS_DOMAIN_ID', '0')} out={out}"
+    )
+    return _supervise("run", cfg, nodes, env, header)
+
+
+def _supervise(command: str, cfg, nodes, env: dict[str, str], header: str) -> int:
+    """Start ``nodes`` as processes, the person's keys relayed to the one that reads them,
+    until the run is over; the terminal restored after the nodes have stopped."""
+    from dojo.supervisor import Supervisor
+
     readers = [n.name for n in nodes if n.terminal]
     relay = None
     if readers:  # a node reads the person's keys: relayed from this terminal (dojo/console/)
@@ -83,13 +96,9 @@ def cmd_run(overrides: list[str]) -> int:
         try:
             relay.check()
         except TerminalError as err:
-            print(f"dojo run: {err}", file=sys.stderr)
+            print(f"dojo {command}: {err}", file=sys.stderr)
             return 2
-    print(
-        f"dojo run: robot={cfg.robot.name} task={cfg.task.name} clock={cfg.sim.clock} "
-        f"episodes={cfg.episodes} domain={env.get('ROS_DOMAIN_ID', '0')} out={out}",
-        flush=True,
-    )
+    print(f"dojo {command}: {header}", flush=True)
     with relay or contextlib.nullcontext():  # the terminal is restored after the nodes stop
         stdin = {name: relay.slave_fd for name in readers} if relay else None
         supervisor = Supervisor(
@@ -100,8 +109,46 @@ def cmd_run(overrides: list[str]) -> int:
             outcome = supervisor.wait()
         finally:
             supervisor.stop()
-    print(f"dojo run: {outcome.reason}", flush=True)
+    print(f"dojo {command}: {outcome.reason}", flush=True)
     return outcome.code
+
+
+def cmd_console(overrides: list[str]) -> int:
+    """The person's side of a graph a launch file started, in this terminal: the nodes
+    ``dojo.graph`` marks ``console`` (the keyboard device, the operator console), on the config
+    the launch wrote to ``out``, started as ``dojo run`` starts them."""
+    from dojo import graph
+    from dojo.ros.env import node_env
+
+    given_cfg = CONSOLE.load(overrides)
+    out = Path(given_cfg.out).expanduser().resolve()
+    config_file = out / "config.yaml"
+    if not config_file.is_file():
+        print(
+            f"dojo console: no graph config at {config_file}: start the graph first "
+            "(ros2 launch vla_dojo record.launch.py ... out:=DIR), then dojo console out=DIR",
+            file=sys.stderr,
+        )
+        return 2
+    cfg = conf.from_yaml_file(config_file)
+    if given(overrides, "ros.domain_id"):
+        cfg.ros.domain_id = given_cfg.ros.domain_id
+    nodes = [n for n in graph.build(cfg, config_file) if n.console]
+    if not nodes:
+        print(
+            f"dojo console: the graph of {out} has no person at a keyboard "
+            f"(intervention.enabled={cfg.intervention.enabled}, "
+            f"intervention.device={cfg.intervention.device}): nothing to join",
+            file=sys.stderr,
+        )
+        return 2
+    domain = cfg.ros.domain_id if cfg.ros.domain_id >= 0 else None
+    env = node_env(domain)
+    header = (
+        f"joining the graph of {out} (namespace={graph.absolute_namespace(cfg.ros.namespace)} "
+        f"domain={env.get('ROS_DOMAIN_ID', '0')}): {', '.join(n.name for n in nodes)}"
+    )
+    return _supervise("console", cfg, nodes, env, header)
 
 
 def cmd_demo(overrides: list[str]) -> int:
@@ -172,6 +219,13 @@ DEMO = Command(
 )
 CONFIG = Command("config", cmd_config, None, "Print the resolved config.")
 GRAPH = Command("graph", cmd_graph, GRAPH_READS, "Print the nodes and the command line of each.")
+CONSOLE = Command(
+    "console",
+    cmd_console,
+    ("out", "ros"),
+    "The person's keyboard and operator console, in this terminal, joining the graph a launch "
+    "file started with out=DIR (its config.yaml): dojo console out=DIR [ros.domain_id=N].",
+)
 
 
 def commands() -> dict[str, Command]:
@@ -186,7 +240,7 @@ def commands() -> dict[str, Command]:
         replay_cmd,
     )
 
-    table = [RUN, RECORD, COLLECT, DEMO, CONFIG, GRAPH]
+    table = [RUN, RECORD, COLLECT, DEMO, CONFIG, GRAPH, CONSOLE]
     table += [*policy_cmd.COMMANDS, *critic_cmd.COMMANDS, *episodes_cmd.COMMANDS, *hw.COMMANDS]
     table += [*calibrate_cmd.COMMANDS, *replay_cmd.COMMANDS, *practice_cmd.COMMANDS]
     return {c.name: c for c in table}

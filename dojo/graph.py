@@ -53,6 +53,10 @@ class NodeSpec:
     its command sources are still alive).
     ``terminal``: reads the person's keys on its standard input (the keyboard device);
     ``dojo run`` gives it a pseudo-terminal fed from its own terminal (``dojo.console.keys``).
+    ``console``: the person's side of the graph (the keyboard device and the operator console
+    that shows them their episodes). ``dojo run`` starts it with the rest; a launch file does
+    not, because ``ros2 launch`` has no terminal to give it: the person runs ``dojo console``
+    in a terminal of their own, which starts these nodes there and joins the launched graph.
     """
 
     name: str
@@ -62,6 +66,7 @@ class NodeSpec:
     finishes_run: bool = False
     stop_first: bool = False
     terminal: bool = False
+    console: bool = False
     lifecycle: bool = False
 
     @property
@@ -129,13 +134,15 @@ def build(cfg: DictConfig, config_file: Path, *, managed: bool = False) -> list[
             )
         )
     person = cfg.intervention.enabled and cfg.intervention.device != "scripted"
+    keyboard = cfg.intervention.enabled and cfg.intervention.device == "keyboard"
     if cfg.intervention.enabled:
         nodes.append(
             NodeSpec(
                 name="intervention",
                 module="dojo.nodes.intervention",
                 parameters=common,
-                terminal=cfg.intervention.device == "keyboard",
+                terminal=keyboard,
+                console=keyboard,
             )
         )
     if cfg.store:
@@ -156,6 +163,7 @@ def build(cfg: DictConfig, config_file: Path, *, managed: bool = False) -> list[
                 module="dojo.nodes.operator_console",
                 parameters=common,
                 finishes_run=True,
+                console=keyboard,  # the keys' terminal is where the person reads their status
             )
         )
     elif sim:

@@ -24,9 +24,22 @@ tf: the plan includes ROS's ``robot_state_publisher`` when the ament index has i
 with ROS installed); when not, the plan's one-line note says so and the launch goes on without
 tf (``robot_description`` is published by the driver either way).
 
-The keyboard device (``intervention.device=keyboard``) reads a terminal: under a launch file it
-gets a terminal of its own through ``terminal_prefix`` (default ``xterm -e``; any command that
-runs its arguments in a terminal: ``gnome-terminal --wait --``, ``tmux new-window``...).
+A person at the keyboard (``intervention.device=keyboard``) needs a terminal, which
+``ros2 launch`` does not have to give: its output is every node's log, its standard input is
+not theirs, and a Ctrl-C in it reaches every process at once. So the person's side of the graph
+(the nodes ``dojo.graph`` marks ``console``: the keyboard device and the operator console) is
+not started here. The launch says, in one line, what to run in a terminal of the person's own
+(a second ssh session, a tmux pane)::
+
+    dojo console out=<the run directory>
+
+which starts those nodes there, exactly as ``dojo run`` would (the keys relayed through a
+pseudo-terminal, the terminal restored at the end, every node dying with it), on the config
+this launch wrote. Why not ``prefix="xterm -e"``: it needs a display, and the node's parent
+would be the terminal emulator, which outlives a crashed launch, leaving a process that can
+still publish ``command/teleop``. The launch ends when the person's console leaves the graph
+(its episodes done, or the person stopped it), as ``dojo record`` ends with its console: the
+driver is deactivated first, then the rest stop.
 """
 
 from __future__ import annotations
@@ -66,14 +79,13 @@ COMMON_ARGUMENTS = {
     "critic_checkpoint": "critic checkpoint directory (critic.checkpoint=)",
     "out": "run directory: the resolved config, reports (out=)",
     "overrides": 'hydra overrides as they are, e.g. overrides:="episodes=5 sim.clock=lockstep"',
-    "terminal_prefix": "how the keyboard device gets a terminal of its own (default: xterm -e)",
 }
 """Launch arguments every file declares, so ``ros2 launch -s`` lists them. Any other
 ``name:=value`` is taken as a config key too: ``sim.clock:=lockstep``, or with underscores,
 ``driver_status_hz:=5`` (``driver.status_hz``)."""
 
-NOT_CONFIG = ("terminal_prefix",)
-"""Launch arguments that are for the launch file itself, not config keys."""
+CONSOLE_POLL_S = 0.5
+"""Wall seconds between looks for the person's console on the graph."""
 
 
 def installation_python() -> str:
@@ -95,7 +107,7 @@ def graph_plan(command: str, arguments: dict[str, str], python: str | None = Non
     one-line reason for bad input (nothing has started then)."""
     python = python or installation_python()
     argv = [python, "-m", "dojo.graph", "--command", command]
-    argv += [f"{k}={v}" for k, v in arguments.items() if k not in NOT_CONFIG]
+    argv += [f"{k}={v}" for k, v in arguments.items()]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=PLAN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -133,12 +145,15 @@ def _graph_actions(context, command: str, modules: tuple[str, ...] | None):
     python = installation_python()
     actions: list = [SetEnvironmentVariable(k, v) for k, v in plan["environment"].items()]
     actions += [LogInfo(msg=f"[vla_dojo] {note}") for note in plan.get("notes", [])]
-    prefix = arguments.get("terminal_prefix") or "xterm -e"
     namespace = plan["namespace"]
     driver = None
     nodes = []
+    console = []
     for spec in plan["nodes"]:
         if modules is not None and spec["module"] not in modules:
+            continue
+        if spec["console"]:  # the person's terminal: ``dojo console`` starts it there
+            console.append(spec)
             continue
         kwargs = {
             "executable": python,
@@ -150,8 +165,6 @@ def _graph_actions(context, command: str, modules: tuple[str, ...] | None):
             "output": "screen",
             "sigterm_timeout": "8",  # dojo run's STOP_WAIT_S: SIGINT, then SIGTERM, then SIGKILL
         }
-        if spec["terminal"]:
-            kwargs["prefix"] = prefix
         node = LifecycleNode(**kwargs) if spec["lifecycle"] else Node(**kwargs)
         nodes.append(node)
         actions.append(node)
@@ -161,7 +174,53 @@ def _graph_actions(context, command: str, modules: tuple[str, ...] | None):
             driver = node
     if driver is not None:
         actions += _lifecycle(driver)
+    if console:
+        actions += _await_console(plan, [spec["name"] for spec in console])
     return actions
+
+
+def console_command(plan: dict) -> str:
+    """What the person runs in a terminal of their own to join this graph (``dojo console``),
+    with the domain when it comes from this launch's environment rather than the config."""
+    words = ["dojo", "console", f"out={Path(plan['config_file']).parent}"]
+    domain = plan["environment"].get("ROS_DOMAIN_ID") or os.environ.get("ROS_DOMAIN_ID")
+    if domain and "ROS_DOMAIN_ID" not in plan["environment"]:
+        words.append(f"ros.domain_id={domain}")
+    return " ".join(words)
+
+
+def _await_console(plan: dict, names: list[str]) -> list:
+    """Say how to start the person's side; end the launch once it has joined and left."""
+    text = (
+        f"[vla_dojo] the person's keyboard and console ({', '.join(names)}) run in a terminal "
+        f"of their own: {console_command(plan)}"
+    )
+    return [LogInfo(msg=text), OpaqueFunction(function=_watch_console, args=[plan["namespace"]])]
+
+
+def _watch_console(context, namespace: str):
+    """Poll the graph for the ``operator_console`` node in this namespace (the launch's own ROS
+    node, its executor thread); once seen and then gone, shut the launch down as ``dojo
+    record`` does when its console finishes."""
+    from launch_ros.ros_adapters import get_ros_node
+
+    node = get_ros_node(context)
+    state = {"seen": False}
+    loop = context.asyncio_loop
+
+    def poll() -> None:
+        present = ("operator_console", namespace) in node.get_node_names_and_namespaces()
+        if present and not state["seen"]:
+            state["seen"] = True
+            print("[vla_dojo] the person's console has joined", flush=True)
+        elif state["seen"] and not present:
+            timer.cancel()
+            reason = "the person's console (dojo console) has left the graph"
+            print(f"[vla_dojo] {reason}: stopping", flush=True)
+            loop.call_soon_threadsafe(context.emit_event_sync, Shutdown(reason=reason))
+
+    timer = node.create_timer(CONSOLE_POLL_S, poll)
+    return None
 
 
 def _on_exit(spec: dict):
