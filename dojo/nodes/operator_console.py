@@ -17,7 +17,11 @@ It reads no terminal: the keys reach it as ``intervention/button`` from the inte
 has no buttons).
 
 After ``episodes`` episodes ended with a verdict it writes ``<out>/episodes.json`` and exits 0,
-so ``dojo run`` stops the graph. The episode logic runs on its own thread that waits only on a
+so ``dojo run`` stops the graph (or, started by ``dojo console`` beside a launch file, the
+launch sees it leave and stops). Once it has seen the graph's driver (a ``driver/status``
+publisher), a driver gone for :data:`DRIVER_GONE_S` ends it with exit status 1: a console left
+over from a stopped or crashed launch would otherwise join the next graph on the same domain
+and hand it the person's old session. The episode logic runs on its own thread that waits only on a
 queue with a timeout and on service replies with a deadline; callbacks only queue what arrived,
 so one executor thread is enough.
 """
@@ -55,6 +59,7 @@ REPLY_WAIT_S = {  # wall s for each service to answer (episode/stop commits: up 
     Op.ABORT: 150.0,
 }
 EVENTS_MAX = 1000
+DRIVER_GONE_S = 3.0  # wall s without a driver/status publisher, once one was seen
 SERVICES = {  # what each request of the console calls
     Op.RESET_SCENE: topics.SIM_RESET,
     Op.START: topics.EPISODE_START,
@@ -145,7 +150,15 @@ class OperatorConsoleNode(Node):
         console = self._console
         pending: tuple[Request, object, float] | None = None
         next_draw = 0.0
+        driver_seen: float | None = None  # wall time a driver/status publisher was last there
         while rclpy.ok():
+            if self.count_publishers(topics.DRIVER_STATUS.name) > 0:
+                driver_seen = time.monotonic()
+            elif driver_seen is not None and time.monotonic() - driver_seen > DRIVER_GONE_S:
+                raise RuntimeError(
+                    f"the graph's robot_driver has gone (nothing has published "
+                    f"{topics.DRIVER_STATUS.name} for {DRIVER_GONE_S:.0f} s): the console stops"
+                )
             requests: list[Request] = []
             try:
                 kind, value = early.pop(0) if early else self._events.get(timeout=DRAW_S)

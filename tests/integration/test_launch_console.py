@@ -10,6 +10,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,63 @@ def test_dojo_console_joins_a_launched_graph_and_the_launch_obeys_its_keys(
     assert len(human) and np.abs(human[-1] - human[0]).max() > 1e-3, "the keys moved nothing"
     report = json.loads((out / "episodes.json").read_text())
     assert [e["outcome"] for e in report["episodes"]] == ["success"]
+
+
+def test_a_console_whose_graph_has_gone_stops(tmp_path, domain_id):
+    """The launch stopped under the console (Ctrl-C there, or a crash): the console does not
+    wait on to join the next graph on this domain; it says why and exits 1."""
+    if not Path(ROS2).exists():
+        pytest.skip(HOW_TO)
+    _installed()
+    out = tmp_path / "run"
+    log = (tmp_path / "launch.log").open("w")
+    launch = subprocess.Popen(
+        [
+            ROS2,
+            "launch",
+            "vla_dojo",
+            "dojo.launch.py",
+            "intervention_enabled:=true",
+            "intervention_device:=keyboard",
+            f"domain_id:={domain_id}",
+            f"out:={out}",
+            "overrides:=sim.clock=realtime",
+        ],
+        env=_env(tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    term = None
+
+    def launched() -> str:
+        if not log.closed:
+            log.flush()
+        return (tmp_path / "launch.log").read_text(errors="replace")
+
+    try:
+        wait_until(lambda: "dojo console out=" in launched(), START_S, "the console line")
+        term = Terminal(["console", f"out={out}"], tmp_path / "console.log")
+        term.wait_for_text("press Esc to reset the scene and start episode 1/3", START_S)
+        wait_until(lambda: "console has joined" in launched(), 20, "the launch to see it")
+        launch.send_signal(signal.SIGINT)  # the lab engineer's Ctrl-C on the launch
+        launch.wait(timeout=60)
+        stopped = time.monotonic()
+        term.proc.wait(timeout=30)
+        took = time.monotonic() - stopped
+    except (AssertionError, subprocess.TimeoutExpired) as err:
+        console = term.output()[-5000:] if term else ""
+        raise AssertionError(
+            f"{err}\n--- ros2 launch\n{launched()[-6000:]}\n--- dojo console\n{console}"
+        ) from None
+    finally:
+        if term is not None:
+            term.close()
+        if launch.poll() is None:
+            launch.kill()
+            launch.wait(timeout=5)
+        log.close()
+    console = term.output()
+    assert term.proc.returncode == 1, console[-4000:]
+    assert "the graph's robot_driver has gone" in console, console[-4000:]
+    assert took < 15, f"the console took {took:.1f} s to notice"
