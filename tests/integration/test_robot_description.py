@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,7 +46,7 @@ latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 node.create_publisher(String, "stand_in/report", latched).publish(String(data=json.dumps(report)))
 try:
     rclpy.spin(node)
-except Exception:
+except (KeyboardInterrupt, Exception):  # SIGINT or SIGTERM: a clean stop, as the real one
     pass
 '''
 
@@ -162,3 +163,39 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, IndexError):
         return "X"
+
+
+def test_ros2_launch_starts_robot_state_publisher_when_ros_has_one(tmp_path, domain_id, probe):
+    """The same node under ``ros2 launch``: started after the driver with the URDF, and
+    stopped cleanly with the rest at the end of the episode."""
+    from tests.integration.test_launch_shell import ROS2, _env, _installed
+
+    if not Path(ROS2).exists():
+        pytest.skip("ros2 launch is not installed (see tests/integration/test_launch_shell.py)")
+    _installed()
+    env = _env(tmp_path)
+    ros = stand_in_prefix(tmp_path / "ros")
+    env["AMENT_PREFIX_PATH"] = f"{env['AMENT_PREFIX_PATH']}{os.pathsep}{ros}"
+    reports = Keeper()
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    probe.node.create_subscription(String, "stand_in/report", reports, latched)
+    out = tmp_path / "run"
+    args = [ROS2, "launch", "vla_dojo", "dojo.launch.py", f"domain_id:={domain_id}"]
+    args += [f"out:={out}", "overrides:=episodes=1 sim.clock=lockstep"]
+    try:
+        proc = subprocess.run(
+            args, env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as err:
+        raise AssertionError(f"ros2 launch ran past 240 s:\n{err.stdout}{err.stderr}") from None
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    assert "no tf" not in output
+    started = re.findall(r"\[INFO\] \[([a-z_]+)-\d+\]: process started", output)
+    assert started[:2] == ["robot_driver", "robot_state_publisher"], started
+    finished = re.findall(r"\[INFO\] \[([a-z_]+)-\d+\]: process has finished cleanly", output)
+    assert sorted(finished) == sorted(started), output[-6000:]
+    wait_until(lambda: reports.got(), 20, "the stand-in's report")
+    report = json.loads(reports.got()[0])
+    assert report["robot_description"] == robot_urdf(conf.robot_spec(conf.load([])))
+    assert (out / "robot_description.urdf").read_text() == report["robot_description"]
