@@ -45,7 +45,9 @@ _ASIDE = 50.0  # m: where task objects go when the scene is not reconstructed
 class Trace:
     """What one replay produced, per control tick ``k`` (times relative to the episode's first
     step): the twin's state at the tick, the command sent, whether safety held, and the
-    safety events that changed the recorded command beyond ``clamp_tolerance``."""
+    safety events that changed the recorded command beyond ``clamp_tolerance``; the self and
+    table contacts of the twin (with forces), of the recorded states and of the commanded
+    poses (kinematic, ``replay.contacts``)."""
 
     t: np.ndarray
     position: np.ndarray
@@ -56,6 +58,8 @@ class Trace:
     safety_events: list[tuple[float, str]] = field(default_factory=list)
     twin_contacts: list[tuple[float, Contact]] = field(default_factory=list)
     recorded_contacts: list[tuple[float, Contact]] = field(default_factory=list)
+    commanded_contacts: list[tuple[float, Contact]] = field(default_factory=list)
+    weight: float = 0.0  # N, of the arm's moving links (replay.contacts)
     snapshots: list = field(default_factory=list)  # twin.snapshot() at recorded frame times
     scene: str = ""
     wall_s: float = 0.0
@@ -183,11 +187,13 @@ class ActionReplayer:
             held=np.zeros(n_ticks, bool),
             clamped=np.zeros(n_ticks, bool),
             scene=scene,
+            weight=self.classifier.weight,
         )
         for i in range(len(rel) if check_recorded else 0):
             out.recorded_contacts += [
                 (float(rel[i]), c) for c in checker.collisions(episode.joint_pos[i])
             ]
+            out.commanded_contacts += [(float(rel[i]), c) for c in checker.collisions(actions[i])]
         snaps = list(snapshot_times) if snapshot_times is not None else []
         tol = cfg.clamp_tolerance
         submitted = -1  # the first step of the last chunk submitted
@@ -220,7 +226,7 @@ class ActionReplayer:
                 snaps.pop(0)
                 out.snapshots.append(twin.snapshot())
             twin.step(period)
-            for c in self.classifier.collisions(twin.data):
+            for c in self.classifier.collisions(twin.data, forces=True):
                 out.twin_contacts.append((tk + period, c))
         control.stop()
         out.wall_s = time.perf_counter() - wall0

@@ -7,6 +7,14 @@ episode; a safety layer that had to change what was recorded, an acceleration pa
 a tracking error above ``tracking_warn`` warns; a tracking error above ``tracking_fail`` fails.
 ``position_tolerance`` is 15 mrad because a soft servo overshoots a target at its limit by a
 few mrad, and the presets keep their limits 20 mrad inside the joints' hard stops.
+
+Contacts (``replay.contacts`` says why): a contact deeper than ``contact_depth`` (m) counts;
+one of the hand with the table is a collision only when the command put the hand more than
+``command_depth`` (m) into the table, or when its normal force stayed above ``contact_force``
+times the weight of the arm's moving links for ``contact_duration`` (s). 5 mm is more than the
+3 mm a scripted grasp commands its jaw below the table top without touching it; twice the
+arm's weight is more than the grip and the arm's weight press a jaw on the table with during
+a grasp (up to 1.6x, 7.5 N on the SO-101, measured by ``bench/replay.py``).
 """
 
 from __future__ import annotations
@@ -90,6 +98,9 @@ class ReplayConfig:
     acceleration_tolerance: float = 0.5
     clamp_tolerance: float = 1e-4
     contact_depth: float = 2e-4
+    command_depth: float = 0.005
+    contact_force: float = 2.0
+    contact_duration: float = 0.1
     scene_seeds: int = 300
     scene_match: float = 20.0
     policy_episodes: int = 1
@@ -108,6 +119,9 @@ class ReplayConfig:
             "acceleration_tolerance",
             "clamp_tolerance",
             "contact_depth",
+            "command_depth",
+            "contact_force",
+            "contact_duration",
         ):
             value = getattr(self, key)
             if not (isinstance(value, int | float) and value >= 0):

@@ -8,7 +8,8 @@ commands) and, for velocities and accelerations, from the commands themselves, a
 
 Verdict, in order of weight:
 
-``fail``  an event: a self or table collision, a joint past its position limit (beyond
+``fail``  an event: a self or table collision (``replay.contacts``: a hand resting on the
+          table is a *touch*, listed but no event), a joint past its position limit (beyond
           ``position_tolerance``), the end effector out of the workspace box (beyond
           ``workspace_tolerance``), a joint or command faster than its velocity limit (by more
           than ``velocity_tolerance``, a fraction); or a joint's tracking RMS above
@@ -36,6 +37,7 @@ from robot.schema import ControlSource, RobotSpec
 
 FAIL, WARN, OK = "fail", "warn", "ok"
 MERGE_GAP = 0.5  # s
+COMMAND_LEAD = 0.2  # s: a command reaches the table before a late servo's arm does
 _RANK = {OK: 0, WARN: 1, FAIL: 2}
 
 
@@ -57,6 +59,19 @@ def intervals(times: np.ndarray, mask: np.ndarray, gap: float) -> list[tuple[int
         else:
             out.append([int(i), int(i)])
     return [(a, b) for a, b in out]
+
+
+def _longest_run(times: np.ndarray, mask: np.ndarray, period: float) -> float:
+    """The longest time ``mask`` holds on consecutive ticks of ``times`` (s; one tick counts
+    as ``period``)."""
+    best = run = 0
+    for i in range(len(times)):
+        if mask[i] and run and times[i] - times[i - 1] <= 1.5 * period:
+            run += 1
+        else:
+            run = int(mask[i])
+        best = max(best, run)
+    return best * period
 
 
 class Analysis:
@@ -203,19 +218,56 @@ class Analysis:
                     )
                 )
 
-        # collisions: recorded states (kinematic check) and the twin's physics
+        # collisions: recorded states (kinematic check) and the twin's physics; the hand's
+        # table contacts judged by the commanded poses and the twin's contact forces
+        touches: list[dict[str, Any]] = []
+        commanded: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for t, c in trace.commanded_contacts:
+            commanded.setdefault(c.bodies, []).append((t, c.depth))
+        force_limit = cfg.contact_force * trace.weight
         for source, contacts in (
             ("recorded", trace.recorded_contacts),
             ("twin", trace.twin_contacts),
         ):
-            pairs: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+            pairs: dict[tuple[str, str, str, bool], list[tuple[float, float, float]]] = {}
             for t, c in contacts:
-                pairs.setdefault((c.what, *c.bodies), []).append((t, c.depth))
-            for (what, a_body, b_body), hits in pairs.items():
+                pairs.setdefault((c.what, *c.bodies, c.hand), []).append((t, c.depth, c.force))
+            for (what, a_body, b_body, hand), hits in pairs.items():
                 times = np.array([h[0] for h in hits])
                 depth = np.array([h[1] for h in hits])
+                force = np.array([h[2] for h in hits])
                 for a, b in intervals(times, np.ones(len(times), bool), gap):
                     peak = a + int(np.argmax(depth[a : b + 1]))
+                    fields: dict[str, Any] = {
+                        "what": what,
+                        "bodies": [a_body, b_body],
+                        "peak": float(depth[peak]),
+                    }
+                    text = f"{a_body} / {b_body}, {float(depth[peak]) * 1000:.2f} mm deep"
+                    if source == "twin":
+                        fields["peak_force"] = float(np.max(force[a : b + 1]))
+                        text += f", {fields['peak_force']:.1f} N"
+                    why = "not a link meant to touch"
+                    if hand:
+                        lo_t, hi_t = times[a] - COMMAND_LEAD, times[b] + COMMAND_LEAD
+                        sent = commanded.get((a_body, b_body), [])
+                        cmd = max((d for t, d in sent if lo_t <= t <= hi_t), default=0.0)
+                        pressed = (
+                            _longest_run(times[a : b + 1], force[a : b + 1] > force_limit, period)
+                            if source == "twin"
+                            else 0.0
+                        )
+                        fields["commanded_depth"] = float(cmd)
+                        if cmd > cfg.command_depth:
+                            why = f"commanded {cmd * 1000:.1f} mm into the table"
+                        elif pressed >= cfg.contact_duration - 1e-9:
+                            why = f"above {force_limit:.1f} N for {pressed:.2f} s"
+                        else:
+                            touches.append(
+                                self._event("touch", source, OK, times, a, b, **fields)
+                                | {"detail": f"hand on the table: {text}"}
+                            )
+                            continue
                     events.append(
                         self._event(
                             "collision",
@@ -224,11 +276,8 @@ class Analysis:
                             times,
                             a,
                             b,
-                            what=what,
-                            bodies=[a_body, b_body],
-                            peak=float(depth[peak]),
-                            detail=f"{what} collision {a_body} / {b_body}, "
-                            f"{float(depth[peak]) * 1000:.1f} mm deep",
+                            **fields,
+                            detail=f"{what} collision {text} ({why})",
                         )
                     )
         events.sort(key=lambda e: (e["start"], e["kind"]))
@@ -260,6 +309,7 @@ class Analysis:
             "velocity": velocity,
             "acceleration": acceleration,
             "events": events,
+            "touches": touches,
             "safety": safety,
             "wall_s": _r(trace.wall_s, 3),
             "speed_x_realtime": _r(duration / max(trace.wall_s, 1e-9), 2),

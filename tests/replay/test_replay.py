@@ -13,6 +13,7 @@ from episodes.store import EpisodeStore
 from replay import dynamics
 from replay.actions import ActionReplayer
 from replay.config import FitConfig, ReplayConfig, ReplayError
+from replay.contacts import SELF, TABLE, Contact
 from replay.episodes import check_episode, open_episodes
 from replay.report import Analysis
 from robot.sim.config import TwinConfig
@@ -57,10 +58,48 @@ def test_injected_collision_and_limit_violation_are_found(twin, stores):
     hits = [e for e in table["events"] if e["kind"] == "collision" and e["what"] == "table"]
     assert hits and table["verdict"] == "fail", table["events"]
     assert any(e["source"] == "recorded" for e in hits)
+    assert all(e["commanded_depth"] > 0.01 for e in hits), hits  # sent 2 cm into the table
     limit, _, _ = _report(twin, path, rec.ids[1])
     over = [e for e in limit["events"] if e["kind"] == "position_limit"]
     assert over and over[0]["joint"] == "shoulder_pan", limit["events"]
     assert limit["safety"]["clamped_steps"] > 0  # the preset's safety clamps the command
+
+
+def test_a_hand_resting_on_the_table_is_a_touch_and_pushing_or_another_link_collides(twin, stores):
+    """The contact rule of ``replay.contacts`` on one replayed trace with contacts added: the
+    jaw on the table is a touch (no event) unless the command drove it in or it pressed for
+    ``contact_duration`` above ``contact_force`` x the arm's weight; the wrist on the table and
+    a self-contact collide at any depth."""
+    config = ReplayConfig()
+    path, rec = stores["nominal"]
+    _, ep, trace = _report(twin, path, rec.ids[0], config)
+    assert 3.0 < trace.weight < 8.0  # N: the SO-101's moving links, about 0.5 kg
+    analysis = Analysis(twin.spec, ActionReplayer(twin, config).fk, config)
+    jaw = ("table", "moving_jaw_so101_v1")
+    period = twin.spec.control_period
+    ticks = 1.0 + period * np.arange(10)  # 0.2 s of contact
+    limit = config.contact_force * trace.weight
+
+    def collisions(*contacts, commanded=()):
+        trace.twin_contacts = [(t, c) for t, c in contacts]
+        trace.commanded_contacts = list(commanded)
+        report = analysis.report(ep, trace)
+        return [e for e in report["events"] if e["kind"] == "collision"], report["touches"]
+
+    resting = [(t, Contact(TABLE, jaw, 4e-4, 0.9 * limit, hand=True)) for t in ticks]
+    hits, touches = collisions(*resting)
+    assert hits == [] and len(touches) == 1 and touches[0]["peak_force"] > 0, (hits, touches)
+    brief = [(t, Contact(TABLE, jaw, 4e-4, 1.5 * limit, hand=True)) for t in ticks[:3]]
+    assert collisions(*brief, *resting[5:])[0] == []  # 60 ms above the limit: an impact's spike
+    pushing = [(t, Contact(TABLE, jaw, 4e-4, 1.5 * limit, hand=True)) for t in ticks]
+    hits, _ = collisions(*pushing)
+    assert len(hits) == 1 and "N for" in hits[0]["detail"], hits
+    sent = [(t, Contact(TABLE, jaw, 2 * config.command_depth)) for t in ticks]
+    hits, _ = collisions(*resting, commanded=sent)
+    assert len(hits) == 1 and hits[0]["commanded_depth"] > config.command_depth, hits
+    wrist = [(t, Contact(TABLE, ("table", "wrist"), 3e-4, 0.1)) for t in ticks]
+    own = [(t, Contact(SELF, ("upper_arm", "wrist"), 3e-4, 0.1)) for t in ticks]
+    assert len(collisions(*wrist)[0]) == 1 and len(collisions(*own)[0]) == 1
 
 
 def test_fit_recovers_the_delay_and_cuts_the_error(spec, task, stores):
