@@ -6,7 +6,10 @@ table collision, joint-limit violation or over-speed move; replayed in the nomin
 
     MUJOCO_GL=egl .venv/bin/python bench/replay.py
 
-Prints a table, writes bench/results/replay.json and bench/results/replay.png. Throughput is
+Prints a table, writes bench/results/replay.json and bench/results/replay.png. For each
+injected episode it also says whether the "real" arm's recording shows the injected event at
+all, so that an injection that never happened (the table one once caught the bin's wall
+on its way down) cannot pass for a detector's miss. Throughput is
 the ratio of replayed sim seconds to wall seconds (episodes without images), real time being
 1x by definition, measured in the same run.
 """
@@ -40,6 +43,22 @@ from tests.sim_helpers import robot_spec  # noqa: E402
 KP, DAMPING = 17.8, 0.6
 DELAYS = (0.03, 0.06)
 DURATION = 6.0
+
+
+def in_recording(kind: str, report: dict, spec) -> bool:
+    """Whether the recorded states themselves show the injected event, at any size: the hand
+    on the table (event or touch), a joint past the preset's limit, a joint over its limit."""
+    if kind == "table":
+        return any(
+            e["source"] == "recorded" and e.get("what") == "table"
+            for e in report["events"] + report["touches"]
+        )
+    if kind == "limit":
+        return any(
+            min(m["recorded_lower_margin"], m["recorded_upper_margin"]) < 0
+            for m in report["limits"].values()
+        )
+    return any(v["recorded_peak"] > v["limit"] for v in report["velocity"].values())
 
 
 def main() -> None:
@@ -92,6 +111,9 @@ def main() -> None:
             kind: any(e["kind"] == want[kind] for e in rep["events"])
             for kind, rep in inj_reps.items()
         }
+        # whether the "real" arm's own recording shows what was injected (a miss of an
+        # injection that never happened is the injection's fault, not the detector's)
+        happened = {kind: in_recording(kind, rep, spec) for kind, rep in inj_reps.items()}
         store = EpisodeStore.open(str(path))
         eps = [store.read(i) for i in clean.ids]
         fit_twin = Twin(spec, TwinConfig(), task)
@@ -103,6 +125,9 @@ def main() -> None:
         out["delays"][f"{delay * 1000:.0f}ms"] = {
             "clean_false_events": sum(len(r["events"]) for r in clean_reps),
             "injected_found": found,
+            "injected_in_recording": happened,
+            "clean_touches": sum(len(r["touches"]) for r in clean_reps),
+            "clean_verdicts": [r["verdict"] for r in clean_reps],
             "held_out_rms_before": float(np.sqrt(np.mean(result.before**2))),
             "held_out_rms_after": float(np.sqrt(np.mean(result.after**2))),
             "ratio": result.ratio,
@@ -132,9 +157,17 @@ def main() -> None:
     for name, d in out["delays"].items():
         rows += [
             (f"{name}: false events on 4 clean", str(d["clean_false_events"]), "0"),
+            (f"{name}: hand touches on 4 clean (no event)", str(d["clean_touches"]), "-"),
             (
                 f"{name}: injected found",
                 ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in d["injected_found"].items()),
+                "all",
+            ),
+            (
+                f"{name}: injection in the recording",
+                ", ".join(
+                    f"{k} {'yes' if v else 'NO'}" for k, v in d["injected_in_recording"].items()
+                ),
                 "all",
             ),
             (

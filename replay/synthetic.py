@@ -12,6 +12,7 @@ layer is widened just enough to let that happen, as a wrongly configured real ro
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -38,12 +39,20 @@ class Injection:
     joint space to ``target`` and back (the operator's plan is suspended), with the recording's
     safety widened: ``table`` lowers the workspace floor below the table, ``limit`` widens the
     limits of the joints ``target`` puts past them, ``velocity`` doubles the velocity limits
-    (and gets there in a fifth of the time)."""
+    (and gets there in a fifth of the time).
+
+    ``via``: a pose passed on the way there and back (straight lines in joint space, each
+    leg's share of the time in proportion to its largest joint move, each leg a smoothstep from
+    rest to rest), so the arm can turn high over the task's objects before it goes down.
+    ``ramp``: s to get there (and as long back); None: 0.6 of half the duration (a fifth of
+    that for ``velocity``)."""
 
     kind: str
     target: tuple[float, ...]
     at: float = 1.0
     duration: float = 1.2
+    via: tuple[float, ...] | None = None
+    ramp: float | None = None
 
 
 def with_dynamics(spec: RobotSpec, actuators: Mapping[str, ActuatorDynamics]) -> RobotSpec:
@@ -128,13 +137,24 @@ class InjectingOperator:
     def _excursion(self, stamp: float, t: float) -> ActionChunk:
         inj = self.injection
         assert inj is not None and self._from is not None
-        target = np.asarray(inj.target, dtype=np.float64)
+        path = [self._from]
+        if inj.via is not None:
+            path.append(np.asarray(inj.via, dtype=np.float64))
+        path.append(np.asarray(inj.target, dtype=np.float64))
+        legs = np.array([np.max(np.abs(b - a)) for a, b in itertools.pairwise(path)])
+        ends = np.concatenate([[0.0], np.cumsum(legs) / max(legs.sum(), 1e-12)])
         half = inj.duration / 2
-        ramp = half / 5 if inj.kind == "velocity" else half * 0.6
+        ramp = inj.ramp or (half / 5 if inj.kind == "velocity" else half * 0.6)
         times = np.arange(1, 16) * self.chunk_dt
         s = t + times - inj.at
-        w = np.clip(np.minimum(s, inj.duration - s) / ramp, 0.0, 1.0)[:, None]
-        positions = self._from + w * (target - self._from)
+        w = np.clip(np.minimum(s, inj.duration - s) / ramp, 0.0, 1.0)
+        positions = np.empty((len(w), len(self._from)))
+        for i, wi in enumerate(w):
+            leg = min(int(np.searchsorted(ends, wi, side="right")) - 1, len(legs) - 1)
+            u = (wi - ends[leg]) / max(ends[leg + 1] - ends[leg], 1e-12)
+            if len(legs) > 1:  # each leg starts and stops at rest: no velocity step at ``via``
+                u = u * u * (3.0 - 2.0 * u)
+            positions[i] = path[leg] + u * (path[leg + 1] - path[leg])
         return ActionChunk(
             stamp, self.twin.spec.joint_names, positions, times, ControlSource.SCRIPT
         )
@@ -219,9 +239,19 @@ def record(
 
 
 SO101_INJECTIONS = {
-    # turned to the left, out of the task's sector (|azimuth| <= 1 rad: no cube or bin there),
-    # the fixed jaw's tip pushed 2 cm into the table
-    "table": Injection("table", (1.6, 0.5, 0.1, 1.4, 1.72, 0.2), at=0.0, duration=3.0),
+    # turned to the left at the home pose's height (12 cm, over the cubes and the 3 cm bin
+    # walls), out of the task's sector (|azimuth| <= 1 rad: the cubes' and the bin's centres),
+    # then down, the fixed jaw's tip pushed 2 cm into the table. Going down while turning
+    # (a straight line from home) swept the jaw low through the sector: in one episode it
+    # caught the bin's wall and never reached the table.
+    "table": Injection(
+        "table",
+        (1.6, 0.5, 0.1, 1.4, 1.72, 0.2),
+        at=0.0,
+        duration=5.4,
+        via=(1.6, -1.0, 0.6, 1.4, 1.72, 0.2),
+        ramp=2.4,
+    ),
     # shoulder_pan past its upper limit (1.90 in the preset; the model stops it at 1.92)
     "limit": Injection("limit", (1.95, -1.0, 0.6, 1.4, 1.72, 0.2), at=0.0, duration=2.6),
     # wrist_flex flicked down and back at up to 2.5x its velocity limit

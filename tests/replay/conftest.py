@@ -53,7 +53,7 @@ def stores(tmp_path_factory, spec, task, real_dynamics):
         [5],
         actuators=real_dynamics,
         injection=SO101_INJECTIONS["table"],
-        max_duration=3.2,
+        max_duration=SO101_INJECTIONS["table"].duration + 0.2,
     )
     more = record(
         str(path),
