@@ -14,7 +14,7 @@ one of the hand with the table is a collision only when the command put the hand
 times the weight of the arm's moving links for ``contact_duration`` (s). 5 mm is more than the
 3 mm a scripted grasp commands its jaw below the table top without touching it; twice the
 arm's weight is more than the grip and the arm's weight press a jaw on the table with during
-a grasp (up to 1.6x, 7.5 N on the SO-101, measured by ``bench/replay.py``).
+a grasp (up to 1.6x, 7.5 N for a tick on the SO-101, in the episodes of ``bench/replay.py``).
 """
 
 from __future__ import annotations
