@@ -177,7 +177,8 @@ class TwinConfig:
     0, or a ``render_mesh_tolerance`` of 0 (the shipped meshes): the same meshes as every frame.
 
     ``show_board``: put the ChArUco board ``board`` (:class:`BoardConfig`) in the scene (off
-    by default: the scene is then exactly as without these keys). ``camera_delay``: camera
+    by default: the scene is then exactly as without these keys); with it, a reset leaves the
+    task's objects parked behind the robot (the workspace cleared). ``camera_delay``: camera
     name -> seconds by which its frames lag the physics (what ``dojo calibrate latency``
     measures; a frame rendered at sim time t shows the state at t - delay, to the nearest
     physics step); empty: none.

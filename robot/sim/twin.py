@@ -640,11 +640,14 @@ class Twin:
         mujoco.mj_resetData(m, d)
         self.arm._set_position(self.spec.home)
         half = self.scene.layout.cube_size / 2
-        for name, (x, y, yaw) in setup.cubes.items():
+        # with the calibration board shown the workspace is cleared for it, as a person
+        # clears a real one: the task's objects stay parked behind the robot
+        placed = {} if self.config.show_board else setup.cubes
+        for name, (x, y, yaw) in placed.items():
             adr = self._cube_qposadr[name]
             d.qpos[adr : adr + 3] = (x, y, half)
             d.qpos[adr + 3 : adr + 7] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
-        if setup.bin is not None:
+        if setup.bin is not None and not self.config.show_board:
             d.mocap_pos[self._bin_mocap] = (setup.bin[0], setup.bin[1], 0.0)
         mujoco.mj_forward(m, d)
         self._remember()  # a delayed camera still shows the old scene for its delay
