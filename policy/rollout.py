@@ -129,10 +129,13 @@ class TwinRollout:
         """The current observation: joint state and a fresh frame from each camera, rendered
         at ``size`` ``(h, w)`` (a policy's :attr:`~policy.base.ChunkPolicy.input_size`; None:
         each camera's own size). Rendering the model's size instead of resizing a full frame
-        is most of what makes a rollout fast; frames written to a store stay full size."""
+        is most of what makes a rollout fast; frames written to a store stay full size. A
+        model whose input has another aspect than a camera gets that camera's full frame (the
+        policy resizes it, as it resizes a real camera's): the same fovy at another aspect
+        would crop the view, not scale it."""
         state = self.twin.arm.read()
         names = [c.name for c in self.spec.cameras] if cameras is None else cameras
-        images = {name: self.twin.render(name, size) for name in names}
+        images = {name: self.twin.render(name, self._render_size(name, size)) for name in names}
         return Observation(
             stamp=state.stamp,
             joint_pos=state.position,
@@ -140,6 +143,14 @@ class TwinRollout:
             images=images,
             image_stamps={name: state.stamp for name in names},
         )
+
+    def _render_size(self, camera: str, size: tuple[int, int] | None) -> tuple[int, int] | None:
+        if size is None:
+            return None
+        cam = next(c for c in self.spec.cameras if c.name == camera)
+        h, w = size
+        same_aspect = abs(h * cam.width - w * cam.height) <= max(cam.width, cam.height)
+        return (h, w) if same_aspect else None
 
     def run(
         self,

@@ -181,3 +181,19 @@ def test_a_rollout_renders_at_the_policy_input_size_close_to_a_resized_full_fram
             assert frame.shape == (72, 96, 3) and frame.dtype == np.uint8
             err = np.abs(frame.astype(float) - full[name].astype(float)).mean()
             assert err < 2.5, f"{name}: mean abs pixel error {err:.2f} against the resized frame"
+
+
+def test_a_policy_input_of_another_aspect_gets_the_cameras_full_frame(twin):
+    """The same fovy at another aspect would crop the view: a 32x40 model (aspect 1.25) on a
+    4:3 camera is shown the full frame, which the policy resizes as it would a real camera's."""
+
+    class OtherAspect(SizedAgent):
+        input_size = (32, 40)
+
+    agent = OtherAspect(twin.spec, twin)
+    TwinRollout(twin, RolloutConfig(replan_horizon=0.4, max_duration=0.5)).run(agent, seed=5)
+    assert agent.seen
+    for shown, _ in agent.seen:
+        for name, frame in shown.items():
+            cam = next(c for c in twin.spec.cameras if c.name == name)
+            assert frame.shape == (cam.height, cam.width, 3), name
