@@ -115,6 +115,48 @@ class CheckConfig:
 
 
 @dataclass
+class GraphConfig:
+    """How ``dojo calibrate`` works through the ROS 2 graph (``dojo.ros.calibration_rig``).
+
+    ``rig``: ``graph`` (the arm moved by ``command/chunk`` through the driver, frames and
+    joint states from their topics: a real robot, or the twin through the same graph) or
+    ``twin`` (the twin in this process, no ROS: ``calibration.twin_rig``; faster, sim only).
+    ``join``: join a graph already running (a launch file's) instead of starting the driver
+    and camera nodes. ``start_timeout``: wall s for the graph's first joint state and the
+    camera's first frame. ``timeout``: wall s any one wait may take beyond the motion's own
+    duration. ``settle``: s (ROS time) the arm must be still before a frame is taken;
+    ``still_velocity``: joint speed (rad/s or m/s) below which it counts as still;
+    ``tolerance``: rad (or m) a settled pose may miss its target by before it is re-aimed.
+    ``frame_margin``: s (ROS time) from the arm at rest to the first frame taken: longer than
+    the camera's delay, which is unknown until ``dojo calibrate latency`` has measured it.
+    ``lead``: s from a chunk's stamp to its first step (the transport's delay); ``window``:
+    s of schedule each ``command/chunk`` carries, within the executor's ``max_horizon``."""
+
+    rig: str = "graph"
+    join: bool = False
+    start_timeout: float = 90.0
+    timeout: float = 30.0
+    settle: float = 0.3
+    still_velocity: float = 5e-3
+    tolerance: float = 0.002
+    frame_margin: float = 0.25
+    lead: float = 0.1
+    window: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.rig not in ("graph", "twin"):
+            raise CalibrationError(f"calibrate.graph.rig={self.rig!r} is not 'graph' or 'twin'")
+        for key in ("start_timeout", "timeout", "settle", "still_velocity", "tolerance", "window"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value > 0):
+                raise CalibrationError(f"calibrate.graph.{key}={value!r} must be > 0")
+        for key in ("frame_margin", "lead"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise CalibrationError(f"calibrate.graph.{key}={value!r} must be >= 0")
+
+
+@dataclass
 class CalibrateConfig:
     """``dojo calibrate intrinsics|handeye|latency|check``.
 
@@ -124,7 +166,8 @@ class CalibrateConfig:
     it cannot ask). ``table_board`` serves a camera on the arm, ``hand_board`` a camera fixed
     in the world. ``intrinsics_views`` / ``handeye_views``: poses planned for each
     (:class:`calibration.poses.PlanConfig` says how). ``speed``: fraction of the velocity
-    and acceleration limits the arm moves at between views.
+    and acceleration limits the arm moves at between views. ``graph``: the rig the arm is
+    moved through (:class:`GraphConfig`).
     """
 
     camera: str = ""
@@ -139,6 +182,7 @@ class CalibrateConfig:
     intrinsics: IntrinsicsConfig = field(default_factory=IntrinsicsConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
 
     def __post_init__(self) -> None:
         if self.table_board.mount != BoardMount.table:

@@ -12,24 +12,23 @@ intrinsics and poses, for the comparison.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from calibration.board import mount_from_board
+from calibration.description import PRIOR_FOCAL_ERROR, prior_error, view_geometry
 from calibration.errors import CalibrationError
-from calibration.geometry import from_rotvec, invert, transform
-from calibration.poses import ArmKinematics, ViewGeometry, arm_kinematics, eye_in_hand, eye_to_hand
+from calibration.geometry import invert, transform
+from calibration.motion import glide
+from calibration.poses import ArmKinematics, ViewGeometry, arm_kinematics
 from robot.safety import SafetyLimits
 from robot.schema import CameraIntrinsics, JointState, RobotSpec
-from robot.sim.config import BoardConfig, BoardMount, TaskConfig, TwinConfig
+from robot.sim.config import BoardConfig, TaskConfig, TwinConfig
 from robot.sim.scene import BOARD
 
-# The planner's prior is the description's camera pose, off by this much from the truth (a
-# CAD mount is never exact): the plan must not depend on knowing the answer.
-PRIOR_ERROR_M = 0.004
-PRIOR_ERROR_RAD = math.radians(2.0)
+# The planner's prior is the description's camera pose, off from the truth by
+# calibration.description.prior_error() (a CAD mount is never exact): the plan must not
+# depend on knowing the answer.
 
 
 @dataclass
@@ -81,6 +80,7 @@ class TwinRig:
         self.arm.connect()
         self.arm.enable()
         self.safety.reset(self.arm.read().position)
+        self.twin_delay = dict(config.camera_delay)  # the injected truth, per camera
         self._max_delay = max([0.0, *config.camera_delay.values()])
         # joints whose position is not aimed at (the gripper: its jaws may rest on something)
         self._fixed_joints = (
@@ -130,20 +130,9 @@ class TwinRig:
         return state
 
     def _glide(self, start: np.ndarray, q: np.ndarray) -> None:
-        """A straight joint-space path from ``start`` to ``q`` on a cosine time law, slow
-        enough for ``speed`` of the velocity and acceleration limits: the safety layer never
-        has to clamp it."""
-        span = np.abs(q - start)
-        vmax = self.speed * np.asarray(self.spec.velocity_limit, dtype=np.float64)
-        amax = self.speed * np.asarray(self.spec.acceleration_limit, dtype=np.float64)
-        # cosine law over T: peak speed pi A / 2T, peak acceleration pi^2 A / 2T^2
-        duration = float(
-            max(np.max(np.pi * span / (2 * vmax)), np.max(np.pi * np.sqrt(span / (2 * amax))))
-        )
-        n = max(1, math.ceil(duration / self.spec.control_period))
-        for k in range(1, n + 1):
-            s = 0.5 - 0.5 * math.cos(math.pi * k / n)
-            self._tick(start + s * (q - start))
+        """:func:`calibration.motion.glide` from ``start`` to ``q``, one tick per target."""
+        for target in glide(start, q, self.spec, self.speed):
+            self._tick(target)
 
     def _settle(self, target: np.ndarray, settle: float, timeout: float) -> JointState:
         still_since = self.now
@@ -221,25 +210,10 @@ class TwinRig:
 
     def geometry(self, camera: str, board: BoardConfig) -> ViewGeometry:
         """The planner's nominal view geometry: the description's camera pose, perturbed by
-        :data:`PRIOR_ERROR_M` / :data:`PRIOR_ERROR_RAD`, and the board where ``board`` says."""
-        bump = transform(
-            from_rotvec(np.array([1.0, -1.0, 1.0]) / math.sqrt(3) * PRIOR_ERROR_RAD),
-            np.array([1.0, 1.0, -1.0]) / math.sqrt(3) * PRIOR_ERROR_M,
-        )
-        board_pose = mount_from_board(board)
-        if self.on_arm(camera):
-            if board.mount != BoardMount.table:
-                raise CalibrationError(
-                    f"camera '{camera}' is on the arm: it needs the board on the table "
-                    "(calibrate.table_board)"
-                )
-            return eye_in_hand(self.kin, self.true_ee_from_camera(camera) @ bump, board_pose)
-        if board.mount != BoardMount.hand:
-            raise CalibrationError(
-                f"camera '{camera}' is fixed in the world: it needs the board in the hand "
-                "(calibrate.hand_board)"
-            )
-        return eye_to_hand(self.kin, self.true_base_from_camera(camera) @ bump, board_pose)
+        :func:`calibration.description.prior_error`, and the board where ``board`` says."""
+        on_arm = self.on_arm(camera)
+        mount = self.true_ee_from_camera(camera) if on_arm else self.true_base_from_camera(camera)
+        return view_geometry(self.kin, camera, on_arm, mount @ prior_error(), board)
 
     def self_mask(self, camera: str) -> np.ndarray | None:
         """``(H, W)`` bool: the pixels of ``camera``'s frame that show the robot itself (a
@@ -267,8 +241,8 @@ class TwinRig:
         """The planner's camera matrix before intrinsics exist: the model's focal length 2%
         off (a datasheet's field of view)."""
         K = self.true_intrinsics(camera).K.copy()
-        K[0, 0] *= 1.02
-        K[1, 1] *= 1.02
+        K[0, 0] *= 1 + PRIOR_FOCAL_ERROR
+        K[1, 1] *= 1 + PRIOR_FOCAL_ERROR
         return K
 
     # -- the truth (the twin only) ---------------------------------------------------------

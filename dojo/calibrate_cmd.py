@@ -15,11 +15,16 @@ moves). The files are ROS camera_info YAML (``calibration.camera_file``), replac
 a camera device's ``calibration`` key or ``recorder.calibration_dir`` points the camera node
 and the recorder at them.
 
-Where it runs: in the twin (``robot.driver=sim``), in this process, on the library objects the
-driver uses (``Twin``, ``SafetyLimits``; ``calibration.twin_rig``), not through the ROS graph;
-it prints the twin's truth beside each result. Another robot is refused: a rig over its
-driver and cameras is not built yet. ``sim.camera_delay`` injects a camera delay to measure
-(``+sim.camera_delay.front=0.08``).
+Where it runs: through the ROS 2 graph a real robot uses (``dojo.ros.calibration_rig``). The
+command starts the graph's driver and camera nodes as ``dojo run`` does (``dojo.graph``, on
+``ros.domain_id`` / ``ros.namespace``; with ``robot.driver=sim`` the twin's scene gets the
+board, ``sim.show_board``), or joins one already running (``calibrate.graph.join=true``: a
+launch file's, the board then where ``calibrate.*_board`` says). The arm moves only by
+``command/chunk`` through the driver's SafetyLimits and executor; frames and joint states come
+from their topics with their stamps. Against the twin it prints the twin's truth beside each
+result; ``sim.camera_delay`` injects a camera delay to measure
+(``+sim.camera_delay.front=0.08``). ``calibrate.graph.rig=twin`` runs the twin in this
+process instead (``calibration.twin_rig``, no ROS; what ``bench/calibration.py`` uses).
 
 Static transform: the hand-eye is written to the file, and the command prints the
 ``static_transform_publisher`` line that publishes it. It does not publish ``/tf_static``
@@ -33,13 +38,18 @@ longer holds, 1 unexpected.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 
-from dojo.commands import TWIN_READS, Command
+from dojo.commands import GRAPH_READS, Command
 
-READS = (*TWIN_READS, "calibrate")
+READS = (*GRAPH_READS, "calibrate")
 ALIASES = {"camera": "calibrate.camera", "yes": "calibrate.confirmed", "dir": "calibrate.dir"}
 
 
@@ -58,28 +68,135 @@ def _confirm(confirmed: bool):
     return confirm
 
 
-def _rig(cfg, cal):
-    from calibration.errors import CalibrationError
-    from calibration.twin_rig import TwinRig
-    from dojo import conf
+GRAPH_NODES = ("dojo.nodes.robot_driver", "dojo.nodes.camera", "dojo.nodes.robot_state_publisher")
+"""The nodes of ``dojo.graph`` a calibration starts: the driver, the camera nodes, tf."""
 
-    spec = conf.robot_spec(cfg)
-    if cfg.robot.driver != "sim":
-        raise CalibrationError(
-            f"dojo calibrate runs against the twin only (robot.driver=sim); robot '{spec.name}' "
-            f"uses driver '{cfg.robot.driver}', for which no calibration rig is built yet"
-        )
+
+def _check_camera(spec, cal) -> None:
+    from calibration.errors import CalibrationError
+
     names = [c.name for c in spec.cameras]
     if not cal.camera:
         raise CalibrationError(f"say which camera: camera=NAME (cameras: {names})")
     if cal.camera not in names:
         raise CalibrationError(f"robot '{spec.name}' has no camera '{cal.camera}' ({names})")
+
+
+def _twin_rig(cfg, cal, spec):
+    """The twin in this process (``calibrate.graph.rig=twin``), no ROS."""
+    from calibration.errors import CalibrationError
+    from calibration.twin_rig import TwinRig
+    from dojo import conf
+
+    if cfg.robot.driver != "sim":
+        raise CalibrationError(
+            "calibrate.graph.rig=twin runs the twin in this process (robot.driver=sim); robot "
+            f"'{spec.name}' uses driver '{cfg.robot.driver}': calibrate it through its graph "
+            "(calibrate.graph.rig=graph)"
+        )
     twin = conf.twin_config(cfg)
     probe = TwinRig(spec, cal.table_board, twin, camera_delay=twin.camera_delay)
     if probe.on_arm(cal.camera):
         return probe
     probe.close()
     return TwinRig(spec, cal.hand_board, twin, camera_delay=twin.camera_delay)
+
+
+def _start_graph(cfg, board, stack: contextlib.ExitStack):
+    """The driver and camera nodes of ``cfg``'s graph (``dojo.graph``), started as ``dojo run``
+    starts them, the twin's scene with ``board`` in it; stopped (driver first) by ``stack``."""
+    from omegaconf import OmegaConf
+
+    from dojo import conf, graph
+    from dojo.ros.env import node_env
+    from dojo.supervisor import Supervisor
+
+    if cfg.robot.driver == "sim":
+        cfg.sim.show_board = True
+        cfg.sim.board = OmegaConf.structured(board)
+    out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dojo-calibrate-")))
+    cfg.out = str(out)
+    config_file = out / "config.yaml"
+    config_file.write_text(conf.to_yaml(cfg))
+    nodes = [n for n in graph.build(cfg, config_file) if n.module in GRAPH_NODES]
+    env = node_env(cfg.ros.domain_id if cfg.ros.domain_id >= 0 else None)
+    env.setdefault("MUJOCO_GL", "egl")
+    supervisor = Supervisor(nodes, env, namespace=cfg.ros.namespace, log_level=cfg.ros.log_level)
+    stack.callback(supervisor.stop)
+    print(
+        f"dojo calibrate: starting {', '.join(n.name for n in nodes)} "
+        f"(domain {env.get('ROS_DOMAIN_ID', '0')})",
+        flush=True,
+    )
+    supervisor.start()
+
+    def alive() -> str | None:
+        for node in supervisor.nodes:
+            code = supervisor.procs[node.name].poll()
+            if code is not None and node.required:
+                return f"node '{node.name}' exited with code {code}"
+        return None
+
+    return alive
+
+
+def _graph_rig(cfg, cal, spec, stack: contextlib.ExitStack):
+    """A rig over the graph (``dojo.ros.calibration_rig``): started here, or joined."""
+    from calibration.description import Description
+    from dojo import conf
+    from dojo.ros.env import node_env
+
+    sim = cfg.robot.driver == "sim"
+    description = stack.enter_context(contextlib.closing(Description(spec, perturbed=sim)))
+    board = cal.table_board if description.on_arm(cal.camera) else cal.hand_board
+    alive = None if cal.graph.join else _start_graph(cfg, board, stack)
+    # this process's participant takes the graph's transport profile (images over shm)
+    for key, value in node_env(None, base={}).items():
+        if key in ("RMW_IMPLEMENTATION", "FASTDDS_DEFAULT_PROFILES_FILE"):
+            os.environ.setdefault(key, value)
+    from dojo.ros.calibration_rig import GraphRig
+
+    rig = GraphRig(
+        spec,
+        cal,
+        description,
+        domain_id=cfg.ros.domain_id,
+        namespace=str(cfg.ros.namespace),
+        command_deadline=float(cfg.driver.command_deadline),
+        alive=alive,
+        twin_delay=dict(conf.twin_config(cfg).camera_delay) if sim else None,
+    )
+    stack.callback(rig.close)
+    rig.connect([cal.camera])
+    return rig
+
+
+def _refuse_early(what: str, spec, cal) -> None:
+    """What would refuse only after the graph had started, refused before: no confirmation
+    possible (no ``yes=true``, no terminal), or no intrinsics to build on."""
+    from calibration import camera_file
+    from calibration.errors import CalibrationError
+
+    if not cal.confirmed and not sys.stdin.isatty():
+        raise CalibrationError(
+            f"{what} of camera '{cal.camera}': not confirmed; nothing moved (pass yes=true to "
+            "let the arm move, or run it in a terminal to be asked)"
+        )
+    if what != "intrinsics":
+        cam = next(c for c in spec.cameras if c.name == cal.camera)
+        path = camera_file.camera_path(cal.dir, cal.camera)
+        camera_file.read(path, cal.camera, (cam.width, cam.height))
+
+
+def _rig(what: str, cfg, cal, stack: contextlib.ExitStack):
+    from dojo import conf
+
+    spec = conf.robot_spec(cfg)
+    _check_camera(spec, cal)
+    _refuse_early(what, spec, cal)
+    if cal.graph.rig == "twin":
+        return stack.enter_context(_twin_rig(cfg, cal, spec))
+    return _graph_rig(cfg, cal, spec, stack)
 
 
 def _run(what: str, overrides: list[str]) -> int:
@@ -90,14 +207,13 @@ def _run(what: str, overrides: list[str]) -> int:
     command = COMMANDS_BY_NAME[what]
     cfg = command.load(overrides)
     cal = conf.section(cfg, "calibrate")
+    t0 = time.monotonic()
     try:
-        rig = _rig(cfg, cal)
-    except CalibrationError as err:
-        print(f"dojo {command.name}: {err}", file=sys.stderr)
-        return 2
-    try:
-        with rig:
-            return REPORTS[what](rig, cal, procedures, _confirm(cal.confirmed))
+        with contextlib.ExitStack() as stack:
+            rig = _rig(what, cfg, cal, stack)
+            code = REPORTS[what](rig, cal, procedures, _confirm(cal.confirmed))
+            print(f"dojo {command.name}: done in {time.monotonic() - t0:.0f} s", flush=True)
+            return code
     except CalibrationError as err:
         lines = [line for line in str(err).splitlines() if line.strip()]
         for line in lines[1:]:  # the coverage map, when intrinsics refuse
@@ -114,11 +230,12 @@ def _intrinsics(rig, cal, procedures, confirm) -> int:
         f"D {np.round(result.D, 4).tolist()}, reprojection RMS {result.rms_px:.3f} px over "
         f"{result.views} views"
     )
-    print(
-        f"twin truth: fx=fy {truth.fx:.2f} cx {truth.cx:.2f} cy {truth.cy:.2f}: f off by "
-        f"{100 * (K[0, 0] / truth.fx - 1):+.2f}% / {100 * (K[1, 1] / truth.fy - 1):+.2f}%, "
-        f"c by {K[0, 2] - truth.cx:+.2f} / {K[1, 2] - truth.cy:+.2f} px"
-    )
+    if truth is not None:  # the twin: its camera model is the truth
+        print(
+            f"twin truth: fx=fy {truth.fx:.2f} cx {truth.cx:.2f} cy {truth.cy:.2f}: f off by "
+            f"{100 * (K[0, 0] / truth.fx - 1):+.2f}% / {100 * (K[1, 1] / truth.fy - 1):+.2f}%, "
+            f"c by {K[0, 2] - truth.cx:+.2f} / {K[1, 2] - truth.cy:+.2f} px"
+        )
     _bounds(rig)
     return 0
 
@@ -143,8 +260,9 @@ def _handeye(rig, cal, procedures, confirm) -> int:
         if result.mode == EYE_IN_HAND
         else rig.true_base_from_camera(cal.camera)
     )
-    mm, deg = pose_error(t, truth)
-    print(f"twin truth: off by {1000 * mm:.2f} mm, {deg:.3f} deg")
+    if truth is not None:
+        mm, deg = pose_error(t, truth)
+        print(f"twin truth: off by {1000 * mm:.2f} mm, {deg:.3f} deg")
     x, y, z = (f"{v:.6f}" for v in t[:3, 3])
     qx, qy, qz, qw = (f"{v:.6f}" for v in q)
     print(
@@ -164,11 +282,12 @@ def _latency(rig, cal, procedures, confirm) -> int:
         f"image {ms['command_to_image']:.1f} ms, image after joint_states "
         f"{ms['image_after_joint_states']:.1f} ms ({result.frames} frames)"
     )
-    injected = rig.twin.config.camera_delay.get(cal.camera, 0.0)
-    print(
-        f"twin truth: camera delay {1000 * injected:.1f} ms; off by "
-        f"{ms['image_after_joint_states'] - 1000 * injected:+.1f} ms"
-    )
+    if rig.twin_delay is not None:
+        injected = rig.twin_delay.get(cal.camera, 0.0)
+        print(
+            f"twin truth: camera delay {1000 * injected:.1f} ms; off by "
+            f"{ms['image_after_joint_states'] - 1000 * injected:+.1f} ms"
+        )
     _bounds(rig)
     return 0
 
@@ -193,8 +312,8 @@ def _bounds(rig) -> None:
     held = len(rig.safety_events)
     ok = "inside" if out == 0 and held == 0 else f"OUTSIDE by {1000 * out:.1f} mm"
     print(
-        f"arm: {len(rig.visited)} ticks, end effector {ok} the workspace box, "
-        f"{held} safety clamps or holds"
+        f"arm: {len(rig.visited)} states, end effector {ok} the workspace box, "
+        f"{held} safety clamps, holds or refusals"
     )
 
 
