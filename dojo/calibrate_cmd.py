@@ -143,11 +143,19 @@ def _start_graph(cfg, board, stack: contextlib.ExitStack):
 def _graph_rig(cfg, cal, spec, stack: contextlib.ExitStack):
     """A rig over the graph (``dojo.ros.calibration_rig``): started here, or joined."""
     from calibration.description import Description
+    from calibration.errors import CalibrationError
     from dojo import conf
     from dojo.ros.env import node_env
 
     sim = cfg.robot.driver == "sim"
-    description = stack.enter_context(contextlib.closing(Description(spec, perturbed=sim)))
+    try:
+        described = Description(spec, perturbed=sim)
+    except ValueError as err:  # no MJCF (a DH table), a camera the description has no model of
+        raise CalibrationError(
+            f"robot '{spec.name}': its description places no camera '{cal.camera}' to plan "
+            f"from ({err})"
+        ) from err
+    description = stack.enter_context(contextlib.closing(described))
     board = cal.table_board if description.on_arm(cal.camera) else cal.hand_board
     alive = None if cal.graph.join else _start_graph(cfg, board, stack)
     # this process's participant takes the graph's transport profile (images over shm)
