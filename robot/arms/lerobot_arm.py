@@ -59,9 +59,26 @@ class LeRobotArmConfig:
     calibration_dir: str = ""
     read_retries: int = 2
     connect_attempts: int = 3  # the handshake pings every motor once; a busy adapter drops one
+    # how long to wait for a servo's status packet beyond its bytes' transfer time (0: the
+    # SDK's own: 50 ms as LeRobot patches scservo, 34 ms in dynamixel_sdk). A USB-serial
+    # adapter with a long latency timer, a hub, or an emulator on a loaded machine answers
+    # later; a reply that arrives after the timeout answers the *next* request instead
+    reply_timeout_ms: float = 0.0
 
 
 _MODELS = {"so101": "SO-101", "so100": "SO-100", "koch": "Koch v1.1"}
+
+
+def _wait_for_replies(port_handler, extra_ms: float) -> None:
+    """Make this bus's SDK port wait ``extra_ms`` for a status packet beyond its transfer time
+    (both SDKs compute the timeout in ``setPacketTimeout``; this replaces it on this port only,
+    as LeRobot's own patch of scservo does, not for every bus in the process)."""
+
+    def set_packet_timeout(packet_length: int) -> None:
+        port_handler.packet_start_time = port_handler.getCurrentTime()
+        port_handler.packet_timeout = port_handler.tx_time_per_byte * packet_length + extra_ms
+
+    port_handler.setPacketTimeout = set_packet_timeout
 
 
 class LeRobotArm(HardwareArm):
@@ -87,6 +104,11 @@ class LeRobotArm(HardwareArm):
                 f"{_MODELS[config.robot_type]} on {config.port}: joint_names must be "
                 f"{list(MOTORS)} (LeRobot's motor names), got {list(spec.joint_names)}"
             )
+        if not config.reply_timeout_ms >= 0:
+            raise ArmError(
+                f"{_MODELS[config.robot_type]} on {config.port}: reply_timeout_ms="
+                f"{config.reply_timeout_ms} must be >= 0 (0: the SDK's default)"
+            )
         self.config = config
         self._robot = None
         self._prev: tuple[float, np.ndarray] | None = None
@@ -110,10 +132,14 @@ class LeRobotArm(HardwareArm):
         if self.config.robot_type == "koch":
             from lerobot.robots.koch_follower import KochFollower, KochFollowerConfig
 
-            return KochFollower(KochFollowerConfig(**kwargs))
-        from lerobot.robots.so_follower import SOFollower, SOFollowerRobotConfig
+            robot = KochFollower(KochFollowerConfig(**kwargs))
+        else:
+            from lerobot.robots.so_follower import SOFollower, SOFollowerRobotConfig
 
-        return SOFollower(SOFollowerRobotConfig(**kwargs))
+            robot = SOFollower(SOFollowerRobotConfig(**kwargs))
+        if self.config.reply_timeout_ms > 0:
+            _wait_for_replies(robot.bus.port_handler, self.config.reply_timeout_ms)
+        return robot
 
     @property
     def bus(self):

@@ -53,6 +53,9 @@ def rig(tmp_path):
             f"robot.device.port={bus.port}",
             f"robot.device.calibration_dir={tmp_path}",
             "robot.device.id=arm1",
+            # the emulator is a process on a loaded test machine: a slower adapter's timeout,
+            # as tests/robot/arms/conftest.py gives the in-process tests
+            "robot.device.reply_timeout_ms=250",
             f"out={tmp_path}",
         ]
     )

@@ -247,3 +247,21 @@ def test_missing_calibration_names_lerobots_command(bus, tmp_path):
     with pytest.raises(ArmError, match=r"lerobot-calibrate --robot\.type=so"):
         arm.connect()
     assert bus.requests == 0
+
+
+def test_reply_timeout_waits_longer_for_a_status_packet_on_this_bus_only(bus, calibration):
+    arm = make(bus, calibration, reply_timeout_ms=300.0)
+    other = make(bus, calibration)
+    arm.connect()
+    try:
+        port = arm.bus.port_handler
+        port.setPacketTimeout(10)
+        assert port.packet_timeout == pytest.approx(port.tx_time_per_byte * 10 + 300.0)
+        default = other._make_robot().bus.port_handler  # another bus keeps the SDK's own
+        default.tx_time_per_byte = port.tx_time_per_byte
+        default.setPacketTimeout(10)
+        assert default.packet_timeout < 300.0
+    finally:
+        arm.close()
+    with pytest.raises(ArmError, match=r"reply_timeout_ms=-1"):
+        make(bus, calibration, reply_timeout_ms=-1.0)
