@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from calibration import camera_file
+from calibration.camera_file import CameraCalibration
 from calibration.geometry import pose_error, transform
 from dojo.ros.env import node_env
 from robot.sim.config import TaskConfig, TwinConfig
@@ -88,6 +89,24 @@ def test_front_camera_through_the_graph_matches_the_twin(tmp_path, domain_id, tr
         f"through the graph: intrinsics {t_intrinsics:.0f} s (f {K[0, 0]:.2f} vs "
         f"{intrinsics.fx:.2f}), hand-eye {t_handeye:.0f} s ({1000 * mm:.2f} mm, {deg:.3f} deg)"
     )
+
+
+def test_latency_through_the_graph_tracks_an_injected_camera_delay(tmp_path, domain_id, truth):
+    """The swing goes out as command/chunk; its command signal is what the driver says it
+    sent, the frames and joint states are the topics' with their stamps."""
+    intrinsics, _ = truth
+    camera_file.write(
+        tmp_path / "front.yaml",
+        CameraCalibration("front", 320, 240, intrinsics.K, np.zeros(5)),  # as calibrated
+    )
+    out = _dojo(domain_id, "calibrate", "latency", "camera=front", "yes=true",
+                f"dir={tmp_path}", "+sim.camera_delay.front=0.06",
+                "calibrate.latency.duration=4")  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "end effector inside the workspace box, 0 safety" in out.stdout, out.stdout[-2000:]
+    latency = camera_file.read(tmp_path / "front.yaml", "front", (320, 240)).latency
+    assert abs(latency["image_after_joint_states"] - 0.06) < 0.005, latency
+    assert latency["command_to_image"] > latency["image_after_joint_states"]
 
 
 def test_joining_no_graph_gives_up_within_its_timeout(tmp_path, domain_id):
