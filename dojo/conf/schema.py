@@ -237,9 +237,9 @@ class DemoConfig:
     (top level) episodes through the graph."""
 
     demos: int = 100
-    # 7.5 min: the critic now trains beside the policy, so the 3 min it took after it went to
-    # the policy and the whole demo still ends within 15 min of a fresh clone's install
-    train_seconds: float = 450.0
+    # 5 min: with the critic beside it (one core each) the policy trains about 10% slower;
+    # 7.5 min took a fresh clone's demo to 15.5 min after its install (and 0/5 in the graph)
+    train_seconds: float = 300.0
     critic_steps: int = 600
 
 
