@@ -37,6 +37,18 @@ PRIOR_ERROR_RAD = math.radians(2.0)
 PRIOR_FOCAL_ERROR = 0.02
 
 
+def camera_image_size(spec: RobotSpec, camera: str) -> tuple[int, int]:
+    """``(width, height)`` of the robot's ``camera``; a name it lacks is refused, naming its
+    cameras (every rig's ``image_size``)."""
+    cam = next((c for c in spec.cameras if c.name == camera), None)
+    if cam is None:
+        raise CalibrationError(
+            f"robot '{spec.name}' has no camera '{camera}' "
+            f"(cameras: {[c.name for c in spec.cameras]})"
+        )
+    return (cam.width, cam.height)
+
+
 def prior_error() -> np.ndarray:
     """The fixed ``(4, 4)`` error the twin's rigs put on the described camera pose."""
     return transform(

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from calibration.description import PRIOR_FOCAL_ERROR, prior_error, view_geometry
+from calibration.description import (
+    PRIOR_FOCAL_ERROR,
+    camera_image_size,
+    prior_error,
+    view_geometry,
+)
 from calibration.errors import CalibrationError
 from calibration.geometry import invert, transform
 from calibration.motion import glide
@@ -193,13 +198,7 @@ class TwinRig:
         return self.twin.render(camera), self.arm.read()
 
     def image_size(self, camera: str) -> tuple[int, int]:
-        cam = next((c for c in self.spec.cameras if c.name == camera), None)
-        if cam is None:
-            raise CalibrationError(
-                f"robot '{self.spec.name}' has no camera '{camera}' "
-                f"(cameras: {[c.name for c in self.spec.cameras]})"
-            )
-        return (cam.width, cam.height)
+        return camera_image_size(self.spec, camera)
 
     def on_arm(self, camera: str) -> bool:
         """Whether ``camera`` moves with the arm (eye-in-hand) or is fixed in the world."""

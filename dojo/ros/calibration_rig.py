@@ -43,7 +43,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
 from calibration.config import CalibrateConfig
-from calibration.description import Description
+from calibration.description import Description, camera_image_size
 from calibration.errors import CalibrationError
 from calibration.motion import glide
 from calibration.poses import ViewGeometry
@@ -404,13 +404,7 @@ class GraphRig:
         return rec
 
     def image_size(self, camera: str) -> tuple[int, int]:
-        cam = next((c for c in self.spec.cameras if c.name == camera), None)
-        if cam is None:
-            raise CalibrationError(
-                f"robot '{self.spec.name}' has no camera '{camera}' "
-                f"(cameras: {[c.name for c in self.spec.cameras]})"
-            )
-        return (cam.width, cam.height)
+        return camera_image_size(self.spec, camera)
 
     def on_arm(self, camera: str) -> bool:
         return self.description.on_arm(camera)
