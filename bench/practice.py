@@ -1,7 +1,7 @@
 """Practice, the headline benchmark: from one SFT checkpoint to a reliable policy, in the twin.
 
     .venv/bin/python bench/practice.py [--episodes 200] [--arms control,sparse,critic,hil]
-        [--actor residual|rerank] [--policy DIR] [--critic DIR] [--demos STORE]
+        [--actor residual|rerank|awac] [--policy DIR] [--critic DIR] [--demos STORE]
 
 pick_place with three colours. Every arm starts from the same SFT checkpoint (``--policy``;
 made by ``dojo collect`` + ``dojo train policy`` when absent, see :func:`prepare`), sees the same
@@ -282,7 +282,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--eval", type=int, default=50, help="held-out scenes for the final rate")
     ap.add_argument("--arms", default=",".join(ARMS))
-    ap.add_argument("--actor", default="residual", choices=("residual", "rerank"))
+    ap.add_argument("--actor", default="residual", choices=("residual", "rerank", "awac"))
     ap.add_argument("--utd", type=float, default=2.0)
     ap.add_argument("--pretrain-updates", type=int, default=500)
     ap.add_argument("--work", default="runs/bench/practice")
@@ -292,6 +292,9 @@ def main() -> None:
     ap.add_argument("--sft-seconds", type=float, default=600.0)
     ap.add_argument("--critic", default="runs/bench/practice/critic")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--results", default="practice", help="bench/results/NAME.json and .png (merged per arm)"
+    )
     args = ap.parse_args()
     arms = [a for a in args.arms.split(",") if a]
     bad = [a for a in arms if a not in ARMS]
@@ -310,7 +313,7 @@ def main() -> None:
     text = TextEncoder()
     seeds = np.arange(TRAIN_SEED0, TRAIN_SEED0 + args.episodes)
     eval_seeds = np.arange(EVAL_SEED0, EVAL_SEED0 + args.eval)
-    path = RESULTS / "practice.json"
+    path = RESULTS / f"{args.results}.json"
     results = json.loads(path.read_text()).get("arms", {}) if path.exists() else {}
     t0 = time.monotonic()
     for arm in arms:
@@ -355,7 +358,7 @@ def main() -> None:
         rows,
     )
     write_json(
-        "practice",
+        args.results,
         {
             "arms": results,
             "wall_s": time.monotonic() - t0,
@@ -364,7 +367,7 @@ def main() -> None:
             "demos": args.demos,
         },
     )
-    plot(results, RESULTS / "practice.png")
+    plot(results, RESULTS / f"{args.results}.png")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,14 @@ over the whole chunk (QC-FQL's target), soft-updated target networks (``tau``).
               BC term on prior chunks (``bc_weight`` decaying to ``bc_weight_final``),
               interventions weighted ``intervention_weight``. Temperature auto-tuned from
               ``init_temperature`` (HIL-SERL: 1e-2).
+``awac``      the same bounded residual, trained without a Q gradient (AWAC, Nair et al.
+              2020, made for fine-tuning from prior data): the actor's log-likelihood of
+              the chunk that was actually executed, on rows of both buffers, weighted by
+              ``exp(A / beta)`` with ``A = min Q(s, a_executed) - min Q(s, pi(s))`` in units of
+              the batch's spread (capped at ``awac_max_weight``), times the imitation weight
+              (interventions ``intervention_weight``). It can only move towards chunks the
+              robot or the person ran, so an inaccurate Q reorders what was tried instead of
+              steering into untried motion; the stalls a person fixes pull it hardest.
 ``rerank``    no actor network (PA-RL's selection without the distillation): ``proposals``
               chunks around the base chunk (the base itself and Gaussian residuals of scale
               ``residual_scale / 2``), executed by argmax of the ensemble's minimum Q; during
@@ -146,7 +154,7 @@ class ChunkLearner(nn.Module):
     def select(self, feat, q, base, *, explore: bool) -> torch.Tensor:
         """``(B, H, D)`` chunks to execute (no gradient)."""
         with torch.no_grad():
-            if self.config.actor == ActorKind.residual:
+            if self.config.actor != ActorKind.rerank:
                 y, _ = self.actor(self.actor_input(feat, q, base), deterministic=not explore)
                 return self.residual_chunk(base, y)
             return self._rerank(feat, q, base, explore=explore)
@@ -185,7 +193,7 @@ class ChunkLearner(nn.Module):
     def critic_update(self, b: dict[str, torch.Tensor]) -> float:
         h = self.config.chunk_steps
         with torch.no_grad():
-            if self.config.actor == ActorKind.residual:
+            if self.config.actor != ActorKind.rerank:
                 y, _ = self.actor(self.actor_input(b["next_feat"], b["next_q"], b["next_base"]))
                 nxt = self.residual_chunk(b["next_base"], y)
             else:
@@ -211,6 +219,8 @@ class ChunkLearner(nn.Module):
         return c.bc_weight + (c.bc_weight_final - c.bc_weight) * frac
 
     def actor_update(self, b: dict[str, torch.Tensor], is_prior: torch.Tensor) -> dict[str, float]:
+        if self.config.actor == ActorKind.awac:
+            return self._awac_update(b)
         if self.config.actor != ActorKind.residual:
             return {}
         h = self.config.chunk_steps
@@ -234,3 +244,31 @@ class ChunkLearner(nn.Module):
         alpha_loss.backward()
         self.alpha_opt.step()
         return {"actor_loss": loss.item(), "bc": bc.item(), "alpha": alpha.item()}
+
+    def _awac_update(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Advantage-weighted regression of the residual onto executed chunks (see above)."""
+        c, h = self.config, self.config.chunk_steps
+        x = self.actor_input(b["feat"], b["q"], b["base"])
+        with torch.no_grad():
+            y_pi, _ = self.actor(x, deterministic=True)
+            pi_chunk = self.residual_chunk(b["base"], y_pi)[:, :h]
+            full = self._full_mask(len(y_pi))
+            q_pi = self.q(self.q_input(b["feat"], b["q"], pi_chunk, full)).min(0).values
+            q_data = self.q(self.q_input(b["feat"], b["q"], b["actions"], b["mask"])).min(0).values
+            adv = q_data - q_pi
+            adv = adv / adv.std().clamp_min(1e-6)
+            w = (adv / c.awac_beta).clamp(max=math.log(c.awac_max_weight)).exp() * b["weight"]
+            w = w / w.mean().clamp_min(1e-6)
+            # the executed chunk as the residual that would have produced it, just inside tanh
+            target = (b["actions"] - b["base"][:, :h]) / c.residual_scale
+            u_target = torch.atanh(target.clamp(-0.995, 0.995)).flatten(1)
+        mean, log_std = self.actor.net(x).chunk(2, dim=-1)
+        log_std = log_std.clamp(*ResidualActor.LOG_STD)
+        nll = 0.5 * ((u_target - mean) / log_std.exp()) ** 2 + log_std
+        step_mask = b["mask"].repeat_interleave(self.dof, 1)
+        nll = (nll * step_mask).sum(-1) / step_mask.sum(-1).clamp_min(1.0)
+        loss = (w * nll).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_opt.step()
+        return {"actor_loss": loss.item(), "weight_max": float(w.max())}

@@ -24,6 +24,7 @@ class RewardSource(enum.StrEnum):
 class ActorKind(enum.StrEnum):
     residual = "residual"  # a bounded residual on the frozen base policy's chunk (ConRFT-like)
     rerank = "rerank"  # sample proposals around the base chunk, execute the best by Q (PA-RL)
+    awac = "awac"  # the residual, regressed on executed chunks weighted by exp(advantage) (AWAC)
 
 
 @dataclass
@@ -43,9 +44,10 @@ class LearnerConfig:
     normalised by the batch's mean |Q|; with 0.1 and a 0.15 rad residual the sparse learner's
     own episodes fell from the start's 10% to 0/24, and the defaults became 1.0 decaying to
     ``bc_weight_final`` and 0.05 rad, which have not made it better either: bench/README.md),
-    ``intervention_weight`` multiplies it
-    on human chunks, ``init_temperature`` the entropy temperature (HIL-SERL: 1e-2);
-    ``proposals`` for ``rerank``. Reward: ``reward`` source, ``shaping_scale`` on the critic's
+    ``intervention_weight`` multiplies it on human chunks, ``init_temperature`` the entropy
+    temperature (HIL-SERL: 1e-2); ``proposals`` for ``rerank``; ``awac_beta`` the temperature
+    of ``awac``'s advantage weights (advantages in units of the batch's spread) and
+    ``awac_max_weight`` their cap. Reward: ``reward`` source, ``shaping_scale`` on the critic's
     potential, ``done_threshold`` on its done probability. ``checkpoint_every`` learner
     updates between published checkpoints.
     """
@@ -70,6 +72,8 @@ class LearnerConfig:
     intervention_weight: float = 2.0
     init_temperature: float = 1e-2
     proposals: int = 16
+    awac_beta: float = 1.0
+    awac_max_weight: float = 20.0
     shaping_scale: float = 1.0
     done_threshold: float = 0.5
     warmup_transitions: int = 64
@@ -108,6 +112,8 @@ class LearnerConfig:
             "intervention_weight": self.intervention_weight >= 0,
             "init_temperature": self.init_temperature > 0,
             "proposals": self.proposals >= 2,
+            "awac_beta": math.isfinite(self.awac_beta) and self.awac_beta > 0,
+            "awac_max_weight": math.isfinite(self.awac_max_weight) and self.awac_max_weight >= 1,
             "done_threshold": 0.0 < self.done_threshold < 1.0,
             "checkpoint_every": self.checkpoint_every >= 1,
         }
@@ -117,6 +123,7 @@ class LearnerConfig:
             "prior_ratio": "in [0, 1]",
             "ensemble": ">= 2 (the target takes the minimum of two)",
             "proposals": ">= 2",
+            "awac_max_weight": ">= 1",
             "done_threshold": "in (0, 1)",
         }
         for key, ok in checks.items():
