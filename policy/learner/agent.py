@@ -80,9 +80,10 @@ class ResidualActor(nn.Module):
         with torch.no_grad():
             self.net[-1].bias[n_out:] = -1.5
 
-    def forward(self, x: torch.Tensor, deterministic: bool = False):
+    def forward(self, x: torch.Tensor, deterministic: bool = False, max_std: float | None = None):
         mean, log_std = self.net(x).chunk(2, dim=-1)
-        log_std = log_std.clamp(*self.LOG_STD)
+        high = self.LOG_STD[1] if max_std is None else min(self.LOG_STD[1], math.log(max_std))
+        log_std = log_std.clamp(self.LOG_STD[0], high)
         if deterministic:
             return torch.tanh(mean), torch.zeros(x.shape[0])
         std = log_std.exp()
@@ -155,7 +156,11 @@ class ChunkLearner(nn.Module):
         """``(B, H, D)`` chunks to execute (no gradient)."""
         with torch.no_grad():
             if self.config.actor != ActorKind.rerank:
-                y, _ = self.actor(self.actor_input(feat, q, base), deterministic=not explore)
+                y, _ = self.actor(
+                    self.actor_input(feat, q, base),
+                    deterministic=not explore,
+                    max_std=self.config.explore_std,
+                )
                 return self.residual_chunk(base, y)
             return self._rerank(feat, q, base, explore=explore)
 

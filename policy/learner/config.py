@@ -47,8 +47,11 @@ class LearnerConfig:
     ``intervention_weight`` multiplies it on human chunks, ``init_temperature`` the entropy
     temperature (HIL-SERL: 1e-2); ``proposals`` for ``rerank``; ``awac_beta`` the temperature
     of ``awac``'s advantage weights (advantages in units of the batch's spread) and
-    ``awac_max_weight`` their cap. Reward: ``reward`` source, ``shaping_scale`` on the critic's
-    potential, ``done_threshold`` on its done probability. ``checkpoint_every`` learner
+    ``awac_max_weight`` their cap; ``explore_std`` caps the actor's spread (before tanh) when
+    it drives practice episodes, so the robot's random motion stays a fraction of
+    ``residual_scale`` whatever the actor has learned of its own uncertainty. Reward:
+    ``reward`` source, ``shaping_scale`` on the critic's potential, ``done_threshold`` on its
+    done probability. ``checkpoint_every`` learner
     updates between published checkpoints.
     """
 
@@ -74,6 +77,7 @@ class LearnerConfig:
     proposals: int = 16
     awac_beta: float = 1.0
     awac_max_weight: float = 20.0
+    explore_std: float = 0.3
     shaping_scale: float = 1.0
     done_threshold: float = 0.5
     warmup_transitions: int = 64
@@ -114,6 +118,7 @@ class LearnerConfig:
             "proposals": self.proposals >= 2,
             "awac_beta": math.isfinite(self.awac_beta) and self.awac_beta > 0,
             "awac_max_weight": math.isfinite(self.awac_max_weight) and self.awac_max_weight >= 1,
+            "explore_std": math.isfinite(self.explore_std) and self.explore_std > 0,
             "done_threshold": 0.0 < self.done_threshold < 1.0,
             "checkpoint_every": self.checkpoint_every >= 1,
         }

@@ -277,3 +277,23 @@ def test_an_honest_critic_keeps_its_reward(tmp_path):
     assert "fell_back" not in learner.status.critic_audit
     assert learner.config.reward == "critic"
     assert learner.status.critic_audit["done_precision"] == 1.0
+
+
+def test_exploration_noise_is_capped_whatever_spread_the_actor_learned():
+    """An actor that has learned a wide spread (log std at its ceiling) still explores with at
+    most ``explore_std`` before tanh: the robot's random motion stays bounded."""
+    cfg = LearnerConfig(reward="sparse", chunk_steps=CHUNK, hidden=16, explore_std=0.1)
+    torch.manual_seed(0)
+    net = ChunkLearner(cfg, D, HORIZON, D, np.full(D, 0.1))
+    with torch.no_grad():
+        net.actor.net[-1].bias[CHUNK * D :] = 5.0  # log std far above any cap
+    q = torch.zeros(4000, D)
+    base = q[:, None].repeat(1, HORIZON, 1)
+    chunk = net.select(q, q, base, explore=True)[:, :CHUNK]
+    u = torch.atanh((chunk / cfg.residual_scale).clamp(-0.999999, 0.999999))
+    assert float(u.std()) == pytest.approx(0.1, rel=0.1)
+    wide = LearnerConfig(reward="sparse", chunk_steps=CHUNK, hidden=16, explore_std=10.0)
+    net.config = wide
+    chunk = net.select(q, q, base, explore=True)[:, :CHUNK]
+    u = torch.atanh((chunk / cfg.residual_scale).clamp(-0.999999, 0.999999))
+    assert float(u.std()) > 1.0  # the ceiling of the actor's own range, not the cap
