@@ -147,10 +147,10 @@ class TwinRollout:
     def _render_size(self, camera: str, size: tuple[int, int] | None) -> tuple[int, int] | None:
         if size is None:
             return None
+        from robot.sim.twin import has_camera_aspect
+
         cam = next(c for c in self.spec.cameras if c.name == camera)
-        h, w = size
-        same_aspect = abs(h * cam.width - w * cam.height) <= max(cam.width, cam.height)
-        return (h, w) if same_aspect else None
+        return tuple(size) if has_camera_aspect(cam, *size) else None
 
     def run(
         self,

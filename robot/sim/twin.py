@@ -426,6 +426,12 @@ def _renderer_for(
     return renderer
 
 
+def has_camera_aspect(cam: CameraSpec, h: int, w: int) -> bool:
+    """Whether a ``(h, w)`` render keeps ``cam``'s aspect (a pixel of rounding allowed): only
+    then does the twin render at that size directly; another aspect would crop the view."""
+    return abs(h * cam.width - w * cam.height) <= max(cam.width, cam.height)
+
+
 def _frame_size(model: mujoco.MjModel, cam: CameraSpec, size: Any) -> tuple[int, int]:
     """``size`` checked: ``(h, w)`` of the camera's aspect (a pixel of rounding allowed), no
     larger than the offscreen buffer; None is the camera's configured size."""
@@ -438,7 +444,7 @@ def _frame_size(model: mujoco.MjModel, cam: CameraSpec, size: Any) -> tuple[int,
         ok = False
     if not ok:
         raise TwinError(f"render('{cam.name}'): size={size!r} must be (height, width) in pixels")
-    if abs(h * cam.width - w * cam.height) > max(cam.width, cam.height):
+    if not has_camera_aspect(cam, h, w):
         raise TwinError(
             f"render('{cam.name}'): size (h, w)=({h}, {w}) does not have the camera's aspect "
             f"{cam.width}x{cam.height} (the same fovy would crop, not scale, the view; resize "
