@@ -22,7 +22,8 @@ over the whole chunk (QC-FQL's target), soft-updated target networks (``tau``).
               the chunk that was actually executed, on rows of both buffers, weighted by
               ``exp(A / beta)`` with ``A = min Q(s, a_executed) - min Q(s, pi(s))`` in units of
               the batch's spread (capped at ``awac_max_weight``), times the imitation weight
-              (interventions ``intervention_weight``). It can only move towards chunks the
+              (interventions ``intervention_weight``); demonstrations only with
+              ``awac_demos`` (the base was trained on them). It can only move towards chunks the
               robot or the person ran, so an inaccurate Q reorders what was tried instead of
               steering into untried motion; the stalls a person fixes pull it hardest.
 ``rerank``    no actor network (PA-RL's selection without the distillation): ``proposals``
@@ -44,6 +45,7 @@ from torch import nn
 
 from policy.learner.config import ActorKind, LearnerConfig
 from policy.learner.replay import Transitions
+from robot.schema import ControlSource
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, norm: bool) -> nn.Sequential:
@@ -263,6 +265,8 @@ class ChunkLearner(nn.Module):
             adv = q_data - q_pi
             adv = adv / adv.std().clamp_min(1e-6)
             w = (adv / c.awac_beta).clamp(max=math.log(c.awac_max_weight)).exp() * b["weight"]
+            if not c.awac_demos:  # the base already imitates them; refitting them overfits
+                w = w * (b["source"] != int(ControlSource.SCRIPT)).float()
             w = w / w.mean().clamp_min(1e-6)
             # the executed chunk as the residual that would have produced it, just inside tanh
             target = (b["actions"] - b["base"][:, :h]) / c.residual_scale

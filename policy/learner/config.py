@@ -47,9 +47,11 @@ class LearnerConfig:
     ``intervention_weight`` multiplies it on human chunks, ``init_temperature`` the entropy
     temperature (HIL-SERL: 1e-2); ``proposals`` for ``rerank``; ``awac_beta`` the temperature
     of ``awac``'s advantage weights (advantages in units of the batch's spread) and
-    ``awac_max_weight`` their cap; ``explore_std`` caps the actor's spread (before tanh) when
-    it drives practice episodes, so the robot's random motion stays a fraction of
-    ``residual_scale`` whatever the actor has learned of its own uncertainty. Reward:
+    ``awac_max_weight`` their cap, ``awac_demos`` whether demonstrations enter its regression
+    (off: the base was trained on them, and refitting its residual on them moved the practised
+    policy off what generalises; bench/README.md); ``explore_std`` caps the actor's spread
+    (before tanh) when it drives practice episodes, so the robot's random motion stays a
+    fraction of ``residual_scale`` whatever the actor has learned of its own uncertainty. Reward:
     ``reward`` source, ``shaping_scale`` on the critic's potential, ``done_threshold`` on its
     done probability. ``checkpoint_every`` learner
     updates between published checkpoints.
@@ -77,6 +79,7 @@ class LearnerConfig:
     proposals: int = 16
     awac_beta: float = 1.0
     awac_max_weight: float = 20.0
+    awac_demos: bool = False
     explore_std: float = 0.3
     shaping_scale: float = 1.0
     done_threshold: float = 0.5
