@@ -37,10 +37,21 @@ _domains = itertools.count((os.getpid() * 7) % 100)
 START_TIMEOUT = 60.0  # wall s for a node process to come up (imports MuJoCo, composes a scene)
 
 
+def _next_domain() -> int:
+    return 20 + next(_domains) % 200
+
+
 @pytest.fixture
 def domain_id() -> int:
     """A ROS_DOMAIN_ID of this test's own (20..219), never reused within a session."""
-    return 20 + next(_domains) % 200
+    return _next_domain()
+
+
+@pytest.fixture(scope="module")
+def module_domain_id() -> int:
+    """A ROS_DOMAIN_ID for a graph that the tests of one module share (tests that only read
+    from it); never reused within a session, nor shared with another module."""
+    return _next_domain()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -140,10 +151,9 @@ class NodeProcess:
         return self.proc.returncode
 
 
-@pytest.fixture
-def start_node(domain_id, tmp_path):
-    """Start a node module with a config composed from overrides; stopped after the test."""
-    started: list[NodeProcess] = []
+def _node_starter(domain_id: int, tmp_path: Path, started: list[NodeProcess]):
+    """``start(module, overrides, name, **params)``: a node process on ``domain_id`` with a
+    config composed from ``overrides``, appended to ``started``."""
 
     def start(module: str, overrides: list[str], name: str, **params) -> NodeProcess:
         cfg = conf.load([*overrides, f"out={tmp_path}"])
@@ -158,7 +168,31 @@ def start_node(domain_id, tmp_path):
         started.append(node)
         return node
 
-    yield start
+    return start
+
+
+@pytest.fixture
+def start_node(domain_id, tmp_path):
+    """Start a node module with a config composed from overrides; stopped after the test."""
+    started: list[NodeProcess] = []
+    yield _node_starter(domain_id, tmp_path, started)
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def module_probe(module_domain_id):
+    """A probe on the module's shared domain (:func:`module_domain_id`)."""
+    p = Probe(module_domain_id)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def module_start_node(module_domain_id, tmp_path_factory):
+    """:func:`start_node` for a graph the module's tests share; stopped after the module."""
+    started: list[NodeProcess] = []
+    yield _node_starter(module_domain_id, tmp_path_factory.mktemp("graph"), started)
     for node in started:
         node.stop()
 

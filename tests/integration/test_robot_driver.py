@@ -45,8 +45,7 @@ def _chunk_from_now(probe, delta: np.ndarray, seconds: float, steps: int = 25) -
     return convert.chunk_to_msg(ActionChunk(state.stamp, JOINTS, positions, times))
 
 
-@pytest.fixture
-def driver(start_node, probe):
+def _start_driver(start_node, probe):
     _listen(probe)
     node = start_node("dojo.nodes.robot_driver", REALTIME, "robot_driver", autostart=True)
     chunk_pub = CHUNKS.publisher(probe.node)
@@ -60,7 +59,50 @@ def driver(start_node, probe):
     return node, chunk_pub
 
 
-def test_joint_states_at_the_control_rate(driver, probe):
+@pytest.fixture(scope="module")
+def shared_driver(module_start_node, module_probe):
+    """One driver for the tests that leave no lasting state in it (a chunk that has run out,
+    a refused chunk); a test that latches the e-stop gets its own (:func:`fresh_driver`)."""
+    return _start_driver(module_start_node, module_probe)
+
+
+@pytest.fixture
+def driver(shared_driver, module_probe):
+    """The shared driver, once the previous test's chunk has run out (the arm holding), with
+    what the probe heard before cleared. Yields ``(node, chunk_pub)``; the tests' ``probe`` is
+    the module's."""
+    node, _ = shared_driver
+    probe = module_probe
+    try:
+
+        def holding() -> bool:
+            commands = probe.got(topics.DRIVER_COMMAND)[-1:]
+            last = [convert.command_from_msg(m, JOINTS)[2] for m in commands]
+            return last == [ControlSource.HOLD] and not _status(probe)["remaining_horizon"]
+
+        wait_until(holding, 10, "the shared driver to be holding")
+        for topic in (topics.JOINT_STATES, topics.DRIVER_COMMAND, topics.DRIVER_STATUS):
+            probe.clear(topic)
+        wait_until(lambda: len(probe.got(topics.JOINT_STATES)) > 5, 10, "joint states again")
+        wait_until(lambda: probe.got(topics.DRIVER_COMMAND), 10, "driver commands again")
+        wait_until(lambda: probe.got(topics.DRIVER_STATUS), 10, "driver status again")
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{dump_logs_on_failure([node])}") from None
+    return shared_driver
+
+
+@pytest.fixture
+def fresh_driver(start_node, probe):
+    return _start_driver(start_node, probe)
+
+
+def _status(probe) -> dict:
+    got = probe.got(topics.DRIVER_STATUS)
+    return json.loads(got[-1].data) if got else {"remaining_horizon": 1}
+
+
+def test_joint_states_at_the_control_rate(driver, module_probe):
+    probe = module_probe
     probe.clear(topics.JOINT_STATES)
     wait_until(lambda: len(probe.got(topics.JOINT_STATES)) >= 60, 10, "60 joint states")
     stamps = np.array([convert.from_time(m.header.stamp) for m in probe.got(topics.JOINT_STATES)])
@@ -72,7 +114,8 @@ def test_joint_states_at_the_control_rate(driver, probe):
     assert list(probe.got(topics.JOINT_STATES)[-1].name) == list(JOINTS)
 
 
-def test_images_at_the_camera_rate_with_intrinsics(driver, probe):
+def test_images_at_the_camera_rate_with_intrinsics(driver, module_probe):
+    probe = module_probe
     probe.record(topics.camera_image("front"))
     probe.record(topics.camera_info("front"))
     probe.record(topics.camera_image("wrist"))
@@ -90,7 +133,8 @@ def test_images_at_the_camera_rate_with_intrinsics(driver, probe):
     assert k[0, 2] == pytest.approx(160, abs=1) and k[1, 2] == pytest.approx(120, abs=1)
 
 
-def test_a_published_chunk_moves_the_arm(driver, probe):
+def test_a_published_chunk_moves_the_arm(driver, module_probe):
+    probe = module_probe
     _, chunk_pub = driver
     start = _latest_state(probe).position.copy()
     delta = np.zeros(6)
@@ -103,7 +147,8 @@ def test_a_published_chunk_moves_the_arm(driver, probe):
     assert ControlSource.POLICY in sources
 
 
-def test_a_nan_chunk_holds_the_arm_and_names_the_joint(driver, probe):
+def test_a_nan_chunk_holds_the_arm_and_names_the_joint(driver, module_probe):
+    probe = module_probe
     _, chunk_pub = driver
     msg = _chunk_from_now(probe, np.full(6, 0.2), 1.0)
     bad = list(msg.points[3].positions)
@@ -127,8 +172,8 @@ def test_a_nan_chunk_holds_the_arm_and_names_the_joint(driver, probe):
     assert np.ptp(held, axis=0).max() < 1e-9, "the arm must not move on a NaN chunk"
 
 
-def test_estop_latches_until_reset(driver, probe):
-    _, chunk_pub = driver
+def test_estop_latches_until_reset(fresh_driver, probe):
+    _, chunk_pub = fresh_driver
     estop_pub = topics.ESTOP.publisher(probe.node)
     wait_until(lambda: estop_pub.get_subscription_count() > 0, 20, "driver subscribed to estop")
     delta = np.zeros(6)
@@ -150,7 +195,8 @@ def test_estop_latches_until_reset(driver, probe):
     wait_until(lambda: _commands(probe)[-1][2] == ControlSource.POLICY, 5, "policy after reset")
 
 
-def test_silent_policy_holds_within_one_period_after_its_chunk(driver, probe):
+def test_silent_policy_holds_within_one_period_after_its_chunk(driver, module_probe):
+    probe = module_probe
     _, chunk_pub = driver
     msg = _chunk_from_now(probe, np.full(6, 0.05), 0.5)
     chunk = convert.chunk_from_msg(msg)
