@@ -56,9 +56,12 @@ def _status(probe) -> dict:
     return json.loads(got[-1].data) if got else {}
 
 
-@pytest.fixture
-def graph(start_node, probe, tmp_path):
-    ckpt = tiny_checkpoint(tmp_path / "ckpt1")
+@pytest.fixture(scope="module")
+def graph(module_start_node, module_probe, tmp_path_factory):
+    """One driver and policy for the tests that only watch it or swap its weights (the node
+    goes on running either way)."""
+    start_node, probe = module_start_node, module_probe
+    ckpt = tiny_checkpoint(tmp_path_factory.mktemp("policy") / "ckpt1")
     _listen(probe)
     driver = start_node("dojo.nodes.robot_driver", [], "robot_driver", autostart=True)
     policy = start_node("dojo.nodes.policy", [f"policy.checkpoint={ckpt}"], "policy")
@@ -71,7 +74,25 @@ def graph(start_node, probe, tmp_path):
     return nodes, ckpt
 
 
-def test_the_policy_streams_stamped_chunks_and_their_latency(graph, probe):
+# Tests with a graph of their own come first: the module's shared graph runs from its
+# first test to the module's end, and would load the machine under theirs.
+
+
+def test_a_checkpoint_for_another_robot_stops_the_node_before_any_chunk(
+    start_node, probe, tmp_path
+):
+    probe.record(CHUNKS)
+    ckpt = tiny_checkpoint(tmp_path / "other", joint_names=["a", "b", "c", "d"])
+    node = start_node("dojo.nodes.policy", [f"policy.checkpoint={ckpt}"], "policy")
+    wait_until(lambda: node.proc.poll() is not None, 60, "the policy node to exit")
+    assert node.proc.returncode != 0
+    out = node.output()
+    assert "trained for joints ['a', 'b', 'c', 'd']" in out and "so101" in out
+    assert probe.got(CHUNKS) == []
+
+
+def test_the_policy_streams_stamped_chunks_and_their_latency(graph, module_probe):
+    probe = module_probe
     chunks = probe.got(CHUNKS)
     assert list(chunks[0].joint_names) == list(SPEC.joint_names)
     assert len(chunks[0].points) == 10
@@ -81,7 +102,10 @@ def test_the_policy_streams_stamped_chunks_and_their_latency(graph, probe):
     assert all(0 < m.data < 5.0 for m in probe.got(topics.POLICY_LATENCY))
 
 
-def test_hot_swap_keeps_running_and_a_bad_checkpoint_keeps_the_old_weights(graph, probe, tmp_path):
+def test_hot_swap_keeps_running_and_a_bad_checkpoint_keeps_the_old_weights(
+    graph, module_probe, tmp_path
+):
+    probe = module_probe
     nodes, ckpt = graph
     pub = topics.POLICY_CHECKPOINT.publisher(probe.node)
     bad = tmp_path / "bad"
@@ -105,16 +129,3 @@ def test_hot_swap_keeps_running_and_a_bad_checkpoint_keeps_the_old_weights(graph
         wait_until(lambda: len(probe.got(CHUNKS)) > n + 2, 60, "chunks after the swap")
     except AssertionError as err:
         raise AssertionError(f"{err}\n{dump_logs_on_failure(nodes)}") from None
-
-
-def test_a_checkpoint_for_another_robot_stops_the_node_before_any_chunk(
-    start_node, probe, tmp_path
-):
-    probe.record(CHUNKS)
-    ckpt = tiny_checkpoint(tmp_path / "other", joint_names=["a", "b", "c", "d"])
-    node = start_node("dojo.nodes.policy", [f"policy.checkpoint={ckpt}"], "policy")
-    wait_until(lambda: node.proc.poll() is not None, 60, "the policy node to exit")
-    assert node.proc.returncode != 0
-    out = node.output()
-    assert "trained for joints ['a', 'b', 'c', 'd']" in out and "so101" in out
-    assert probe.got(CHUNKS) == []

@@ -101,6 +101,57 @@ def _status(probe) -> dict:
     return json.loads(got[-1].data) if got else {"remaining_horizon": 1}
 
 
+# Tests with a graph of their own come first: the module's shared graph runs from its
+# first test to the module's end, and would load the machine under theirs.
+
+
+def test_estop_latches_until_reset(fresh_driver, probe):
+    _, chunk_pub = fresh_driver
+    estop_pub = topics.ESTOP.publisher(probe.node)
+    wait_until(lambda: estop_pub.get_subscription_count() > 0, 20, "driver subscribed to estop")
+    delta = np.zeros(6)
+    delta[0] = 0.5
+    chunk_pub.publish(_chunk_from_now(probe, delta, 2.0))
+    wait_until(lambda: _commands(probe)[-1][2] == ControlSource.POLICY, 5, "policy in control")
+    estop_pub.publish(Bool(data=True))
+    wait_until(lambda: _commands(probe)[-1][2] == ControlSource.HOLD, 5, "hold after e-stop")
+    # a fresh chunk does not clear the latch
+    probe.clear(topics.DRIVER_COMMAND)
+    chunk_pub.publish(_chunk_from_now(probe, -delta, 1.0))
+    wait_until(lambda: len(probe.got(topics.DRIVER_COMMAND)) > 25, 5, "commands while e-stopped")
+    assert all(src == ControlSource.HOLD for _, _, src in _commands(probe))
+    statuses = [json.loads(m.data) for m in probe.got(topics.DRIVER_STATUS)]
+    assert statuses and statuses[-1]["estop"] is True
+    response = probe.call(topics.ESTOP_RESET, Trigger.Request())
+    assert response.success and "reset" in response.message
+    chunk_pub.publish(_chunk_from_now(probe, -delta, 1.0))
+    wait_until(lambda: _commands(probe)[-1][2] == ControlSource.POLICY, 5, "policy after reset")
+
+
+def test_lifecycle_configure_then_activate(start_node, probe):
+    _listen(probe)
+    node = start_node("dojo.nodes.robot_driver", REALTIME, "robot_driver", autostart=False)
+    request = ChangeState.Request()
+    request.transition.id = Transition.TRANSITION_CONFIGURE
+    try:
+        assert probe.call(CHANGE_STATE, request, 60).success
+    except AssertionError:
+        raise AssertionError(dump_logs_on_failure([node])) from None
+    assert not probe.got(topics.JOINT_STATES), "inactive: no control loop, no joint states"
+    request.transition.id = Transition.TRANSITION_ACTIVATE
+    assert probe.call(CHANGE_STATE, request).success
+    wait_until(lambda: len(probe.got(topics.JOINT_STATES)) > 5, 10, "joint states once active")
+    request.transition.id = Transition.TRANSITION_DEACTIVATE
+    assert probe.call(CHANGE_STATE, request).success
+    probe.clear(topics.JOINT_STATES)
+    probe.clear(topics.DRIVER_COMMAND)
+    request.transition.id = Transition.TRANSITION_ACTIVATE
+    assert probe.call(CHANGE_STATE, request).success
+    wait_until(
+        lambda: len(probe.got(topics.JOINT_STATES)) > 5, 10, "joint states after re-activation"
+    )
+
+
 def test_joint_states_at_the_control_rate(driver, module_probe):
     probe = module_probe
     probe.clear(topics.JOINT_STATES)
@@ -172,29 +223,6 @@ def test_a_nan_chunk_holds_the_arm_and_names_the_joint(driver, module_probe):
     assert np.ptp(held, axis=0).max() < 1e-9, "the arm must not move on a NaN chunk"
 
 
-def test_estop_latches_until_reset(fresh_driver, probe):
-    _, chunk_pub = fresh_driver
-    estop_pub = topics.ESTOP.publisher(probe.node)
-    wait_until(lambda: estop_pub.get_subscription_count() > 0, 20, "driver subscribed to estop")
-    delta = np.zeros(6)
-    delta[0] = 0.5
-    chunk_pub.publish(_chunk_from_now(probe, delta, 2.0))
-    wait_until(lambda: _commands(probe)[-1][2] == ControlSource.POLICY, 5, "policy in control")
-    estop_pub.publish(Bool(data=True))
-    wait_until(lambda: _commands(probe)[-1][2] == ControlSource.HOLD, 5, "hold after e-stop")
-    # a fresh chunk does not clear the latch
-    probe.clear(topics.DRIVER_COMMAND)
-    chunk_pub.publish(_chunk_from_now(probe, -delta, 1.0))
-    wait_until(lambda: len(probe.got(topics.DRIVER_COMMAND)) > 25, 5, "commands while e-stopped")
-    assert all(src == ControlSource.HOLD for _, _, src in _commands(probe))
-    statuses = [json.loads(m.data) for m in probe.got(topics.DRIVER_STATUS)]
-    assert statuses and statuses[-1]["estop"] is True
-    response = probe.call(topics.ESTOP_RESET, Trigger.Request())
-    assert response.success and "reset" in response.message
-    chunk_pub.publish(_chunk_from_now(probe, -delta, 1.0))
-    wait_until(lambda: _commands(probe)[-1][2] == ControlSource.POLICY, 5, "policy after reset")
-
-
 def test_silent_policy_holds_within_one_period_after_its_chunk(driver, module_probe):
     probe = module_probe
     _, chunk_pub = driver
@@ -212,27 +240,3 @@ def test_silent_policy_holds_within_one_period_after_its_chunk(driver, module_pr
     assert max(policy_ticks) <= chunk.end_time + 1e-9, "no policy action after the chunk ends"
     first_hold = min(t for t, src in after if src == ControlSource.HOLD and t > max(policy_ticks))
     assert first_hold - chunk.end_time <= PERIOD + 1e-9
-
-
-def test_lifecycle_configure_then_activate(start_node, probe):
-    _listen(probe)
-    node = start_node("dojo.nodes.robot_driver", REALTIME, "robot_driver", autostart=False)
-    request = ChangeState.Request()
-    request.transition.id = Transition.TRANSITION_CONFIGURE
-    try:
-        assert probe.call(CHANGE_STATE, request, 60).success
-    except AssertionError:
-        raise AssertionError(dump_logs_on_failure([node])) from None
-    assert not probe.got(topics.JOINT_STATES), "inactive: no control loop, no joint states"
-    request.transition.id = Transition.TRANSITION_ACTIVATE
-    assert probe.call(CHANGE_STATE, request).success
-    wait_until(lambda: len(probe.got(topics.JOINT_STATES)) > 5, 10, "joint states once active")
-    request.transition.id = Transition.TRANSITION_DEACTIVATE
-    assert probe.call(CHANGE_STATE, request).success
-    probe.clear(topics.JOINT_STATES)
-    probe.clear(topics.DRIVER_COMMAND)
-    request.transition.id = Transition.TRANSITION_ACTIVATE
-    assert probe.call(CHANGE_STATE, request).success
-    wait_until(
-        lambda: len(probe.got(topics.JOINT_STATES)) > 5, 10, "joint states after re-activation"
-    )
