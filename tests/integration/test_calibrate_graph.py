@@ -28,9 +28,9 @@ from tests.sim_helpers import robot_spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FEWER_VIEWS = [
-    "calibrate.intrinsics_views=12",
-    "calibrate.intrinsics.min_views=10",
-    "calibrate.handeye_views=6",
+    "calibrate.intrinsics_views=9",
+    "calibrate.intrinsics.min_views=8",
+    "calibrate.handeye_views=4",
     "calibrate.speed=0.8",
 ]
 
