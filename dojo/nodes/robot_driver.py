@@ -72,6 +72,7 @@ from robot.schema import ControlSource, SchemaError
 class RobotDriverNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__(DRIVER_NAME)
+        self._listening_since = time.monotonic()  # discovery runs from here (GRAPH_CHECK_S)
         self.declare_parameter("config_file", "")
         self.declare_parameter("autostart", False)
         self._loop: DriverLoop | None = None
@@ -124,7 +125,8 @@ class RobotDriverNode(LifecycleNode):
         spec = conf.robot_spec(cfg)
         self._spec = spec
         sim = cfg.robot.driver == "sim"
-        check_alone_on_graph(self, sim)  # before any scene or device is opened
+        # before any scene or device is opened; reading the config counted as listening
+        check_alone_on_graph(self, sim, since=self._listening_since)
         # Safety before anything can move: a spec without limits was refused by robot_spec().
         if sim:
             from robot.sim.twin import Twin
@@ -499,7 +501,9 @@ def _owner(info) -> str | None:
     return (info.node_namespace.rstrip("/") or "") + "/" + info.node_name
 
 
-def check_alone_on_graph(node, sim: bool, listen_s: float = GRAPH_CHECK_S) -> None:
+def check_alone_on_graph(
+    node, sim: bool, listen_s: float = GRAPH_CHECK_S, since: float | None = None
+) -> None:
     """Refuse to start next to another graph on the same ROS domain (``GraphConflictError``).
 
     Refused: another driver in this namespace (it would take this graph's chunks and resets);
@@ -507,13 +511,17 @@ def check_alone_on_graph(node, sim: bool, listen_s: float = GRAPH_CHECK_S) -> No
     the domain at all, since its ``/clock`` would reach that graph too. A driver is found by
     its ``driver/status`` publisher: endpoints are discovered well before node names, and
     ``driver/status`` is published by a driver only. Call before this node publishes.
+
+    ``since``: the ``time.monotonic()`` at which the node was created. Discovery fills the
+    graph from then on, so the listening window ends ``listen_s`` after it (the node's own
+    start-up, reading its config, counts); default: now.
     """
     domain = node.context.get_domain_id()
     own_status = node.resolve_topic_name(topics.DRIVER_STATUS.name)
     way_out = "give each graph its own ROS domain (ros.domain_id=N)"
     if not sim:
         way_out += " or namespace (ros.namespace=NAME)"
-    end = time.monotonic() + listen_s
+    end = (time.monotonic() if since is None else since) + listen_s
     while True:
         late = time.monotonic() > end
         found = []  # (message, owner or None)
