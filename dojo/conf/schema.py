@@ -48,8 +48,8 @@ from critic.config import CriticTrainConfig, ProgressMode
 from critic.evaluate import CriticEvalConfig
 from critic.relabel import RelabelConfig
 from policy.config import PolicyEvalConfig, PolicyTrainConfig
-from replay.config import ReplayConfig
 from policy.learner.config import HilConfig, LearnerConfig
+from replay.config import ReplayConfig
 from robot.cameras.opencv import OpenCVConfig
 from robot.cameras.realsense import RealSenseConfig
 from robot.description import HandDescription, ModelEdits, TwinDescription

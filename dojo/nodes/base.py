@@ -73,21 +73,37 @@ def wait_for_services(clients: Iterable, timeout_s: float) -> None:
             raise RuntimeError(f"service {client.srv_name} did not appear within {timeout_s:.0f} s")
 
 
+RUN_FINISH_S = 4.0
+"""Wall seconds a stopping node waits for its run thread to write its outputs: inside the
+5 s that ``ros2 launch`` and ``dojo run`` give a process between SIGINT and SIGTERM."""
+
+
 def run_to_the_end(node: Node, run: Callable[[], None], finish: Callable[[], None], what: str):
     """Run a node's own logic (the episodes of a run) on a thread of its own, never in a
     callback: ``run()``, then ``finish()`` (write the outputs) whatever happened, then shut
     rclpy down, which ends the node and tells ``dojo run`` the run is over. A failure is logged
-    as ``what failed: ...`` and sets the node's ``exit_code`` to 1."""
+    as ``what failed: ...`` and sets the node's ``exit_code`` to 1.
+
+    An error raised once the node's context has been shut down from outside (SIGINT from
+    ``ros2 launch``, Ctrl-C) is the stop, not a failure: every bounded wait ends with an error
+    when rclpy shuts down, and a run stopped on purpose exits 0 with its outputs written.
+    Returns the thread; :func:`spin_node` waits for it (:data:`RUN_FINISH_S`) as the node
+    stops, so the outputs are not cut off mid-write."""
+
+    name = node.get_name()  # a shut-down context may already have destroyed the node's handle
 
     def guarded() -> None:
         try:
             run()
         except Exception as err:
-            node.get_logger().error(f"{what} failed: {err}")
-            node.exit_code = 1
+            if rclpy.ok(context=node.context):
+                node.get_logger().error(f"{what} failed: {err}")
+                node.exit_code = 1
+            else:
+                print(f"[{name}] {what} stopped by shutdown ({err})", file=sys.stderr)
         finally:
             finish()
-            rclpy.try_shutdown()
+            rclpy.try_shutdown(context=node.context)
 
     thread = threading.Thread(target=guarded, name=what.replace(" ", "-"), daemon=True)
     thread.start()
@@ -165,6 +181,9 @@ def spin_node(make_node: Callable[[], Node], *, threads: int = 1) -> int:
         code = 1
     finally:
         if node is not None:
+            run_thread = getattr(node, "run_thread", None)
+            if run_thread is not None:  # a run stopped from outside still writes its outputs
+                run_thread.join(timeout=RUN_FINISH_S)
             close = getattr(node, "close", None)
             if close is not None:
                 close()

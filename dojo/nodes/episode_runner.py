@@ -78,7 +78,7 @@ class EpisodeRunnerNode(Node):
             topics.camera_image(cam).subscription(
                 self, lambda msg, cam=cam: self._on_image(cam, msg)
             )
-        run_to_the_end(self, self._run, self._write_outputs, "episode runner")
+        self.run_thread = run_to_the_end(self, self._run, self._write_outputs, "episode runner")
 
     # -- callbacks ----------------------------------------------------------------------------
 
@@ -144,6 +144,8 @@ class EpisodeRunnerNode(Node):
                 if now - t_start_run >= run_end:
                     outcome = "stopped"
                     break
+            else:  # shut down from outside (Ctrl-C, ros2 launch stopping): not a timeout
+                outcome = "stopped"
             self._recording = False
             elapsed = self._now() - t0
             if self._record:

@@ -117,3 +117,5 @@ class TestShutdown(unittest.TestCase):
         names = sorted(name.rsplit("-", 1)[0] for name in proc_info.process_names())
         self.assertEqual(names, sorted(NODES))
         assert_exit_codes(proc_info)  # every one exited 0
+        report = Path(OUT) / "episodes.json"  # stopped mid-run, the runner still reports
+        self.assertTrue(report.exists(), f"{report} was not written")
