@@ -9,7 +9,7 @@ SHELL := /bin/bash
 VENV        := .venv
 VPY         := $(VENV)/bin/python
 STAMP       := $(VENV)/.stamp-install
-APT_PACKAGES := libusb-1.0-0 libosmesa6 libegl-mesa0 libgl1 ffmpeg
+APT_PACKAGES := libusb-1.0-0 libosmesa6 libegl1 libegl-mesa0 libgl1 ffmpeg
 PIP_EXTRAS   := dev,models,hardware
 # The workstation image (docker/Dockerfile) installs the same lists: it asks this Makefile for
 # them (make print-apt-packages, make print-pip-extras), so the two cannot drift apart.
