@@ -104,6 +104,7 @@ class EpisodeRunnerNode(Node):
 
     def _run(self) -> None:
         clients = [self._reset] + ([self._rec_start, self._rec_stop] if self._record else [])
+        self.get_logger().info(f"waiting for {', '.join(c.srv_name for c in clients)}")
         wait_for_services(clients, SERVICE_WAIT_S)
         self._wait_for_command_source()
         n = int(self._cfg.episodes)
