@@ -87,8 +87,8 @@ def run_to_the_end(node: Node, run: Callable[[], None], finish: Callable[[], Non
     An error raised once the node's context has been shut down from outside (SIGINT from
     ``ros2 launch``, Ctrl-C) is the stop, not a failure: every bounded wait ends with an error
     when rclpy shuts down, and a run stopped on purpose exits 0 with its outputs written.
-    Returns the thread; :func:`spin_node` waits for it (:data:`RUN_FINISH_S`) as the node
-    stops, so the outputs are not cut off mid-write."""
+    The thread is kept as ``node.run_thread`` (and returned): :func:`spin_node` waits for it
+    (:data:`RUN_FINISH_S`) as the node stops, so the outputs are not cut off mid-write."""
 
     name = node.get_name()  # a shut-down context may already have destroyed the node's handle
 
@@ -106,6 +106,7 @@ def run_to_the_end(node: Node, run: Callable[[], None], finish: Callable[[], Non
             rclpy.try_shutdown(context=node.context)
 
     thread = threading.Thread(target=guarded, name=what.replace(" ", "-"), daemon=True)
+    node.run_thread = thread
     thread.start()
     return thread
 

@@ -78,7 +78,7 @@ class EpisodeRunnerNode(Node):
             topics.camera_image(cam).subscription(
                 self, lambda msg, cam=cam: self._on_image(cam, msg)
             )
-        self.run_thread = run_to_the_end(self, self._run, self._write_outputs, "episode runner")
+        run_to_the_end(self, self._run, self._write_outputs, "episode runner")
 
     # -- callbacks ----------------------------------------------------------------------------
 

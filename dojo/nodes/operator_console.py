@@ -112,7 +112,7 @@ class OperatorConsoleNode(Node):
             [Op.START, Op.STOP, Op.ABORT] if self._record else []
         )
         self._calls = {op: SERVICES[op].client(self) for op in ops}
-        self.run_thread = run_to_the_end(self, self._run, self._write_summary, "operator console")
+        run_to_the_end(self, self._run, self._write_summary, "operator console")
 
     def close(self) -> None:
         self._display.close()
