@@ -167,7 +167,9 @@ def main() -> None:
     ap.add_argument(
         "--reuse-act", action="store_true", help="keep ACT checkpoints an earlier run trained"
     )
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads for training (0: measured per run)"
+    )
     ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
     args = ap.parse_args()
     if args.plot_only:
@@ -188,7 +190,10 @@ def main() -> None:
     from policy.models.encoders import TextEncoder
     from policy.train import default_threads
 
-    torch.set_num_threads(args.threads or default_threads())  # the same for both models
+    # training: --threads, or each trainer measures the fastest count (policy.threads), the same
+    # rule for both models; evaluation: a fixed count, the same for every model
+    eval_threads = args.threads or default_threads()
+    torch.set_num_threads(eval_threads)
     cfg = conf.load([])
     spec = conf.robot_spec(cfg)
     cameras = [c.name for c in spec.cameras]
@@ -208,6 +213,7 @@ def main() -> None:
                 summary = _trained(run_dir)
             else:
                 summary = _train_compact(args, run_dir, args.demos, budget, spec, cameras, text)
+                torch.set_num_threads(eval_threads)  # training may have chosen another count
             vla = CompactVLAPolicy.load(run_dir / "checkpoint", text)
             print(f"compact VLA, {budget:.0f} s: evaluating", file=sys.stderr)
             ev = evaluate_policy(vla, twin, cfg, args.episodes, args.seed)
@@ -241,7 +247,9 @@ def main() -> None:
                     chunk_size=10,
                     seed=0,
                     snapshots={b: act_dirs[b] for b in budgets[:-1]},
+                    threads=args.threads,
                 )
+                torch.set_num_threads(eval_threads)
             for budget in budgets:
                 act = LeRobotPolicy.load(
                     str(act_dirs[budget]), joint_names=spec.joint_names, cameras=cameras
@@ -314,7 +322,7 @@ def main() -> None:
             "budgets_s": budgets,
             "episodes": args.episodes,
             "eval_seed": args.seed,
-            "torch_threads": torch.get_num_threads(),
+            "eval_torch_threads": eval_threads,
             "wall_s": time.monotonic() - t_bench,
             **results,
         },
@@ -405,6 +413,7 @@ def _train_compact(args, run_dir: Path, n: int, budget: float, spec, cameras, te
             max_episodes=n,
             checkpoint_every=0,
             seed=0,
+            threads=args.threads,
             model=VLAConfig(image_size=IMAGE_SIZE),
         ),
         joint_names=list(spec.joint_names),

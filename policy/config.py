@@ -160,7 +160,7 @@ class PolicyTrainConfig:
     eval_episodes: int = 10
     checkpoint_every: int = 200
     seed: int = 0
-    threads: int = 0  # torch CPU threads; 0: half the cores (see default_threads)
+    threads: int = 0  # torch CPU threads; 0: the fastest count, measured (policy.threads)
     progress: bool = True
     model: VLAConfig = field(default_factory=VLAConfig)
 

@@ -56,17 +56,9 @@ from policy.distributed import AgreedBudget, Processes, ShardedSampler, process_
 from policy.models.encoders import TextEncoder, images_to_tensor
 from policy.models.vla import CompactVLA
 from policy.schedule import Budget, BudgetBar, warmup_cosine
+from policy.threads import ThreadGovernor, default_threads
 
 STATE_FILE = "train_state"
-
-
-def default_threads() -> int:
-    """Half the cores, at least one. torch's default (every core) busy-waits in OpenMP: beside
-    anything else busy (the ROS graph, a second training run) a step then took 50x longer on
-    this 2-core machine (5.4 s instead of 0.1 s); one thread per spare core does not."""
-    import os
-
-    return max(1, (os.cpu_count() or 2) // 2)
 
 
 class AveragedWeights:
@@ -207,6 +199,13 @@ class Trainer:
             if resumed:
                 self.rng = process_rng(config.seed, self.procs, self.step)
         self.model, self.opt = self.accel.prepare(self.model, self.opt)
+        # threads=0 on a lone CPU process: measured per step (policy.threads); several processes
+        # share the cores, so each keeps its fixed share
+        self.threads = (
+            ThreadGovernor()
+            if not config.threads and not self.procs.distributed and self.accel.device.type == "cpu"
+            else None
+        )
 
     # -- persistence -----------------------------------------------------------------------------
 
@@ -331,6 +330,9 @@ class Trainer:
             "prefix_len": prefix_len.to(dev),
         }
 
+    def _timed_step(self):
+        return self.threads.step() if self.threads is not None else contextlib.nullcontext()
+
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         budget = self.budget()
@@ -347,16 +349,17 @@ class Trainer:
             stop_reason = decision.stop
             if stop_reason:
                 break
-            rows = self.sampler.sample(self.rng, cfg.batch_size)
-            batch = self._tensors(self.data.batch(rows))
             lr = self._lr(budget, decision.elapsed)
             for group in self.opt.param_groups:
                 group["lr"] = lr
-            loss = self.model(batch)  # forward() is the loss: DDP syncs gradients through it
-            self.opt.zero_grad(set_to_none=True)
-            self.accel.backward(loss)
-            self.accel.clip_grad_norm_(self.model.parameters(), 1.0)
-            self.opt.step()
+            with self._timed_step():
+                rows = self.sampler.sample(self.rng, cfg.batch_size)
+                batch = self._tensors(self.data.batch(rows))
+                loss = self.model(batch)  # forward() is the loss: DDP syncs gradients through it
+                self.opt.zero_grad(set_to_none=True)
+                self.accel.backward(loss)
+                self.accel.clip_grad_norm_(self.model.parameters(), 1.0)
+                self.opt.step()
             self.step += 1
             if self.ema is not None:
                 self.ema.update(self._unwrapped(), min(cfg.ema, (1 + self.step) / (10 + self.step)))
@@ -372,6 +375,7 @@ class Trainer:
                         "seconds": round(self.elapsed, 2),
                         "loss": float(np.mean(losses)),
                         "lr": lr,
+                        "threads": torch.get_num_threads(),
                     }
                 )
                 losses.clear()
@@ -404,6 +408,7 @@ class Trainer:
             "steps": self.step,
             "seconds": round(self.elapsed, 2),
             "stopped_by": stop_reason,
+            "threads": self.threads.summary() if self.threads else torch.get_num_threads(),
             "final_loss": next((h["loss"] for h in reversed(self.history) if "loss" in h), None),
             "checkpoint": str(self.out / "checkpoint"),
         }

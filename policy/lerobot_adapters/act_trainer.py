@@ -34,6 +34,7 @@ number of optimiser steps; whichever comes first ends training.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -157,6 +158,7 @@ def train_act(
     model: ActTrainConfig | None = None,
     device: str = "cpu",
     snapshots: Mapping[float, str | Path] | None = None,
+    threads: int = 0,
 ) -> Path:
     """Train LeRobot's ACT on the demos in ``store_url`` (one store or several) and save it to
     ``out_dir`` (new or empty), loadable with ``LeRobotPolicy.load(out_dir)``. Returns
@@ -170,6 +172,7 @@ def train_act(
     saved there (the time spent saving is not counted). ACT trains at a constant learning rate
     (LeRobot's recipe), so a snapshot at ``t`` is the model a ``t``-second run would have
     produced: one run gives a benchmark's whole success-against-time curve.
+    ``threads``: torch CPU threads (0: the fastest count, measured, as ``policy.threads``).
     """
     import torch
     from lerobot.configs import FeatureType, PolicyFeature
@@ -294,6 +297,7 @@ def train_act(
                 "step_budget": steps,
                 "loss": _downsample(losses),
                 "l1_loss": _downsample(l1s),
+                "threads": governor.summary() if governor is not None else threads,
             },
         }
 
@@ -305,6 +309,14 @@ def train_act(
         from policy.schedule import Budget, BudgetBar
 
         bar = BudgetBar(Budget(steps or 10**12, seconds_budget or 0.0), "ACT")
+    # the same thread policy as the compact VLA's trainer, so a benchmark compares like with like
+    governor = None
+    if threads:
+        torch.set_num_threads(threads)
+    elif device == "cpu":
+        from policy.threads import ThreadGovernor
+
+        governor = ThreadGovernor()
     start = time.monotonic()
     step = 0
     while True:
@@ -313,23 +325,24 @@ def train_act(
             break
         if seconds_budget is not None and elapsed >= seconds_budget:
             break
-        raw = data.batch(rng.integers(0, len(data), batch_size))
-        batch: dict[str, Any] = {
-            OBS_STATE: torch.from_numpy(raw["state"]),
-            ACTION: torch.from_numpy(raw["actions"]),
-            "action_is_pad": torch.from_numpy(~raw["action_mask"]),
-        }
-        for cam, key in keys.items():
-            img = torch.from_numpy(raw["images"][cam]).permute(0, 3, 1, 2).float().div_(255.0)
-            batch[key] = random_shift(img, augment_pad)
-        batch = pre(batch)
-        loss, info = policy.forward(batch)
-        if not torch.isfinite(loss):
-            raise PolicyError(f"train_act: loss became {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), model.grad_clip_norm)
-        optimizer.step()
+        with governor.step() if governor is not None else contextlib.nullcontext():
+            raw = data.batch(rng.integers(0, len(data), batch_size))
+            batch: dict[str, Any] = {
+                OBS_STATE: torch.from_numpy(raw["state"]),
+                ACTION: torch.from_numpy(raw["actions"]),
+                "action_is_pad": torch.from_numpy(~raw["action_mask"]),
+            }
+            for cam, key in keys.items():
+                img = torch.from_numpy(raw["images"][cam]).permute(0, 3, 1, 2).float().div_(255.0)
+                batch[key] = random_shift(img, augment_pad)
+            batch = pre(batch)
+            loss, info = policy.forward(batch)
+            if not torch.isfinite(loss):
+                raise PolicyError(f"train_act: loss became {loss.item()} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), model.grad_clip_norm)
+            optimizer.step()
         step += 1
         losses.append(float(loss.item()))
         l1s.append(float(info["l1_loss"]))

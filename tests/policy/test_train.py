@@ -122,6 +122,20 @@ def test_a_wall_clock_budget_stops_training(learnable_store, tmp_path, text_enco
     assert summary["stopped_by"] == "seconds" and summary["steps"] < 10_000
 
 
+def test_threads_are_measured_unless_set(learnable_store, tmp_path, text_encoder):
+    before = torch.get_num_threads()
+    try:
+        measured = trainer(learnable_store, tmp_path / "auto", text_encoder, steps=40).run()
+        assert measured["threads"]["probes"] >= 1
+        assert measured["threads"]["threads"] in measured["threads"]["candidates"]
+        fixed = trainer(learnable_store, tmp_path / "one", text_encoder, steps=10, threads=1).run()
+        assert fixed["threads"] == 1 and torch.get_num_threads() == 1
+        history = json.loads((tmp_path / "one" / "train_state.json").read_text())["history"]
+        assert {h["threads"] for h in history if "threads" in h} == {1}
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_store_without_the_cameras_is_refused_naming_them(learnable_store):
     with pytest.raises(DataError, match=r"no camera\(s\) \['top'\]"):
         DemoDataset(
