@@ -11,18 +11,26 @@ joined by other work (or the reverse) follows the machine.
 
 What a probe costs is bounded: a candidate is dropped after ``probe_s`` seconds of its steps
 even if it has not finished its ``window`` steps (one collapsed step is all it gets), and a
-probe that loses doubles the wait before the next one (``reprobe_s`` up to ``max_reprobe_s``).
+probe that confirms the count in use doubles the wait before the next one (``reprobe_s`` up to
+``max_reprobe_s``). Between probes it watches the chosen count: when its steps become
+``slowdown`` times slower than when it was chosen (another job started), it probes at once
+instead of waiting out the backoff.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
 import numpy as np
 import torch
+
+WATCH_STEPS = 5
+"""Between probes, the median of this many steps is compared with the chosen count's time:
+a collapse is noticed after three slow steps."""
 
 
 def default_threads() -> int:
@@ -52,6 +60,7 @@ class ThreadGovernor:
         probe_s: float = 3.0,
         reprobe_s: float = 60.0,
         max_reprobe_s: float = 480.0,
+        slowdown: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         set_threads: Callable[[int], None] = torch.set_num_threads,
     ) -> None:
@@ -65,6 +74,7 @@ class ThreadGovernor:
         self.base_reprobe_s = reprobe_s
         self.reprobe_s = reprobe_s
         self.max_reprobe_s = max_reprobe_s
+        self.slowdown = slowdown
         self.clock = clock
         self._set = set_threads
         self.switches = 0
@@ -73,6 +83,8 @@ class ThreadGovernor:
         self._queue: list[int] = list(self.candidates)
         self._times: dict[int, list[float]] = {}
         self._next_probe = 0.0
+        self._expected = float("inf")  # the chosen count's step time when it was chosen
+        self._recent: deque[float] = deque(maxlen=WATCH_STEPS)
         self.best = self.candidates[0]
         self.threads = 0
         self._use(self._queue[0])
@@ -97,7 +109,14 @@ class ThreadGovernor:
     def _record(self, seconds: float) -> None:
         now = self.clock()
         if not self._queue:
-            if len(self.candidates) > 1 and now >= self._next_probe:
+            if len(self.candidates) == 1:
+                return
+            self._recent.append(seconds)
+            slowed = (
+                len(self._recent) > WATCH_STEPS // 2
+                and float(np.median(self._recent)) > self.slowdown * self._expected
+            )
+            if slowed or now >= self._next_probe:
                 self._start_probe()
             return
         times = self._times.setdefault(self.threads, [])
@@ -116,6 +135,7 @@ class ThreadGovernor:
         # the current count first (its time now, under today's load), then the others
         self._queue = [self.best] + [n for n in self.candidates if n != self.best]
         self._times = {}
+        self._recent.clear()
         self._use(self._queue[0])
 
     def _finish_probe(self, now: float) -> None:
@@ -131,6 +151,7 @@ class ThreadGovernor:
         else:
             self.reprobe_s = self.base_reprobe_s
         self._use(self.best)
+        self._expected = cost(self.best)
         self._next_probe = now + self.reprobe_s
 
     def summary(self) -> dict:

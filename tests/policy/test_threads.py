@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policy.threads import ThreadGovernor, candidate_threads
+from policy.threads import WATCH_STEPS, ThreadGovernor, candidate_threads
 
 
 class FakeMachine:
@@ -78,6 +78,19 @@ def test_it_follows_the_machine_when_the_load_changes():
     run(gov, m, 60.0)
     assert gov.threads == 2
     assert gov.switches >= 2
+
+
+def test_a_collapse_is_noticed_at_once_not_after_the_backoff():
+    m = FakeMachine(ALONE, BUSY)
+    gov = governor(m, reprobe_s=60.0, max_reprobe_s=480.0)
+    run(gov, m, 1000.0)  # long alone: the backoff is at its longest
+    assert gov.threads == 2 and gov.reprobe_s == 480.0
+    m.loaded = True
+    spent = run(gov, m, 40.0)  # before the next scheduled probe
+    assert gov.threads == 1
+    # three collapsed steps to notice (median of WATCH_STEPS), one more in the probe: not
+    # 480 s of them
+    assert spent[2] <= (WATCH_STEPS // 2 + 2) * BUSY[2]
 
 
 def test_probes_that_lose_back_off():
