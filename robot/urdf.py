@@ -28,6 +28,12 @@ How the MJCF maps onto URDF::
                                                                      the file's vertices, not
                                                                      MuJoCo's re-centred copy
     listed sites (the end-effector site)                         ->  fixed links, e.g. the TCP
+    a joint the driver reports in its own unit (the SO-101's     ->  joint "J" in that unit on
+    gripper J in LeRobot's percent, 0 closed .. 100 open)            a frameless link, and the
+                                                                     MJCF's joint as "J__mjcf"
+                                                                     with <mimic joint="J">:
+                                                                     the preset's range onto
+                                                                     the MJCF's, linearly
 
 Every body keeps its MuJoCo frame, so a link's pose from ``base_link`` at joint positions q is
 MuJoCo's body pose relative to the robot's root body at qpos = q (the test checks it to 1e-6).
@@ -67,6 +73,9 @@ from robot.schema import RobotSpec
 ROOT_LINK = "base_link"
 """The URDF's root: the robot's base frame (REP 105)."""
 
+MJCF_SUFFIX = "__mjcf"
+"""The MJCF joint of a joint reported in another unit (``robot_urdf``'s ``commanded``)."""
+
 
 class UrdfError(KinematicsError):
     """The robot's model cannot be written as a URDF. The message names the model and why."""
@@ -81,11 +90,30 @@ def robot_urdf(spec: RobotSpec) -> str:
         for name, v, unit in zip(spec.joint_names, spec.velocity_limit, units, strict=True)
         if unit in ("rad", "m")  # not a normalised or percent gripper
     }
+    # a joint the driver reports in another unit than the MJCF's (the SO-101's gripper in
+    # LeRobot's percent): its preset range maps linearly onto the MJCF joint's range
+    commanded = {
+        name: (lo, hi, float(v))
+        for name, lo, hi, v, unit in zip(
+            spec.joint_names,
+            spec.position_lower,
+            spec.position_upper,
+            spec.velocity_limit,
+            units,
+            strict=True,
+        )
+        if unit not in ("rad", "m")
+    }
     sites = [spec.ee_site] if spec.ee_site else []
     added = spec.model_edits.sites if spec.model_edits else []
     sites += [s.name for s in added if s.name not in sites]
     return urdf_from_mjcf(
-        spec.model, spec.model_edits, name=spec.name, sites=sites, velocity=velocity
+        spec.model,
+        spec.model_edits,
+        name=spec.name,
+        sites=sites,
+        velocity=velocity,
+        commanded=commanded,
     )
 
 
@@ -96,10 +124,14 @@ def urdf_from_mjcf(
     name: str = "",
     sites: Sequence[str] = (),
     velocity: Mapping[str, float] | None = None,
+    commanded: Mapping[str, tuple[float, float, float]] | None = None,
 ) -> str:
     """The URDF (an XML string) of a robot MJCF: ``model`` as ``robot.mjcf`` takes it,
     ``edits`` applied. ``sites``: MJCF sites to add as fixed links; ``velocity``: joint
-    velocity limits by joint name (rad/s or m/s)."""
+    velocity limits by joint name (rad/s or m/s). ``commanded``: joints that ``joint_states``
+    reports in another unit, ``{name: (lower, upper, velocity)}`` in that unit; each becomes a
+    joint of that name in that range that the MJCF's joint (renamed ``<name>__mjcf``) follows
+    through a ``<mimic>``, lower onto the MJCF's lower limit and upper onto its upper."""
     text = os.fspath(model)
     if text.startswith("dh:"):
         raise UrdfError(
@@ -112,7 +144,7 @@ def urdf_from_mjcf(
     except Exception as exc:
         raise UrdfError(f"robot model '{text}' does not compile: {exc}") from exc
     files = _mesh_files(spec, robot_mjcf_path(model))
-    return _Writer(m, files, velocity or {}).write(name or Path(text).stem, sites)
+    return _Writer(m, files, velocity or {}, commanded or {}).write(name or Path(text).stem, sites)
 
 
 def _mesh_files(spec: mujoco.MjSpec, mjcf: Path) -> dict[str, Path]:
@@ -169,10 +201,17 @@ def _origin(parent: ET.Element, t: np.ndarray) -> None:
 
 
 class _Writer:
-    def __init__(self, m: mujoco.MjModel, files: dict[str, Path], velocity: Mapping[str, float]):
+    def __init__(
+        self,
+        m: mujoco.MjModel,
+        files: dict[str, Path],
+        velocity: Mapping[str, float],
+        commanded: Mapping[str, tuple[float, float, float]],
+    ):
         self.m = m
         self.files = files
         self.velocity = velocity
+        self.commanded = commanded
         self.materials: dict[str, tuple[float, ...]] = {}
 
     def name(self, obj: mujoco.mjtObj, i: int, prefix: str) -> str:
@@ -237,13 +276,57 @@ class _Writer:
             child = link if last and not anchor.any() else f"{link}__{jname}"
             if child != link:
                 ET.SubElement(self.robot, "link", name=child)
+            if jname in self.commanded:
+                self.commanded_joint(jname, j, frame_link)
+                jname = f"{jname}{MJCF_SUFFIX}"
             self.joint(jname, self.kind(j), frame_link, child, origin, axis=axis, limits=j)
+            if jname.endswith(MJCF_SUFFIX):
+                self.mimic(jname, j)
             frame_link, previous_anchor = child, anchor
         if joints and frame_link != link:
             self.joint(f"{link}__anchor", "fixed", frame_link, link, _pose(-previous_anchor))
         element = ET.SubElement(self.robot, "link", name=link)
         self.inertial(element, b)
         self.geoms(element, b)
+
+    def commanded_joint(self, name: str, j: int, parent: str) -> None:
+        """The joint ``joint_states`` names, in the driver's unit, on a frameless link: what
+        robot_state_publisher reads to place the MJCF joint that mimics it."""
+        lower, upper, velocity = self.commanded[name]
+        if not upper > lower or not self.m.jnt_limited[j]:
+            raise UrdfError(
+                f"joint '{name}': reported in its own unit over [{lower}, {upper}], which maps "
+                "onto the MJCF joint's range only when both ranges are set and non-empty"
+            )
+        child = f"{name}__command"
+        ET.SubElement(self.robot, "link", name=child)
+        element = ET.SubElement(self.robot, "joint", name=name, type="revolute")
+        _origin(element, np.eye(4))
+        ET.SubElement(element, "parent", link=parent)
+        ET.SubElement(element, "child", link=child)
+        ET.SubElement(element, "axis", xyz="0 0 1")
+        ET.SubElement(
+            element,
+            "limit",
+            effort="0",
+            velocity=_num(velocity),
+            lower=_num(lower),
+            upper=_num(upper),
+        )
+
+    def mimic(self, mjcf_name: str, j: int) -> None:
+        name = mjcf_name[: -len(MJCF_SUFFIX)]
+        lower, upper, _ = self.commanded[name]
+        jlo, jhi = (float(v) for v in self.m.jnt_range[j])
+        multiplier = (jhi - jlo) / (upper - lower)
+        element = self.robot.findall("joint")[-1]
+        ET.SubElement(
+            element,
+            "mimic",
+            joint=name,
+            multiplier=_num(multiplier),
+            offset=_num(jlo - lower * multiplier),
+        )
 
     def kind(self, j: int) -> str:
         if self.m.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE:

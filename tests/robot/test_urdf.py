@@ -88,10 +88,17 @@ def urdf_fk(text: str, q: dict[str, float]) -> dict[str, np.ndarray]:
         if kind != "fixed":
             axis = np.array([float(v) for v in joint.find("axis").get("xyz").split()])
             motion = np.eye(4)
+            mimic = joint.find("mimic")
+            if mimic is None:
+                value = q[joint.get("name")]
+            else:  # URDF: value = multiplier * the other joint's + offset
+                value = float(mimic.get("multiplier")) * q[mimic.get("joint")] + float(
+                    mimic.get("offset")
+                )
             if kind in ("revolute", "continuous"):
-                motion[:3, :3] = rodrigues(axis, q[joint.get("name")])
+                motion[:3, :3] = rodrigues(axis, value)
             elif kind == "prismatic":
-                motion[:3, 3] = axis / np.linalg.norm(axis) * q[joint.get("name")]
+                motion[:3, 3] = axis / np.linalg.norm(axis) * value
             else:
                 raise AssertionError(f"joint type {kind} is not one this URDF should have")
             t = t @ motion
@@ -266,6 +273,33 @@ def test_urdfdom_parses_it(robot, tmp_path):
     proc = subprocess.run([str(exe), str(path)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"root Link: {ROOT_LINK}" in proc.stdout
+
+
+def test_a_percent_gripper_moves_the_jaw_as_the_twin_does(tmp_path):
+    """The real SO-101 reports its gripper in LeRobot's percent (0 closed .. 100 open): rviz
+    must draw the jaw there, not at 0..100 rad."""
+    spec = spec_of("so101")
+    text = robot_urdf(spec)
+    m = load_robot_model(spec.model, spec.model_edits)
+    joints = {j.get("name"): j for j in ET.fromstring(text).findall("joint")}
+    reported = joints["gripper"].find("limit")
+    assert (float(reported.get("lower")), float(reported.get("upper"))) == (0.0, 100.0)
+    assert joints["gripper__mjcf"].find("mimic").get("joint") == "gripper"
+    jaw_lo, jaw_hi = m.jnt_range[m.joint("gripper").id]
+    rng = np.random.default_rng(1)
+    for percent in (0.0, 25.0, 100.0, float(rng.uniform(0, 100))):
+        q = random_q(m, rng)
+        q["gripper"] = jaw_lo + (jaw_hi - jaw_lo) * percent / 100.0  # the twin's jaw angle
+        links = urdf_fk(text, {**q, "gripper": percent})
+        for name, want in mujoco_poses(m, q).items():
+            if name in links:
+                assert np.abs(links[name][:3, 3] - want[:3, 3]).max() < TOL, (name, percent)
+                assert rotation_angle(links[name], want) < TOL, (name, percent)
+    exe = Path(sys.executable).parent / "check_urdf"
+    if exe.exists():  # urdfdom (robot_state_publisher's parser) takes the mimic
+        (tmp_path / "so101.urdf").write_text(text)
+        proc = subprocess.run([str(exe), str(tmp_path / "so101.urdf")], capture_output=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_a_dh_model_has_no_urdf_and_says_so():
