@@ -120,6 +120,10 @@ def test_the_ros_stage_is_the_base_and_the_project_steps_are_all_in_the_image_st
     assert "VLA_DOJO_PREFIX=/opt/vla-dojo/venv" in env
     assert "FASTDDS_DEFAULT_PROFILES_FILE=/opt/vla-dojo/venv/lib/python3.12/" in env
     assert (ROOT / "dojo" / "fastdds_profile.xml").is_file()
+    # the twin renders through EGL: on the GPU only when the NVIDIA runtime mounts its EGL
+    # libraries, which it does for the graphics capability (the CUDA base asks compute,utility)
+    assert "MUJOCO_GL=egl" in env
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics" in env
 
 
 def test_no_local_package_index_or_pip_configuration_is_baked_into_the_image():
