@@ -388,6 +388,8 @@ class Trainer:
                 self.save()
         if bar is not None:
             bar.close()
+        if self.threads is not None:  # what follows in this process (evaluation) gets the
+            torch.set_num_threads(default_threads())  # fixed count, as before training
         if losses:
             self.elapsed = self.clock() - start
             self.history.append(

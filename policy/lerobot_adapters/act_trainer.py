@@ -311,6 +311,7 @@ def train_act(
         bar = BudgetBar(Budget(steps or 10**12, seconds_budget or 0.0), "ACT")
     # the same thread policy as the compact VLA's trainer, so a benchmark compares like with like
     governor = None
+    threads_before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     elif device == "cpu":
@@ -362,6 +363,7 @@ def train_act(
     train_seconds = time.monotonic() - start
     if bar is not None:
         bar.close()
+    torch.set_num_threads(threads_before)  # the caller's count, whatever training chose
     if step == 0:
         raise PolicyError(f"train_act: no optimiser step fitted in seconds_budget={seconds_budget}")
 

@@ -11,7 +11,7 @@ import torch
 from policy.compact import CompactVLAPolicy
 from policy.config import PolicyTrainConfig, VLAConfig
 from policy.data import DataError, DemoDataset, random_shift
-from policy.train import Trainer, TrainError
+from policy.train import Trainer, TrainError, default_threads
 from robot.schema import Observation
 from tests.policy.conftest import (
     CAMERAS,
@@ -128,6 +128,7 @@ def test_threads_are_measured_unless_set(learnable_store, tmp_path, text_encoder
         measured = trainer(learnable_store, tmp_path / "auto", text_encoder, steps=40).run()
         assert measured["threads"]["probes"] >= 1
         assert measured["threads"]["threads"] in measured["threads"]["candidates"]
+        assert torch.get_num_threads() == default_threads()  # what runs after gets the fixed count
         fixed = trainer(learnable_store, tmp_path / "one", text_encoder, steps=10, threads=1).run()
         assert fixed["threads"] == 1 and torch.get_num_threads() == 1
         history = json.loads((tmp_path / "one" / "train_state.json").read_text())["history"]
