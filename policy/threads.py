@@ -12,9 +12,10 @@ joined by other work (or the reverse) follows the machine.
 What a probe costs is bounded: a candidate is dropped after ``probe_s`` seconds of its steps
 even if it has not finished its ``window`` steps (one collapsed step is all it gets), and a
 probe that confirms the count in use doubles the wait before the next one (``reprobe_s`` up to
-``max_reprobe_s``). Between probes it watches the chosen count: when its steps become
-``slowdown`` times slower than when it was chosen (another job started), it probes at once
-instead of waiting out the backoff.
+``max_reprobe_s``: at most 3 s of slow steps every 2 minutes, a few percent, and a machine
+that frees up is used within 2 minutes, as when ``dojo demo``'s critic finishes). Between
+probes it watches the chosen count: when its steps become ``slowdown`` times slower than when
+it was chosen (another job started), it probes at once instead of waiting out the backoff.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class ThreadGovernor:
         window: int = 12,
         probe_s: float = 3.0,
         reprobe_s: float = 60.0,
-        max_reprobe_s: float = 480.0,
+        max_reprobe_s: float = 120.0,
         slowdown: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         set_threads: Callable[[int], None] = torch.set_num_threads,
