@@ -191,7 +191,8 @@ def main() -> None:
     from policy.train import default_threads
 
     # training: --threads, or each trainer measures the fastest count (policy.threads), the same
-    # rule for both models; evaluation: a fixed count, the same for every model
+    # rule for both models; evaluation: a fixed count, the same for every model (each trainer
+    # hands it back when it ends)
     eval_threads = args.threads or default_threads()
     torch.set_num_threads(eval_threads)
     cfg = conf.load([])
@@ -213,7 +214,6 @@ def main() -> None:
                 summary = _trained(run_dir)
             else:
                 summary = _train_compact(args, run_dir, args.demos, budget, spec, cameras, text)
-                torch.set_num_threads(eval_threads)  # training may have chosen another count
             vla = CompactVLAPolicy.load(run_dir / "checkpoint", text)
             print(f"compact VLA, {budget:.0f} s: evaluating", file=sys.stderr)
             ev = evaluate_policy(vla, twin, cfg, args.episodes, args.seed)
@@ -249,7 +249,6 @@ def main() -> None:
                     snapshots={b: act_dirs[b] for b in budgets[:-1]},
                     threads=args.threads,
                 )
-                torch.set_num_threads(eval_threads)
             for budget in budgets:
                 act = LeRobotPolicy.load(
                     str(act_dirs[budget]), joint_names=spec.joint_names, cameras=cameras

@@ -201,7 +201,7 @@ class Trainer:
         self.model, self.opt = self.accel.prepare(self.model, self.opt)
         # threads=0 on a lone CPU process: measured per step (policy.threads); several processes
         # share the cores, so each keeps its fixed share
-        self.threads = (
+        self.governor = (
             ThreadGovernor()
             if not config.threads and not self.procs.distributed and self.accel.device.type == "cpu"
             else None
@@ -331,7 +331,7 @@ class Trainer:
         }
 
     def _timed_step(self):
-        return self.threads.step() if self.threads is not None else contextlib.nullcontext()
+        return self.governor.step() if self.governor is not None else contextlib.nullcontext()
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -388,7 +388,7 @@ class Trainer:
                 self.save()
         if bar is not None:
             bar.close()
-        if self.threads is not None:  # what follows in this process (evaluation) gets the
+        if self.governor is not None:  # what follows in this process (evaluation) gets the
             torch.set_num_threads(default_threads())  # fixed count, as before training
         if losses:
             self.elapsed = self.clock() - start
@@ -410,7 +410,7 @@ class Trainer:
             "steps": self.step,
             "seconds": round(self.elapsed, 2),
             "stopped_by": stop_reason,
-            "threads": self.threads.summary() if self.threads else torch.get_num_threads(),
+            "threads": self.governor.summary() if self.governor else torch.get_num_threads(),
             "final_loss": next((h["loss"] for h in reversed(self.history) if "loss" in h), None),
             "checkpoint": str(self.out / "checkpoint"),
         }

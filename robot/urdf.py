@@ -278,10 +278,18 @@ class _Writer:
                 ET.SubElement(self.robot, "link", name=child)
             if jname in self.commanded:
                 self.commanded_joint(jname, j, frame_link)
-                jname = f"{jname}{MJCF_SUFFIX}"
-            self.joint(jname, self.kind(j), frame_link, child, origin, axis=axis, limits=j)
-            if jname.endswith(MJCF_SUFFIX):
-                self.mimic(jname, j)
+                mjcf_joint = self.joint(
+                    f"{jname}{MJCF_SUFFIX}",
+                    self.kind(j),
+                    frame_link,
+                    child,
+                    origin,
+                    axis=axis,
+                    limits=j,
+                )
+                self.mimic(mjcf_joint, jname, j)
+            else:
+                self.joint(jname, self.kind(j), frame_link, child, origin, axis=axis, limits=j)
             frame_link, previous_anchor = child, anchor
         if joints and frame_link != link:
             self.joint(f"{link}__anchor", "fixed", frame_link, link, _pose(-previous_anchor))
@@ -300,11 +308,7 @@ class _Writer:
             )
         child = f"{name}__command"
         ET.SubElement(self.robot, "link", name=child)
-        element = ET.SubElement(self.robot, "joint", name=name, type="revolute")
-        _origin(element, np.eye(4))
-        ET.SubElement(element, "parent", link=parent)
-        ET.SubElement(element, "child", link=child)
-        ET.SubElement(element, "axis", xyz="0 0 1")
+        element = self.joint(name, "revolute", parent, child, np.eye(4), axis=np.array([0, 0, 1]))
         ET.SubElement(
             element,
             "limit",
@@ -314,12 +318,11 @@ class _Writer:
             upper=_num(upper),
         )
 
-    def mimic(self, mjcf_name: str, j: int) -> None:
-        name = mjcf_name[: -len(MJCF_SUFFIX)]
+    def mimic(self, element: ET.Element, name: str, j: int) -> None:
+        """``element`` (the MJCF joint ``j``) follows ``name``: its range onto the MJCF's."""
         lower, upper, _ = self.commanded[name]
         jlo, jhi = (float(v) for v in self.m.jnt_range[j])
         multiplier = (jhi - jlo) / (upper - lower)
-        element = self.robot.findall("joint")[-1]
         ET.SubElement(
             element,
             "mimic",
@@ -347,6 +350,7 @@ class _Writer:
                 lower, upper = self.m.jnt_range[j] if self.m.jnt_limited[j] else (-1e3, 1e3)
                 attrs |= {"lower": _num(lower), "upper": _num(upper)}
             ET.SubElement(element, "limit", **attrs)
+        return element
 
     def effort(self, j: int) -> float:
         """The force limit the MJCF puts on joint ``j``: its actuator force range, else that of
