@@ -204,3 +204,28 @@ def test_a_fresh_plan_starts_at_the_last_command_not_at_the_sagging_arm(twin_for
     assert np.all(np.abs(chunk.positions[0] - spec.home) <= allowed)
     chunk = blind.act(state.stamp, state.position, twin.objects())
     assert np.any(np.abs(chunk.positions[0] - spec.home) > allowed)
+
+
+def test_the_configured_wobble_strays_a_little_and_still_succeeds(twin_for):
+    """``dojo/conf``'s operator records demonstrations with joint noise (what teaches a policy
+    its way back to the path): the hand strays from the noiseless operator's path by a few
+    centimetres at most (2-4 cm on these seeds), every command stays within the safety
+    limits, and the episodes are still solved."""
+    from dojo import conf
+
+    noise = conf.scripted_config(conf.load([])).noise_std
+    assert noise > 0
+    twin = twin_for("so101", "pick_place")
+    fk = ForwardKinematics.for_robot(twin.spec)
+    strays = []
+    for color in ("red", "green", "blue"):
+        seed = _seeds(twin)[(color,)][0]
+        clean = rollout(twin, _operator("so101"), seed=seed, keep_commands=True)
+        noisy = rollout(twin, _operator("so101", noise_std=noise), seed=seed, keep_commands=True)
+        assert noisy.success, f"seed {seed}: {noisy}"
+        _assert_within_limits(twin.spec, noisy.commands, fk)
+        n = min(len(clean.commands), len(noisy.commands)) // 3  # the approach: same phase
+        ee_clean = np.array([fk(q) for q in clean.commands[:n]])
+        ee_noisy = np.array([fk(q) for q in noisy.commands[:n]])
+        strays.append(float(np.max(np.linalg.norm(ee_noisy - ee_clean, axis=1))))
+    assert 0.005 < max(strays) < 0.08, strays
