@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from bench.common import percentiles, print_table, write_json
+from bench.policy_learning import default_demos_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +66,7 @@ def main() -> None:
     ap.add_argument("--demos", type=int, default=25)
     ap.add_argument("--held-out", type=int, default=10)
     ap.add_argument("--budget", type=float, default=180.0)
-    ap.add_argument("--data", default=str(ROOT / "runs/bench/demos_pick_place.zarr"))
+    ap.add_argument("--data", default="", help="demos (default: policy_learning.py's store)")
     ap.add_argument("--out", default=str(ROOT / "runs/bench/policy_head"))
     args = ap.parse_args()
 
@@ -82,6 +83,7 @@ def main() -> None:
 
     torch.set_num_threads(default_threads())
     cfg = conf.load([])
+    args.data = args.data or default_demos_store(cfg)
     spec = conf.robot_spec(cfg)
     cameras = [c.name for c in spec.cameras]
     ids = EpisodeStore.open(args.data).episode_ids()

@@ -81,14 +81,19 @@ def run(overrides: list[str], run_graph, command) -> int:
 
         twin = make_twin(conf.robot_spec(cfg), conf.task_config(cfg), conf.twin_config(cfg))
         try:
-            start = _count(demos)
-            collect(
-                str(demos),
-                twin,
-                conf.scripted_config(cfg),
-                episodes=cfg.demo.demos - have,
-                seed=start,
-            )
+            # the operator's wobble (teleop.scripted.noise_std) fails a few episodes: top up,
+            # a bounded number of times, until the successful ones are enough
+            for _ in range(3):
+                collect(
+                    str(demos),
+                    twin,
+                    conf.scripted_config(cfg),
+                    episodes=cfg.demo.demos - have,
+                    seed=_count(demos),
+                )
+                have = _successful(demos)
+                if have >= cfg.demo.demos:
+                    break
         finally:
             twin.close()
     report["demos"] = {"successful": _successful(demos), "seconds": round(time.monotonic() - t0, 1)}
