@@ -65,28 +65,13 @@ def default_demos_store(cfg) -> str:
 
 def ensure_demos(cfg, url: str, n: int) -> None:
     from dojo import conf
-    from dojo.collect import collect, make_twin
-    from episodes.store import EpisodeStore
+    from dojo.collect import collect_successful, make_twin, recorded
 
-    def recorded() -> tuple[int, int]:
-        """(successful, all) episodes in the store."""
-        if not Path(url).exists():
-            return 0, 0
-        store = EpisodeStore.open(url)
-        ids = store.episode_ids()
-        return sum(store.info(e).get("success", False) for e in ids), len(ids)
-
-    have, seed = recorded()
-    if have >= n:
+    if recorded(url)[0] >= n:
         return
     twin = make_twin(conf.robot_spec(cfg), conf.task_config(cfg))
     try:
-        # the operator's wobble (teleop.scripted.noise_std) fails a few: top up, boundedly
-        for _ in range(3):
-            collect(url, twin, conf.scripted_config(cfg), episodes=n - have + 2, seed=seed)
-            have, seed = recorded()
-            if have >= n:
-                break
+        collect_successful(url, twin, conf.scripted_config(cfg), successful=n)
     finally:
         twin.close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from episodes.store import EpisodeStore, StoreConfig
 from policy.rollout import RolloutConfig, TwinRollout
@@ -101,6 +102,46 @@ def collect(
     if bar is not None:
         bar.close()
     return CollectSummary(episodes, succeeded, time.monotonic() - t0, sim)
+
+
+def recorded(store_url: str) -> tuple[int, int]:
+    """``(successful, all)`` episodes committed in ``store_url`` (``(0, 0)`` where none is)."""
+    if not Path(store_url).exists():
+        return 0, 0
+    store = EpisodeStore.open(store_url)
+    ids = store.episode_ids()
+    return sum(bool(store.info(e).get("success")) for e in ids), len(ids)
+
+
+def collect_successful(
+    store_url: str,
+    twin: Twin,
+    scripted: ScriptedConfig,
+    *,
+    successful: int,
+    rounds: int = 3,
+    fps: float = 10.0,
+    progress: bool = True,
+) -> tuple[int, int]:
+    """Top ``store_url`` up until it holds ``successful`` successful episodes, recording the
+    missing count from the next unused seed, at most ``rounds`` times: the configured
+    operator's wobble (``teleop.scripted.noise_std``) fails a few episodes, and a store
+    recorded earlier is reused as far as it goes. Returns :func:`recorded` after it."""
+    have, seen = recorded(store_url)
+    for _ in range(rounds):
+        if have >= successful:
+            break
+        collect(
+            store_url,
+            twin,
+            scripted,
+            episodes=successful - have,
+            seed=seen,
+            fps=fps,
+            progress=progress,
+        )
+        have, seen = recorded(store_url)
+    return have, seen
 
 
 def make_twin(spec, task, sim: TwinConfig | None = None) -> Twin:

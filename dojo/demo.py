@@ -73,30 +73,20 @@ def run(overrides: list[str], run_graph, command) -> int:
 
     _step(1, f"record {cfg.demo.demos} scripted demonstrations in the twin -> {demos}")
     t0 = time.monotonic()
-    have = _successful(demos)
+    from dojo.collect import collect_successful, make_twin, recorded
+
+    have, _ = recorded(str(demos))
     if have >= cfg.demo.demos:
         print(f"{demos}: {have} successful demonstrations already recorded; reusing them")
     else:
-        from dojo.collect import collect, make_twin
-
         twin = make_twin(conf.robot_spec(cfg), conf.task_config(cfg), conf.twin_config(cfg))
         try:
-            # the operator's wobble (teleop.scripted.noise_std) fails a few episodes: top up,
-            # a bounded number of times, until the successful ones are enough
-            for _ in range(3):
-                collect(
-                    str(demos),
-                    twin,
-                    conf.scripted_config(cfg),
-                    episodes=cfg.demo.demos - have,
-                    seed=_count(demos),
-                )
-                have = _successful(demos)
-                if have >= cfg.demo.demos:
-                    break
+            have, _ = collect_successful(
+                str(demos), twin, conf.scripted_config(cfg), successful=cfg.demo.demos
+            )
         finally:
             twin.close()
-    report["demos"] = {"successful": _successful(demos), "seconds": round(time.monotonic() - t0, 1)}
+    report["demos"] = {"successful": have, "seconds": round(time.monotonic() - t0, 1)}
 
     # the critic trains on the other core while the policy trains (each is one thread), so the
     # demo's minutes go to the policy instead of waiting for the critic after it
@@ -248,20 +238,3 @@ def _optional(what: str, step, overrides: list[str]) -> int:
             raise
         print(f"dojo demo: {what}: {one_line(err)}; continuing without it", file=sys.stderr)
         return 2
-
-
-def _count(url: Path) -> int:
-    if not url.exists():
-        return 0
-    from episodes.store import EpisodeStore
-
-    return len(EpisodeStore.open(str(url)).episode_ids())
-
-
-def _successful(url: Path) -> int:
-    if not url.exists():
-        return 0
-    from episodes.store import EpisodeStore
-
-    store = EpisodeStore.open(str(url))
-    return sum(bool(store.info(e).get("success")) for e in store.episode_ids())
