@@ -1,24 +1,28 @@
 """Practice, the headline benchmark: from one SFT checkpoint to a reliable policy, in the twin.
 
     .venv/bin/python bench/practice.py [--episodes 200] [--arms control,sparse,critic,hil]
-        [--actor residual|rerank|awac] [--policy DIR] [--critic DIR] [--demos STORE]
+        [--actor residual|rerank|awac|distil] [--policy DIR] [--critic DIR] [--demos STORE]
+        [--learner KEY=VALUE ...]
 
 pick_place with three colours. Every arm starts from the same SFT checkpoint (``--policy``;
-made by ``dojo collect`` + ``dojo train policy`` when absent, see :func:`prepare`), sees the same
-scene seeds in the same order, and gets a fresh learner:
+by default made once in ``--work`` by :func:`prepare`: ``--demos-n`` 40 successful
+demonstrations of the configured scripted operator and ``--sft-steps`` 2,500 of ``dojo train
+policy``, a start near the protocol's 20-30%), sees the same scene seeds in the same order, and
+gets a fresh learner:
 
 1. ``control``  the SFT policy alone, no learning;
 2. ``sparse``   the learner with sparse success reward;
 3. ``critic``   the learner with the critic's anchored potential and its done;
 4. ``hil``      critic reward and the graded human-in-the-loop protocol (the scripted person).
 
-Every learning arm has the demonstrations in its prior buffer (stage 1 of the protocol; RLPD's
-prior data). Reported per arm: success against episodes (rolling window of 20 with its 95%
-Wilson band), the episodes to reach 80% and 90% in that window, final success on ``--eval``
+Every learning arm has the SFT's demonstrations in its prior data (stage 1 of the protocol;
+RLPD's prior data). Reported per arm: success against episodes (rolling window of 20 with its
+95% Wilson band), the episodes to reach 80% and 90% in that window, final success on ``--eval``
 held-out scenes with Wilson intervals, the person's share of steps, the wall time of rollouts,
 learner updates per second and the critic's relabelling throughput (frames/s). ``--actor``
-picks the learner's actor (:mod:`policy.learner.agent`); running ``--arms sparse`` once per
-actor is the comparison the default was chosen by.
+picks the learner's actor (:mod:`policy.learner.agent`; ``distil``:
+:mod:`policy.learner.distil`, the VLA itself fine-tuned); running the arms once per actor is
+the comparison the default was chosen by.
 
 The loop runs in process on the same library objects ``dojo practice`` uses through the graph
 (:mod:`policy.learner.loop`), in sim time. Results: ``bench/results/practice.json`` (merged
@@ -47,34 +51,54 @@ WINDOW = 20
 
 
 def prepare(args) -> None:
-    """The SFT checkpoint and the critic every arm starts from, made once and reused."""
-    from dojo import critic_cmd, policy_cmd
+    """The demonstrations, SFT checkpoint and critic every arm starts from, made once and
+    reused: ``--demos-n`` successful episodes of the configured scripted operator (with its
+    wobble), ``--sft-steps`` of ``dojo train policy`` on them (40 demos and 2,500 steps give a
+    start near the protocol's 20-30%: 12/50 measured), the critic 600 steps on the same."""
+    from dojo import conf, critic_cmd, policy_cmd
 
-    data = Path(args.work)
-    if not Path(args.demos).exists():
-        from dojo import conf
-        from dojo.collect import collect, make_twin
+    cfg = conf.load([])
+    noise = conf.scripted_config(cfg).noise_std
+    work = Path(args.work)
+    args.demos = args.demos or str(work / f"demos_noise{noise:g}.zarr")
+    if not args.policy:
+        args.policy = str(work / f"sft_{args.demos_n}demos_{args.sft_steps}steps" / "checkpoint")
+    args.critic = args.critic or str(work / f"critic_{Path(args.demos).stem}")
+    from dojo.collect import collect_successful, make_twin, recorded
 
-        cfg = conf.load([])
+    if recorded(args.demos)[0] < args.demos_n:
         twin = make_twin(conf.robot_spec(cfg), conf.task_config(cfg), conf.twin_config(cfg))
         try:
-            collect(args.demos, twin, conf.scripted_config(cfg), episodes=args.demos_n, seed=0)
+            collect_successful(args.demos, twin, conf.scripted_config(cfg), successful=args.demos_n)
         finally:
             twin.close()
     if not Path(args.policy).exists():
-        out = data / "sft"
         policy_cmd.train(
             [
                 f"store={args.demos}",
-                f"out={out}",
-                f"train.seconds={args.sft_seconds}",
-                "train.steps=1000000",
+                f"out={Path(args.policy).parent}",
+                f"train.steps={args.sft_steps}",
+                "train.seconds=0",
+                f"train.max_episodes={args.demos_n}",
             ]
         )
-        args.policy = str(out / "checkpoint")
     needs_critic = any(a in ("critic", "hil") for a in args.arms.split(","))
     if needs_critic and not (Path(args.critic) / "critic.json").exists():
         critic_cmd.train([f"store={args.demos}", f"out={args.critic}", "critic_train.steps=600"])
+
+
+def demonstrations(url: str, n: int) -> list:
+    """The first ``n`` successful episodes of the store: the SFT's own demonstrations."""
+    from episodes.store import EpisodeStore
+
+    store = EpisodeStore.open(url)
+    out = []
+    for eid in store.episode_ids():
+        if len(out) >= n:
+            break
+        if store.info(eid).get("success"):
+            out.append(store.read(eid, verify=False))
+    return out
 
 
 def rolling(success: list[bool], window: int = WINDOW) -> np.ndarray:
@@ -104,8 +128,7 @@ def run_arm(arm: str, args, spec, cfg, text, seeds, eval_seeds) -> dict:
     from policy.compact import CompactVLAPolicy
     from policy.evaluate import wilson_interval
     from policy.learner.config import LearnerConfig
-    from policy.learner.features import frozen_base
-    from policy.learner.learner import Learner
+    from policy.learner.learner import make_learner
     from policy.learner.loop import HilConfig, PracticeLoop, evaluate
     from policy.learner.policy import PracticedPolicy
 
@@ -142,16 +165,17 @@ def run_arm(arm: str, args, spec, cfg, text, seeds, eval_seeds) -> dict:
             from critic.registry import load_critic
 
             reward = "sparse" if arm == "sparse" else "critic"
-            lcfg = LearnerConfig(reward=reward, actor=args.actor, seed=args.seed, utd=args.utd)
+            lcfg = LearnerConfig(
+                reward=reward, actor=args.actor, seed=args.seed, utd=args.utd, **args.learner
+            )
             critic = load_critic(args.critic) if reward == "critic" else None
             work = Path(args.work) / f"{arm}_{args.actor}"
             if work.exists():
                 import shutil
 
                 shutil.rmtree(work)
-            base = frozen_base(base_policy)
-            learner = Learner(
-                base,
+            learner = make_learner(
+                base_policy,
                 lcfg,
                 fps=EpisodeStore.open(args.demos).fps,
                 base_source=("compact", str(Path(args.policy).resolve()), ""),
@@ -159,12 +183,12 @@ def run_arm(arm: str, args, spec, cfg, text, seeds, eval_seeds) -> dict:
                 out=work / "learner",
             )
             t0 = time.monotonic()
-            store = EpisodeStore.open(args.demos)
-            demos = [store.read(e, verify=False) for e in store.episode_ids()]
-            learner.ingest(demos)  # stage 1: demonstrations in the prior buffer
+            learner.ingest(demonstrations(args.demos, args.demos_n))  # stage 1: the prior
             prior_s = time.monotonic() - t0
-            learner.train(args.pretrain_updates)  # offline replay before the first episode
-            policy = PracticedPolicy(base, learner.net, explore=True)
+            distil = args.actor == "distil"
+            if not distil:  # the distilled VLA was trained on the demos already
+                learner.train(args.pretrain_updates)  # offline replay before the first episode
+            policy = base_policy if distil else PracticedPolicy(learner.base, learner.net, True)
             hil = HilConfig(mode="graded" if arm == "hil" else "none")
             loop = PracticeLoop(
                 twin,
@@ -180,7 +204,7 @@ def run_arm(arm: str, args, spec, cfg, text, seeds, eval_seeds) -> dict:
                 entries.append({**e.__dict__})
                 _progress(arm, entries, learner)
             rollout_s = time.monotonic() - t0
-            final_policy = PracticedPolicy(base, learner.net, explore=False)
+            final_policy = base_policy if distil else PracticedPolicy(learner.base, learner.net)
             learner.save()
         print(f"[{arm}] evaluating on {len(eval_seeds)} held-out scenes", file=sys.stderr)
         t0 = time.monotonic()
@@ -277,25 +301,49 @@ def plot(results: dict, path: Path) -> None:
     print(f"wrote {path}")
 
 
+def _learner_settings(ap, pairs: list[str]) -> dict:
+    import dataclasses
+
+    from policy.learner.config import LearnerConfig
+
+    types = {f.name: f.type for f in dataclasses.fields(LearnerConfig)}
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in types or not value:
+            ap.error(f"--learner {pair!r}: KEY=VALUE with KEY among {sorted(types)}")
+        kind = {"int": int, "float": float, "bool": lambda v: v.lower() in ("1", "true")}
+        out[key] = kind.get(str(types[key]), str)(value)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--eval", type=int, default=50, help="held-out scenes for the final rate")
     ap.add_argument("--arms", default=",".join(ARMS))
-    ap.add_argument("--actor", default="residual", choices=("residual", "rerank", "awac"))
+    ap.add_argument("--actor", default="residual", choices=("residual", "rerank", "awac", "distil"))
     ap.add_argument("--utd", type=float, default=2.0)
     ap.add_argument("--pretrain-updates", type=int, default=500)
     ap.add_argument("--work", default="runs/bench/practice")
-    ap.add_argument("--demos", default="runs/bench/practice/demos.zarr")
-    ap.add_argument("--demos-n", type=int, default=100)
-    ap.add_argument("--policy", default="runs/bench/practice/sft/checkpoint")
-    ap.add_argument("--sft-seconds", type=float, default=600.0)
-    ap.add_argument("--critic", default="runs/bench/practice/critic")
+    ap.add_argument("--demos", default="", help="default: WORK/demos_noise<std>.zarr")
+    ap.add_argument("--demos-n", type=int, default=40, help="successful demos the SFT uses")
+    ap.add_argument("--policy", default="", help="the SFT start (default: made in WORK)")
+    ap.add_argument("--sft-steps", type=int, default=2500)
+    ap.add_argument("--critic", default="", help="default: made in WORK from the demos")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--learner",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="learner settings (LearnerConfig fields), e.g. distil_round=100",
+    )
     ap.add_argument(
         "--results", default="practice", help="bench/results/NAME.json and .png (merged per arm)"
     )
     args = ap.parse_args()
+    args.learner = _learner_settings(ap, args.learner)
     arms = [a for a in args.arms.split(",") if a]
     bad = [a for a in arms if a not in ARMS]
     if bad:

@@ -41,6 +41,7 @@ class DemoEpisode:
     action: np.ndarray  # (T, D) float32
     images: dict[str, np.ndarray]  # camera -> (T, h, w, 3) uint8 at the model's size
     usable: np.ndarray  # (T,) bool: steps that may be sampled
+    weight: np.ndarray | None = None  # (T,) how often a usable step is drawn (None: 1 each)
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -113,11 +114,40 @@ class DemoDataset:
                 bar.close()
         if not self.episodes:
             raise DataError(f"no usable episodes in {stores} (successful_only={successful_only})")
+        self._reindex()
+
+    @classmethod
+    def of(cls, episodes: list[DemoEpisode], *, cameras, horizon: int, fps: float) -> DemoDataset:
+        """A data set of episodes already in memory (frames at the model's size)."""
+        data = cls.__new__(cls)
+        data.cameras, data.horizon, data.fps = list(cameras), int(horizon), float(fps)
+        data.episodes = list(episodes)
+        data._reindex()
+        return data
+
+    def _reindex(self) -> None:
         self.index = np.array(
             [(e, t) for e, ep in enumerate(self.episodes) for t in np.flatnonzero(ep.usable[:-1])],
             dtype=np.int64,
-        )
+        ).reshape(-1, 2)
         self.instructions = sorted({ep.instruction for ep in self.episodes})
+
+    def add(self, episode: DemoEpisode) -> None:
+        """Append an episode (frames already at the model's size): the practice learner's
+        distillation grows its data set this way as episodes commit."""
+        if episode.usable.any():
+            self.episodes.append(episode)
+            self._reindex()
+
+    def row_weights(self) -> np.ndarray | None:
+        """Per-row sampling weight (None: every row alike)."""
+        if all(ep.weight is None for ep in self.episodes):
+            return None
+        per_episode = [
+            np.ones(len(ep.usable)) if ep.weight is None else np.asarray(ep.weight, np.float64)
+            for ep in self.episodes
+        ]
+        return np.array([per_episode[e][t] for e, t in self.index], dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.index)

@@ -172,14 +172,7 @@ class Trainer:
                 f"train: start_weight={config.start_weight} must be > 0 and start_seconds="
                 f"{config.start_seconds} >= 0"
             )
-        weights = None
-        if config.start_weight != 1.0:
-            early = self.data.index[:, 1] * mcfg.chunk_dt < config.start_seconds
-            weights = np.where(early, config.start_weight, 1.0)
-        try:
-            self.sampler = ShardedSampler(len(self.data), self.procs, weights)
-        except ValueError as err:
-            raise TrainError(f"train: {err}") from None
+        self.refresh_sampler()
         per_sample = [self.data.episodes[e].instruction for e in self.data.index[:, 0]]
         self.model.set_text_stats(self.text.encode(per_sample))
         if not 0.0 <= config.ema < 1.0:
@@ -206,6 +199,20 @@ class Trainer:
             if not config.threads and not self.procs.distributed and self.accel.device.type == "cpu"
             else None
         )
+
+    def refresh_sampler(self) -> None:
+        """Draw rows by the episode starts' weight (``start_weight``) times the data's own
+        (:meth:`DemoDataset.row_weights`); called again after rows are added."""
+        cfg, dt = self.cfg, float(self._unwrapped().config.chunk_dt)
+        weights = self.data.row_weights()
+        if cfg.start_weight != 1.0:
+            early = self.data.index[:, 1] * dt < cfg.start_seconds
+            start = np.where(early, cfg.start_weight, 1.0)
+            weights = start if weights is None else weights * start
+        try:
+            self.sampler = ShardedSampler(len(self.data), self.procs, weights)
+        except ValueError as err:
+            raise TrainError(f"train: {err}") from None
 
     # -- persistence -----------------------------------------------------------------------------
 

@@ -14,7 +14,9 @@ temporary name, renamed, then ``latest.json`` replaced), at most once per
 one, and the policy keeps driving with its last weights. Restarted with the same ``out=``, it
 resumes from its own ``latest.json`` and re-reads the store. Unlike the in-process benchmark
 (credit of ``learner.utd`` updates per new transition), the node trains continuously once its
-buffers hold ``learner.warmup_transitions``, as HIL-SERL's learner does.
+buffers hold ``learner.warmup_transitions``, as HIL-SERL's learner does; ``learner.actor=distil``
+(:mod:`policy.learner.distil`) trains on the credit of new episodes in both, and its checkpoints
+are plain compact VLA checkpoints.
 """
 
 from __future__ import annotations
@@ -37,8 +39,7 @@ TRAIN_SLICE = 25  # updates between two looks at the store and the clock
 def build_learner(cfg, out: Path):
     """The learner of this config: its frozen base, critic and store rate."""
     from episodes.store import EpisodeStore
-    from policy.learner.features import frozen_base
-    from policy.learner.learner import Learner
+    from policy.learner.learner import make_learner
     from policy.registry import load_policy
 
     lcfg = conf.section(cfg, "learner")
@@ -75,8 +76,8 @@ def build_learner(cfg, out: Path):
         except CriticError as err:
             raise conf.ConfigError(f"critic.checkpoint: {err}") from None
     source = (str(pcfg.backend), str(Path(str(pcfg.checkpoint)).resolve()), str(pcfg.kind))
-    return Learner(frozen_base(policy), lcfg, fps=store.fps, base_source=source, critic=critic,
-                   out=out)  # fmt: skip
+    return make_learner(policy, lcfg, fps=store.fps, base_source=source, critic=critic,
+                        out=out)  # fmt: skip
 
 
 class LearnerNode(Node):
@@ -134,9 +135,11 @@ class LearnerNode(Node):
                 self._stop.wait(0.2)
                 continue
             with self._lock:
-                self.learner.train(TRAIN_SLICE)
+                trained = self.learner.train(TRAIN_SLICE if self.learner.continuous else None)
                 due = self.learner.checkpoint_due() and now - last_announce >= self.announce_s
                 path = str(self.learner.save()) if due else ""
+            if not trained and not path:  # nothing to do until more episodes commit
+                self._stop.wait(0.2)
             if path and not self._stop.is_set():
                 last_announce = now
                 self._announce(path)

@@ -2,5 +2,6 @@
 
 See :mod:`policy.learner.learner` for the object the learner node and ``bench/practice.py``
 drive, :mod:`policy.learner.replay` for transitions and buffers, :mod:`policy.learner.rewards`
-for the critic's anchored potential, and :mod:`policy.learner.agent` for the algorithm.
+for the critic's anchored potential, :mod:`policy.learner.agent` for the Q-based actors, and
+:mod:`policy.learner.distil` for the distillation into the VLA itself (``learner.actor=distil``).
 """

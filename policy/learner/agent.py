@@ -31,6 +31,10 @@ over the whole chunk (QC-FQL's target), soft-updated target networks (``tau``).
               ``residual_scale / 2``), executed by argmax of the ensemble's minimum Q; during
               practice sampled by a softmax over Q. The critic's target uses the same selection.
 
+``distil``    not here: :mod:`policy.learner.distil` fine-tunes the compact VLA itself on the
+              demonstrations, the person's chunks and the policy's own successful ones
+              (success-filtered, or critic-filtered on failures), with no Q at all.
+
 Two critic updates per actor update (``actor_every``, HIL-SERL), ``utd`` critic updates per new
 transition (DSRL and RLPD use high ratios; this is what the benchmark trades against wall time).
 """

@@ -25,6 +25,7 @@ class ActorKind(enum.StrEnum):
     residual = "residual"  # a bounded residual on the frozen base policy's chunk (ConRFT-like)
     rerank = "rerank"  # sample proposals around the base chunk, execute the best by Q (PA-RL)
     awac = "awac"  # the residual, regressed on executed chunks weighted by exp(advantage) (AWAC)
+    distil = "distil"  # the compact VLA itself fine-tuned on filtered practice (distil.py)
 
 
 @dataclass
@@ -54,7 +55,11 @@ class LearnerConfig:
     fraction of ``residual_scale`` whatever the actor has learned of its own uncertainty. Reward:
     ``reward`` source, ``shaping_scale`` on the critic's potential, ``done_threshold`` on its
     done probability. ``checkpoint_every`` learner
-    updates between published checkpoints.
+    updates between published checkpoints. ``distil_*``: the ``distil`` actor's constant
+    learning rate, optimiser steps credited per practice episode, the fewest steps run as one
+    round, the critic's progress over a chunk that makes a failed episode's step worth
+    imitating, the seconds before a takeover never imitated, and its torch threads (0: measured)
+    (:mod:`policy.learner.distil`).
     """
 
     reward: RewardSource = RewardSource.critic
@@ -85,6 +90,12 @@ class LearnerConfig:
     done_threshold: float = 0.5
     warmup_transitions: int = 64
     checkpoint_every: int = 50
+    distil_lr: float = 1e-4
+    distil_steps_per_episode: int = 20
+    distil_round: int = 200
+    distil_min_progress: float = 0.05
+    distil_pre_takeover_s: float = 1.0
+    distil_threads: int = 0
     seed: int = 0
     device: str = "cpu"
 
@@ -124,6 +135,12 @@ class LearnerConfig:
             "explore_std": math.isfinite(self.explore_std) and self.explore_std > 0,
             "done_threshold": 0.0 < self.done_threshold < 1.0,
             "checkpoint_every": self.checkpoint_every >= 1,
+            "distil_lr": math.isfinite(self.distil_lr) and self.distil_lr > 0,
+            "distil_steps_per_episode": self.distil_steps_per_episode >= 1,
+            "distil_round": self.distil_round >= 1,
+            "distil_min_progress": math.isfinite(self.distil_min_progress),
+            "distil_pre_takeover_s": self.distil_pre_takeover_s >= 0,
+            "distil_threads": self.distil_threads >= 0,
         }
         rules = {
             "chunk_steps": ">= 1",
@@ -133,6 +150,11 @@ class LearnerConfig:
             "proposals": ">= 2",
             "awac_max_weight": ">= 1",
             "done_threshold": "in (0, 1)",
+            "distil_steps_per_episode": ">= 1",
+            "distil_round": ">= 1",
+            "distil_min_progress": "finite",
+            "distil_pre_takeover_s": ">= 0",
+            "distil_threads": ">= 0 (0: measured)",
         }
         for key, ok in checks.items():
             if not ok:

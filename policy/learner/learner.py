@@ -73,7 +73,10 @@ class Learner:
     ``base``: the frozen policy's view (:func:`policy.learner.features.frozen_base`);
     ``base_source``: ``(backend, checkpoint, kind)`` it was loaded from, recorded in every
     checkpoint so the policy node can load one; ``critic``: a :class:`critic.base.ProgressCritic`
-    (``reward=critic``); ``fps``: the store's rate."""
+    (``reward=critic``); ``fps``: the store's rate. ``continuous``: the learner node trains
+    it without pause once ready (the distillation learner trains on credit instead)."""
+
+    continuous = True
 
     def __init__(
         self,
@@ -304,6 +307,20 @@ class Learner:
         import logging
 
         logging.getLogger("policy.learner").info(message)
+
+
+def make_learner(policy, config: LearnerConfig, **kwargs) -> Learner:
+    """The learner for ``config.actor``: :class:`policy.learner.distil.DistilLearner`, which
+    fine-tunes ``policy`` itself, for ``distil``; else a :class:`Learner` on its frozen view.
+    ``kwargs``: :class:`Learner`'s (``fps``, ``base_source``, ``critic``, ``out``)."""
+    from policy.learner.config import ActorKind
+    from policy.learner.features import frozen_base
+
+    if config.actor == ActorKind.distil:
+        from policy.learner.distil import DistilLearner
+
+        return DistilLearner(policy, config, **kwargs)
+    return Learner(frozen_base(policy), config, **kwargs)
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, dict]:

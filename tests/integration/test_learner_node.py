@@ -49,8 +49,17 @@ def _json(probe, topic) -> dict:
     return json.loads(got[-1].data) if got else {}
 
 
+# the residual actor on frozen features, and the distillation that fine-tunes the VLA itself
+# (its checkpoints are plain compact ones, which the policy node loads the same way)
+ACTORS = {
+    "residual": [],
+    "distil": ["learner.actor=distil", "learner.distil_round=10", "learner.distil_threads=1"],
+}
+
+
+@pytest.mark.parametrize("actor", sorted(ACTORS))
 def test_committed_episodes_become_a_checkpoint_the_policy_swaps_in_with_no_held_ticks(
-    start_node, probe, tmp_path
+    start_node, probe, tmp_path, actor
 ):
     ckpt = tiny_checkpoint(tmp_path / "sft")
     store_url = str(tmp_path / "practice.zarr")
@@ -67,7 +76,7 @@ def test_committed_episodes_become_a_checkpoint_the_policy_swaps_in_with_no_held
     policy = start_node("dojo.nodes.policy", [f"policy.checkpoint={ckpt}"], "policy")
     learner = start_node(
         "dojo.nodes.learner",
-        [f"policy.checkpoint={ckpt}", f"store={store_url}", *LEARNER],
+        [f"policy.checkpoint={ckpt}", f"store={store_url}", *LEARNER, *ACTORS[actor]],
         "learner",
     )
     nodes = [driver, policy, learner]
