@@ -289,7 +289,8 @@ class DistilLearner(Learner):
         """Publish the trainer's latest weights as a compact checkpoint (atomically)."""
         if self.out is None or self.trainer is None:
             raise LearnerError("the learner has no output directory or nothing trained yet")
-        self.trainer.save()  # the trainer's checkpoint/ and state, for a restart
+        if not (self.out / "trainer" / "checkpoint").exists():  # each round's run() saves it
+            self.trainer.save()
         root = self.out / "checkpoints"
         root.mkdir(parents=True, exist_ok=True)
         final = root / f"{int(self.trainer.step):08d}"
