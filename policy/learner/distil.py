@@ -45,7 +45,6 @@ with the key named.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -57,7 +56,6 @@ from policy.learner.config import LearnerConfig, LearnerError, RewardSource
 from policy.learner.features import frozen_base
 from policy.learner.learner import LATEST, Learner
 from policy.learner.replay import EpisodeReport, episode_joint_names
-from robot.files import write_atomic
 from robot.schema import ControlSource
 
 POLICY, HUMAN, SCRIPT, HOLD = (
@@ -294,18 +292,9 @@ class DistilLearner(Learner):
         root = self.out / "checkpoints"
         root.mkdir(parents=True, exist_ok=True)
         final = root / f"{int(self.trainer.step):08d}"
-        if not final.exists():
-            tmp = root / f".{final.name}.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(self.out / "trainer" / "checkpoint", tmp)
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        write_atomic(self.out / LATEST, json.dumps({"checkpoint": str(final.resolve())}))
-        self.status.checkpoint = str(final.resolve())
-        self._since_checkpoint = 0
-        return final
+        return self._publish(
+            final, lambda tmp: shutil.copytree(self.out / "trainer" / "checkpoint", tmp)
+        )
 
     def _resume(self) -> None:
         latest = self.out / LATEST

@@ -274,16 +274,26 @@ class Learner:
         final = root / f"{int(self.net.updates):08d}"
         if final.exists():
             return final
-        tmp = root / f".{final.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS))
-        (tmp / META).write_text(json.dumps(self.meta(), indent=2))
-        for f in (tmp / WEIGHTS, tmp / META):
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.replace(tmp, final)
+
+        def fill(tmp: Path) -> None:
+            tmp.mkdir()
+            state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS))
+            (tmp / META).write_text(json.dumps(self.meta(), indent=2))
+
+        return self._publish(final, fill)
+
+    def _publish(self, final: Path, fill) -> Path:
+        """Write ``final`` through ``fill(tmp)`` under a temporary name, fsync its files,
+        rename it into place, then point ``latest.json`` at it (see the module docstring)."""
+        if not final.exists():
+            tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            fill(tmp)
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            os.replace(tmp, final)
         write_atomic(self.out / LATEST, json.dumps({"checkpoint": str(final.resolve())}))
         self.status.checkpoint = str(final.resolve())
         self._since_checkpoint = 0
