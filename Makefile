@@ -48,12 +48,14 @@ system-deps:
 $(VPY):
 	@if [ -z "$(PYTHON)" ]; then echo "Python 3.12 not found (tried python3.12 and ~/.pyenv/versions/3.12*)"; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip setuptools wheel
+	$(VPY) -m pip install -q --no-cache-dir --upgrade pip setuptools wheel
 
 # After an install, flush the gigabytes pip just wrote: otherwise the first tests that write
 # (the episode store) are throttled by the kernel's dirty-page writeback for minutes.
+# --no-cache-dir: torch's CUDA wheels are several GB; kept in pip's cache as well they doubled
+# the install's disk use, and a CI runner with little disk ran out of space in the install.
 $(STAMP): pyproject.toml | $(VPY)
-	$(VPY) -m pip install -q -e ".[$(PIP_EXTRAS)]"
+	$(VPY) -m pip install -q --no-cache-dir -e ".[$(PIP_EXTRAS)]"
 	sync
 	@touch $@
 
@@ -63,8 +65,8 @@ $(STAMP): pyproject.toml | $(VPY)
 ros-launch: $(STAMP)
 	@if [ -d "$(ROS_LAUNCH_WHEELS)" ] && ! $(VPY) -c "import launch_ros, launch_testing, ros2launch" 2>/dev/null; then \
 	  echo "installing the ROS 2 launch wheels from $(ROS_LAUNCH_WHEELS)"; \
-	  $(VPY) -m pip install -q $(ROS_LAUNCH_DEPS) && \
-	  $(VPY) -m pip install -q --no-deps $(ROS_LAUNCH_WHEELS)/*.whl; \
+	  $(VPY) -m pip install -q --no-cache-dir $(ROS_LAUNCH_DEPS) && \
+	  $(VPY) -m pip install -q --no-cache-dir --no-deps $(ROS_LAUNCH_WHEELS)/*.whl; \
 	fi
 	@launch/link-into-prefix.sh $(VENV)
 

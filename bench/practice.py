@@ -13,7 +13,11 @@ gets a fresh learner:
 1. ``control``  the SFT policy alone, no learning;
 2. ``sparse``   the learner with sparse success reward;
 3. ``critic``   the learner with the critic's anchored potential and its done;
-4. ``hil``      critic reward and the graded human-in-the-loop protocol (the scripted person).
+4. ``hil``      critic reward and the graded human-in-the-loop protocol (the scripted person);
+5. ``demos``    (``--actor distil`` only) the separating control: the sparse arm's learner, the
+   same optimiser steps credited per episode at the same rounds, but the practice episodes'
+   data withheld, so it fine-tunes on the demonstrations alone. What a distil arm gains over
+   this one is practice; what this one gains over ``control`` is only more optimisation.
 
 Every learning arm has the SFT's demonstrations in its prior data (stage 1 of the protocol;
 RLPD's prior data). Reported per arm: success against episodes (rolling window of 20 with its
@@ -44,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, print_table, write_json
 
-ARMS = ("control", "sparse", "critic", "hil")
+ARMS = ("control", "sparse", "critic", "hil", "demos")
 TRAIN_SEED0 = 10_000  # practice scenes; demos use 0.., held-out evaluation EVAL_SEED0..
 EVAL_SEED0 = 20_000
 WINDOW = 20
@@ -164,7 +168,7 @@ def run_arm(arm: str, args, spec, cfg, text, seeds, eval_seeds) -> dict:
         else:
             from critic.registry import load_critic
 
-            reward = "sparse" if arm == "sparse" else "critic"
+            reward = "sparse" if arm in ("sparse", "demos") else "critic"
             lcfg = LearnerConfig(
                 reward=reward, actor=args.actor, seed=args.seed, utd=args.utd, **args.learner
             )
@@ -174,7 +178,8 @@ def run_arm(arm: str, args, spec, cfg, text, seeds, eval_seeds) -> dict:
                 import shutil
 
                 shutil.rmtree(work)
-            learner = make_learner(
+            make = _demos_only_learner if arm == "demos" else make_learner
+            learner = make(
                 base_policy,
                 lcfg,
                 fps=EpisodeStore.open(args.demos).fps,
@@ -240,6 +245,19 @@ def run_arm(arm: str, args, spec, cfg, text, seeds, eval_seeds) -> dict:
         out["learner"] = learner.status.to_json()
         out["wall_s"]["demo_ingest"] = prior_s
     return out
+
+
+def _demos_only_learner(policy, config, **kwargs):
+    """The ``demos`` arm's learner: a distil learner that credits each practice episode's
+    optimiser steps as usual but never adds the episode's data (only the demonstrations)."""
+    from policy.learner.distil import DistilLearner
+
+    class DemosOnly(DistilLearner):
+        def _add(self, ep, usable, weight, practice, counts):
+            if not practice:
+                super()._add(ep, usable, weight, practice, counts)
+
+    return DemosOnly(policy, config, **kwargs)
 
 
 def _progress(arm: str, entries: list[dict], learner=None) -> None:
@@ -321,7 +339,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--eval", type=int, default=50, help="held-out scenes for the final rate")
-    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--arms", default="", help=f"among {ARMS}; default: all (demos: distil only)")
     ap.add_argument("--actor", default="residual", choices=("residual", "rerank", "awac", "distil"))
     ap.add_argument("--utd", type=float, default=2.0)
     ap.add_argument("--pretrain-updates", type=int, default=500)
@@ -344,10 +362,15 @@ def main() -> None:
     )
     args = ap.parse_args()
     args.learner = _learner_settings(ap, args.learner)
-    arms = [a for a in args.arms.split(",") if a]
+    arms = [a for a in args.arms.split(",") if a] or [
+        a for a in ARMS if a != "demos" or args.actor == "distil"
+    ]
+    args.arms = ",".join(arms)
     bad = [a for a in arms if a not in ARMS]
     if bad:
         ap.error(f"--arms: {bad} not among {list(ARMS)}")
+    if "demos" in arms and args.actor != "distil":
+        ap.error("--arms demos: the separating control of --actor distil only")
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
 
