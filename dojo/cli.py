@@ -214,7 +214,7 @@ COLLECT = Command(
 DEMO = Command(
     "demo",
     cmd_demo,
-    (*GRAPH_READS, "demo", "train"),
+    (*GRAPH_READS, "demo", "train", "learner"),
     "Demonstrations, fine-tuning, the critic, and the policy through the graph.",
 )
 CONFIG = Command("config", cmd_config, None, "Print the resolved config.")

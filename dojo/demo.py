@@ -14,10 +14,17 @@
    every episode; the success rate is reported with its 95% interval.
 5. **Progress curves**: the critic scores the policy's recorded episodes; successful and failed
    ones are plotted side by side.
+6. **Practice**: a short run of the practice loop in the twin, in process and in sim time
+   (:mod:`policy.learner.loop`, as ``bench/practice.py`` runs it): the trained policy practises
+   ``demo.practice_episodes`` new scenes with the learner (by default ``learner.actor=distil``
+   with sparse reward: the VLA fine-tuned on its own successes and the demonstrations), and its
+   success on the same ``demo.practice_eval`` held-out scenes is printed before and after.
+   ``dojo practice`` runs the same learner through the ROS 2 graph.
 
 Everything lands in ``out`` (default ``runs/demo``): ``demos.zarr``, ``policy/`` (checkpoint,
 ``training.png``), ``critic/``, ``rollouts.zarr`` (the policy's episodes), ``graph/``
-(``episodes.json``, ``contact_sheet.png``), ``critic_curves.png`` and ``demo.json``.
+(``episodes.json``, ``contact_sheet.png``), ``critic_curves.png``, ``practice/`` (``practice.json``,
+``practice.png``, the learner's checkpoints) and ``demo.json``.
 
 The demo trains for minutes on a CPU, so expect a policy that has learned to reach and often to
 grasp rather than a finished one: ``bench/policy_learning.py`` measures what more demos and
@@ -36,7 +43,16 @@ from pathlib import Path
 from dojo import conf
 from dojo.commands import GRAPH_READS
 
-DEFAULTS = {"episodes": "5", "out": "runs/demo"}
+DEFAULTS = {
+    "episodes": "5",
+    "out": "runs/demo",
+    # the one actor measured above its start (bench/README.md, practice); sparse reward: the
+    # demo's critic has seen only scripted demonstrations
+    "learner.actor": "distil",
+    "learner.reward": "sparse",
+}
+PRACTICE_SEED0 = 10_000  # scenes the demonstrations (0..) and the graph episodes never use
+HELD_OUT_SEED0 = 20_000
 
 
 def _value(overrides: list[str], key: str) -> str | None:
@@ -162,9 +178,124 @@ def run(overrides: list[str], run_graph, command) -> int:
             critic_cmd.curves,
             [f"store={rollouts}", f"checkpoint={critic_dir}", f"out={out / 'critic_curves.png'}"],
         )
+    if cfg.demo.practice_episodes:
+        _step(
+            6,
+            f"practice: {cfg.demo.practice_episodes} episodes in the twin with "
+            f"learner.actor={cfg.learner.actor}, before and after on "
+            f"{cfg.demo.practice_eval} held-out scenes",
+        )
+        report["practice"] = practise(cfg, policy_dir / "checkpoint", demos, out / "practice")
     (out / "demo.json").write_text(json.dumps(report, indent=2))
     print(f"report: {out / 'demo.json'}")
     return code
+
+
+def practise(cfg, checkpoint: Path, demos: Path, out: Path) -> dict:
+    """Step 6: the practice loop in process from ``checkpoint``, with the demonstrations as the
+    learner's prior; success on the same held-out scenes before and after. Writes
+    ``out/practice.json`` and ``out/practice.png``; returns the summary."""
+    import shutil
+
+    import numpy as np
+
+    from dojo.collect import make_twin
+    from dojo.practice_cmd import _plot
+    from episodes.store import EpisodeStore
+    from policy.compact import CompactVLAPolicy
+    from policy.learner.config import ActorKind, RewardSource
+    from policy.learner.learner import make_learner
+    from policy.learner.loop import PracticeLoop, evaluate
+    from policy.learner.policy import PracticedPolicy
+    from policy.models.encoders import TextEncoder
+
+    if out.exists():  # a practice run starts from the trained policy, never from the last run
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    t_start = time.monotonic()
+    lcfg = conf.section(cfg, "learner")
+    base = CompactVLAPolicy.load(checkpoint, TextEncoder())
+    store = EpisodeStore.open(str(demos))
+    prior = [ep for ep in (store.read(e, verify=False) for e in store.episode_ids()) if ep.success]
+    held_out = np.arange(HELD_OUT_SEED0, HELD_OUT_SEED0 + cfg.demo.practice_eval)
+    seeds = np.arange(PRACTICE_SEED0, PRACTICE_SEED0 + cfg.demo.practice_episodes)
+    critic = None
+    if lcfg.reward == RewardSource.critic:
+        from critic.registry import load_critic
+
+        critic = load_critic(str(out.parent / "critic"))
+    twin = make_twin(conf.robot_spec(cfg), conf.task_config(cfg), conf.twin_config(cfg))
+    try:
+        before = evaluate(twin, base, held_out)
+        _rate("before practice", before)
+        learner = make_learner(
+            base,
+            lcfg,
+            fps=store.fps,
+            base_source=("compact", str(Path(checkpoint).resolve()), ""),
+            critic=critic,
+            out=out / "learner",
+        )
+        learner.ingest(prior)
+        distil = lcfg.actor == ActorKind.distil
+        if not distil:  # the frozen-feature actors replay the prior first (as the benchmark)
+            learner.train(500)
+        policy = base if distil else PracticedPolicy(learner.base, learner.net, True)
+        loop = PracticeLoop(
+            twin,
+            learner,
+            policy,
+            str(out / "practice.zarr"),
+            scripted_config=conf.scripted_config(cfg),
+            hil=conf.section(cfg, "practice.hil"),
+        )
+        for i, seed in enumerate(seeds):
+            e = loop.episode(i, int(seed))
+            s = learner.status
+            print(
+                f"  practice {i + 1:3d}/{len(seeds)} {'ok  ' if e.success else 'FAIL'} "
+                f"success so far {sum(x.success for x in loop.entries)}/{i + 1}, "
+                f"human steps {e.human_steps}, learner updates {s.updates}",
+                flush=True,
+            )
+        learner.train(None)
+        if learner.ready:
+            learner.save()
+        final = base if distil else PracticedPolicy(learner.base, learner.net)
+        after = evaluate(twin, final, held_out)
+        _rate("after practice ", after)
+    finally:
+        twin.close()
+    summary = {
+        "episodes": [dict(e.__dict__) for e in loop.entries],
+        "held_out_seeds": [int(x) for x in held_out],
+        "before": _counts(before),
+        "after": _counts(after),
+        "learner": learner.status.to_json(),
+        "seconds": round(time.monotonic() - t_start, 1),
+    }
+    (out / "practice.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    _plot(summary, out / "practice.png")
+    print(
+        f"practice: {summary['learner'].get('updates', 0)} learner updates in "
+        f"{summary['seconds']:.0f} s; {out / 'practice.json'}, {out / 'practice.png'}\n"
+        f"  (on {len(held_out)} scenes the 95% intervals are wide: bench/practice.py measures "
+        "practice on 200 episodes and 50 held-out scenes)"
+    )
+    return {k: summary[k] for k in ("before", "after", "seconds")}
+
+
+def _counts(results: list[bool]) -> dict:
+    from policy.evaluate import wilson_interval
+
+    k = int(sum(results))
+    return {"succeeded": k, "total": len(results), "ci95": list(wilson_interval(k, len(results)))}
+
+
+def _rate(label: str, results: list[bool]) -> None:
+    c = _counts(results)
+    lo, hi = c["ci95"]
+    print(f"{label}: {c['succeeded']}/{c['total']} held-out scenes (95% CI {lo:.2f}-{hi:.2f})")
 
 
 class CriticBeside:

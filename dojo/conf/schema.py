@@ -234,13 +234,25 @@ class CriticConfig:
 class DemoConfig:
     """``dojo demo``: ``demos`` scripted demonstrations collected in the twin (seeds from 0),
     ``train_seconds`` of policy training, ``critic_steps`` of critic training, then ``episodes``
-    (top level) episodes through the graph."""
+    (top level) episodes through the graph, and last a short practice run in the twin:
+    ``practice_episodes`` episodes with the ``learner`` section's learner (the demo's default:
+    ``learner.actor=distil``, ``learner.reward=sparse``), success measured before and after it
+    on the same ``practice_eval`` held-out scenes (0 episodes: no practice step)."""
 
     demos: int = 100
     # 5 min: with the critic beside it (one core each) the policy trains about 10% slower;
     # 7.5 min took a fresh clone's demo to 15.5 min after its install (and 0/5 in the graph)
     train_seconds: float = 300.0
     critic_steps: int = 600
+    practice_episodes: int = 20
+    practice_eval: int = 20
+
+    def __post_init__(self) -> None:
+        for key in ("practice_episodes", "practice_eval"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"demo.{key}={getattr(self, key)}: must be >= 0")
+        if self.practice_episodes and not self.practice_eval:
+            raise ValueError("demo.practice_eval=0: before and after need held-out scenes")
 
 
 @dataclass

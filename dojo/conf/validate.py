@@ -214,6 +214,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"config {err}") from err
     _validate_policy(cfg)
     _validate_critic(cfg)
+    section(cfg, "demo")  # DemoConfig checks its own values
     if cfg.teleop.name not in presets("teleop"):
         raise ConfigError(
             f"config 'teleop.name': {cfg.teleop.name!r} (available: {presets('teleop')})"

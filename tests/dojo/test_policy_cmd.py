@@ -116,3 +116,48 @@ def test_a_failing_critic_is_reported_with_its_log_and_the_demo_goes_on(tmp_path
     assert critic.wait() != 0
     err = capsys.readouterr().err
     assert "continuing without it" in err and "no_such.zarr" in err
+
+
+def test_the_demo_ends_with_a_practice_run_measured_before_and_after(demos, tmp_path, capsys):
+    """Step 6 of `dojo demo`: the trained policy practises with the distil learner in the twin;
+    its success is measured on the same held-out scene before and after, and the learner's
+    checkpoint is a compact one."""
+    from dojo import demo
+    from dojo.cli import DEMO
+    from policy.compact import CompactVLAPolicy
+    from policy.learner.learner import LATEST
+
+    policy = tmp_path / "policy"
+    train = ["train", "policy", f"store={demos}", f"out={policy}", "train.steps=3"]
+    assert run([*train, "train.batch_size=4", "train.checkpoint_every=0"]) == 0
+    cfg = DEMO.load(
+        [
+            "demo.practice_episodes=2",
+            "demo.practice_eval=1",
+            "learner.actor=distil",
+            "learner.reward=sparse",
+            "learner.distil_steps_per_episode=2",
+            "learner.distil_round=4",
+            "task.max_duration=2",
+        ]
+    )
+    out = tmp_path / "practice"
+    summary = demo.practise(cfg, policy / "checkpoint", demos, out)
+    printed = capsys.readouterr().out
+    assert "before practice: 0/1" in printed and "after practice : 0/1" in printed
+    assert summary["before"]["total"] == summary["after"]["total"] == 1
+    report = json.loads((out / "practice.json").read_text())
+    assert [e["seed"] for e in report["episodes"]] == [demo.PRACTICE_SEED0, demo.PRACTICE_SEED0 + 1]
+    assert report["learner"]["updates"] == 4  # two episodes, two optimiser steps credited each
+    assert (out / "practice.png").exists()
+    latest = json.loads((out / "learner" / LATEST).read_text())["checkpoint"]
+    assert CompactVLAPolicy.load(latest).joint_names == CompactVLAPolicy.load(
+        policy / "checkpoint"
+    ).joint_names
+
+
+def test_a_demo_practice_without_held_out_scenes_is_refused_with_the_key(capsys):
+    from dojo.cli import DEMO
+
+    with pytest.raises(Exception, match=r"demo\.practice_eval"):
+        DEMO.load(["demo.practice_eval=0"])
