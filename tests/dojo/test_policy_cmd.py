@@ -151,9 +151,10 @@ def test_the_demo_ends_with_a_practice_run_measured_before_and_after(demos, tmp_
     assert report["learner"]["updates"] == 4  # two episodes, two optimiser steps credited each
     assert (out / "practice.png").exists()
     latest = json.loads((out / "learner" / LATEST).read_text())["checkpoint"]
-    assert CompactVLAPolicy.load(latest).joint_names == CompactVLAPolicy.load(
-        policy / "checkpoint"
-    ).joint_names
+    assert (
+        CompactVLAPolicy.load(latest).joint_names
+        == CompactVLAPolicy.load(policy / "checkpoint").joint_names
+    )
 
 
 def test_a_demo_practice_without_held_out_scenes_is_refused_with_the_key(capsys):
